@@ -1,0 +1,39 @@
+"""State-dict manifests shipped as package data (copied from the LTFv6 reference set)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+VARIANTS = ("navsim", "token256", "mixed")
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    key: str
+    shape: tuple[int, ...]
+    dtype: str
+    synthetic_sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    variant: str
+    entries: tuple[ManifestEntry, ...]
+    synthetic_digest: str
+
+
+@cache
+def load_manifest(variant: str) -> Manifest:
+    """The ordered key list, shapes and synthetic-tensor digests of one checkpoint variant."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    path = resources.files("lead_ros") / "data" / "manifests" / f"{variant}.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    entries = tuple(
+        ManifestEntry(e["key"], tuple(e["shape"]), e["dtype"], e["synthetic_sha256"])
+        for e in data["entries"]
+    )
+    return Manifest(variant, entries, data["synthetic_state_dict_digest"])
