@@ -60,7 +60,11 @@ class TransfuserBackbone(nn.Module):
         # The LTF stem and stage 0 see only the constant grid; their output is cached per
         # (device, autocast dtype) and dropped whenever weights are loaded.
         self._ltf_stage0_cache: dict[tuple, torch.Tensor] = {}
-        self.register_load_state_dict_post_hook(lambda module, _: module._ltf_stage0_cache.clear())
+        self.register_load_state_dict_post_hook(lambda module, _: module.clear_cache())
+
+    def clear_cache(self) -> None:
+        """Forget cached LTF features (after the weights changed)."""
+        self._ltf_stage0_cache.clear()
 
     def normalize(self, rgb: torch.Tensor) -> torch.Tensor:
         """Raw 0..255 RGB to ImageNet-normalised input."""

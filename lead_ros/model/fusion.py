@@ -69,9 +69,7 @@ class GPT(nn.Module):
         self, image_tokens: torch.Tensor, bev_tokens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         batch, width = image_tokens.shape[:2]
-        x = torch.cat(
-            (image_tokens.flatten(2).transpose(1, 2), bev_tokens.flatten(2).transpose(1, 2)), dim=1
-        )
+        x = torch.cat((image_tokens.flatten(2).transpose(1, 2), bev_tokens.flatten(2).transpose(1, 2)), dim=1)
         x = x + self.pos_emb
         for block in self.blocks:
             x = block(x)

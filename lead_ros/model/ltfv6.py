@@ -51,9 +51,7 @@ class LTFv6(nn.Module):
                 heads always run in float32, as LEAD does.
         """
         device_type = rgb.device.type
-        autocast = (
-            torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
-        )
+        autocast = torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
         with autocast:
             bev = self.backbone(rgb)
             decoded = self.planning_decoder.decode(bev, speed, acceleration, command)
@@ -64,7 +62,5 @@ class LTFv6(nn.Module):
         """Auxiliary outputs from the BEV features: the 64x64 grid, semantics, CenterNet."""
         grid = self.backbone.top_down(bev_features)
         outputs = {"bev_feature_grid": grid, "bev_semantic_logits": self.bev_semantic_decoder_navsim(grid)}
-        outputs.update(
-            {f"centernet_{k}": v for k, v in self.center_net_decoder_navsim(grid).items()}
-        )
+        outputs.update({f"centernet_{k}_head": v for k, v in self.center_net_decoder_navsim(grid).items()})
         return outputs

@@ -33,7 +33,6 @@ def load_manifest(variant: str) -> Manifest:
     path = resources.files("lead_ros") / "data" / "manifests" / f"{variant}.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     entries = tuple(
-        ManifestEntry(e["key"], tuple(e["shape"]), e["dtype"], e["synthetic_sha256"])
-        for e in data["entries"]
+        ManifestEntry(e["key"], tuple(e["shape"]), e["dtype"], e["synthetic_sha256"]) for e in data["entries"]
     )
     return Manifest(variant, entries, data["synthetic_state_dict_digest"])

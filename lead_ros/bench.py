@@ -1,0 +1,118 @@
+"""``lead-ros bench``: latency percentiles, throughput and peak memory of the core.
+
+Preprocessing (four 1080x1920 cameras, JPEG round trip on) and inference are timed
+separately; inference at each requested image height. On CUDA, inference is timed with
+CUDA events. This is a benchmark that prints figures, never a timed test.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from lead_ros.observation import Command, Observation
+from lead_ros.planner import Planner
+from lead_ros.preprocessing import MODEL_IMAGE_WIDTH
+from lead_ros.synthetic_cameras import reference_cameras
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    runs: int
+
+    @classmethod
+    def of(cls, samples_ms: list[float]) -> LatencyStats:
+        p50, p90, p99 = np.percentile(samples_ms, [50, 90, 99])
+        return cls(float(p50), float(p90), float(p99), float(np.mean(samples_ms)), len(samples_ms))
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    device: str
+    precision: str
+    torch_threads: int
+    preprocess_4cam: LatencyStats
+    inference_by_height: dict[int, LatencyStats]
+    end_to_end_fps: float
+    peak_rss_mib: float
+    cuda_max_allocated_mib: float | None
+    untrained: bool
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["inference_by_height"] = {str(h): asdict(s) for h, s in self.inference_by_height.items()}
+        return data
+
+
+def _time_inference_ms(planner: Planner, image: np.ndarray) -> float:
+    if planner.device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        planner.infer(image, 5.0, 0.5, Command.STRAIGHT)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    t0 = time.perf_counter()
+    planner.infer(image, 5.0, 0.5, Command.STRAIGHT)
+    return 1e3 * (time.perf_counter() - t0)
+
+
+def run_bench(
+    planner: Planner, iters: int = 20, heights: tuple[int, ...] = (256, 270), warmup: int = 2
+) -> BenchReport:
+    cameras = reference_cameras()
+    observation = Observation(5.0, 0.5, Command.STRAIGHT, cameras=cameras)
+    preprocess = []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        planner.preprocess(observation)
+        if i >= warmup:
+            preprocess.append(1e3 * (time.perf_counter() - t0))
+    by_height = {}
+    rng = np.random.default_rng(0)
+    for height in heights:
+        image = rng.integers(0, 256, (height, MODEL_IMAGE_WIDTH, 3), dtype=np.uint8)
+        samples = [_time_inference_ms(planner, image) for _ in range(warmup + iters)]
+        by_height[height] = LatencyStats.of(samples[warmup:])
+    t0 = time.perf_counter()
+    frames = max(1, iters // 2)
+    for _ in range(frames):
+        planner.plan(observation)
+    fps = frames / (time.perf_counter() - t0)
+    cuda = planner.device.type == "cuda"
+    return BenchReport(
+        device=planner.info.device,
+        precision=planner.info.precision,
+        torch_threads=torch.get_num_threads(),
+        preprocess_4cam=LatencyStats.of(preprocess),
+        inference_by_height=by_height,
+        end_to_end_fps=fps,
+        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        cuda_max_allocated_mib=torch.cuda.max_memory_allocated(planner.device) / 2**20 if cuda else None,
+        untrained=planner.info.untrained,
+    )
+
+
+def format_report(report: BenchReport) -> str:
+    def row(name: str, s: LatencyStats) -> str:
+        return f"{name:<28} p50 {s.p50_ms:8.2f}  p90 {s.p90_ms:8.2f}  p99 {s.p99_ms:8.2f} ms  ({s.runs} runs)"
+
+    lines = [
+        f"device {report.device}, precision {report.precision}, torch threads {report.torch_threads}"
+        + (", UNTRAINED synthetic weights" if report.untrained else ""),
+        row("preprocess 4x1080x1920", report.preprocess_4cam),
+    ]
+    lines += [row(f"inference {h}x1920", s) for h, s in report.inference_by_height.items()]
+    lines.append(f"end-to-end throughput        {report.end_to_end_fps:.2f} frames/s (4 cameras -> plan)")
+    lines.append(f"peak RSS                     {report.peak_rss_mib:.0f} MiB")
+    if report.cuda_max_allocated_mib is not None:
+        lines.append(f"CUDA max allocated           {report.cuda_max_allocated_mib:.0f} MiB")
+    return "\n".join(lines)

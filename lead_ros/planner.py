@@ -1,0 +1,177 @@
+"""The ``Planner``: weights + device + precision in, ``plan(observation) -> Plan`` out.
+
+Shared by the ROS node, the bag tools, the CLI and the benchmark so that they all run the
+same preprocessing, inference and frame conversion.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lead_ros.frames import carla_to_iso8855
+from lead_ros.model import LTFv6Config
+from lead_ros.model.inference import optimize_for_inference
+from lead_ros.observation import Observation, Plan, PlanTimings
+from lead_ros.preprocessing import MODEL_IMAGE_WIDTH, prepare_stitched, stitch_cameras
+from lead_ros.weights.loader import build_models, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+WARMUP_HEIGHT = 270
+
+
+class PlannerConfigError(ValueError):
+    """A device or precision the planner cannot run with."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device != "cpu" and not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise PlannerConfigError(f"device {device!r}: expected auto, cpu, cuda or cuda:N")
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PlannerConfigError(
+                f"device {device!r}: CUDA is not available on this machine; use cpu or auto"
+            )
+        if (resolved.index or 0) >= torch.cuda.device_count():
+            raise PlannerConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return resolved
+
+
+def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision not in PRECISIONS:
+        raise PlannerConfigError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise PlannerConfigError("precision fp16 is not supported on CPU; use fp32 (exact) or bf16")
+    return PRECISIONS[precision]
+
+
+@dataclass(frozen=True)
+class PlannerInfo:
+    """What was loaded, for logs, diagnostics and CLI output."""
+
+    weights: str
+    weights_sha256: tuple[str, ...]
+    device: str
+    precision: str
+    untrained: bool
+    config: LTFv6Config
+    ensemble_size: int
+
+
+class Planner:
+    """LTFv6 inference with NAVSIM preprocessing and ISO 8855 output."""
+
+    def __init__(
+        self,
+        weights: str,
+        device: str = "auto",
+        precision: str = "fp32",
+        *,
+        jpeg_roundtrip: bool = True,
+        ensemble_size: int | None = None,
+        cache_dir: str | None = None,
+        expected_sha256: Sequence[str] = (),
+    ) -> None:
+        self.device = resolve_device(device)
+        self._autocast = check_precision(precision, self.device)
+        self.jpeg_roundtrip = jpeg_roundtrip
+        checkpoint = load_checkpoint(
+            weights, ensemble_size=ensemble_size, cache_dir=cache_dir, expected_sha256=expected_sha256
+        )
+        self.models = [optimize_for_inference(m).to(self.device) for m in build_models(checkpoint)]
+        self.info = PlannerInfo(
+            weights=checkpoint.source,
+            weights_sha256=tuple(f.sha256 for f in checkpoint.files),
+            device=str(self.device),
+            precision=precision,
+            untrained=checkpoint.untrained,
+            config=checkpoint.config,
+            ensemble_size=len(self.models),
+        )
+        self._cuda = self.device.type == "cuda"
+        self._inputs: dict[int, torch.Tensor] = {}
+        self._staging: dict[int, torch.Tensor] = {}
+        self._speed = torch.zeros(1, 1, device=self.device)
+        self._acceleration = torch.zeros(1, 1, device=self.device)
+        self._command = torch.zeros(1, 4, device=self.device)
+        self.infer(np.zeros((WARMUP_HEIGHT, MODEL_IMAGE_WIDTH, 3), np.uint8), 0.0, 0.0, 3)
+        log.info(
+            "planner ready: weights %s (sha256 %s), device %s, precision %s%s",
+            self.info.weights,
+            ", ".join(s[:12] for s in self.info.weights_sha256),
+            self.info.device,
+            precision,
+            ", UNTRAINED synthetic weights" if self.info.untrained else "",
+        )
+
+    def preprocess(self, observation: Observation) -> np.ndarray:
+        """The (H, 1920, 3) uint8 RGB model input for an observation."""
+        if observation.cameras is not None:
+            return stitch_cameras(observation.cameras, observation.encoding, jpeg=self.jpeg_roundtrip)
+        return prepare_stitched(observation.image, observation.encoding)
+
+    def _input_tensor(self, image: np.ndarray) -> torch.Tensor:
+        """Copy the image into a reused (1, 3, H, 1920) float buffer on the device."""
+        height = image.shape[0]
+        target = self._inputs.get(height)
+        if target is None:
+            target = torch.empty((1, 3, height, MODEL_IMAGE_WIDTH), device=self.device)
+            target = self._inputs[height] = target.contiguous(memory_format=torch.channels_last)
+        source = torch.from_numpy(image)
+        if self._cuda:
+            staging = self._staging.get(height)
+            if staging is None:
+                staging = self._staging[height] = torch.empty(image.shape, dtype=torch.uint8, pin_memory=True)
+            staging.copy_(source)
+            source = staging.to(self.device, non_blocking=True)
+        target[0].copy_(source.permute(2, 0, 1))
+        return target
+
+    @torch.inference_mode()
+    def infer(
+        self, image: np.ndarray, speed_mps: float, acceleration_mps2: float, command: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw model output (CARLA frame), averaged over the ensemble: (8, 2), (8,)."""
+        rgb = self._input_tensor(image)
+        self._speed.fill_(speed_mps)
+        self._acceleration.fill_(acceleration_mps2)
+        self._command.zero_()[0, int(command)] = 1.0
+        total = None
+        for model in self.models:
+            out = model(rgb, self._speed, self._acceleration, self._command, autocast_dtype=self._autocast)
+            joined = torch.cat((out.waypoints, out.headings.unsqueeze(-1)), dim=-1)
+            total = joined if total is None else total + joined
+        # One device-to-host copy per frame: the only synchronisation point.
+        result = (total / len(self.models))[0].double().cpu().numpy()
+        return result[:, :2], result[:, 2]
+
+    def plan(self, observation: Observation) -> Plan:
+        """Preprocess, infer, convert to ISO 8855; timings in milliseconds."""
+        t0 = time.perf_counter()
+        image = self.preprocess(observation)
+        t1 = time.perf_counter()
+        waypoints_carla, headings_carla = self.infer(
+            image, observation.speed_mps, observation.acceleration_mps2, observation.command
+        )
+        t2 = time.perf_counter()
+        waypoints, headings = carla_to_iso8855(waypoints_carla, headings_carla)
+        t3 = time.perf_counter()
+        return Plan(
+            waypoints=waypoints,
+            headings=headings,
+            waypoints_carla=waypoints_carla,
+            headings_carla=headings_carla,
+            timings=PlanTimings(1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2)),
+            model_image=image,
+        )

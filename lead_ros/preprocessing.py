@@ -1,0 +1,115 @@
+"""Camera images to the LTFv6 model input, exactly as LEAD's NAVSIM pipeline (SPEC §3).
+
+Four cameras [l0 | f0 | r0 | b0] are stitched side by side, resized to width 1920 with
+OpenCV's INTER_LINEAR, and sent through a JPEG quality-30 round trip in which OpenCV
+reads the RGB array as BGR (LEAD's channel swap: never "correct" it, it changes the
+input by up to 62 levels). An already stitched image is used as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+MODEL_IMAGE_WIDTH = 1920
+# The image trunk pools its last stage (H/32 rows) to 8 token rows.
+MIN_MODEL_IMAGE_HEIGHT = 256
+MAX_MODEL_IMAGE_HEIGHT = 1080
+CAMERA_NAMES = ("l0", "f0", "r0", "b0")
+SUPPORTED_ENCODINGS = ("rgb8", "bgr8")
+JPEG_QUALITY = 30
+_CAMERA_WIDTH = MODEL_IMAGE_WIDTH // len(CAMERA_NAMES)
+
+
+class ImageInputError(ValueError):
+    """An image that cannot become a model input; the message names it and what was expected."""
+
+
+def check_encoding(encoding: str, name: str = "image") -> None:
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise ImageInputError(
+            f"{name}: unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+
+
+def _check_array(image: np.ndarray, name: str) -> None:
+    if not isinstance(image, np.ndarray):
+        raise ImageInputError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ImageInputError(f"{name}: expected dtype uint8 (0..255), got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ImageInputError(f"{name}: expected shape (H, W, 3), got {image.shape}")
+
+
+def stitched_height(camera_height: int, camera_width: int) -> int:
+    """Model-input height for four cameras of this size (270 for 1080x1920 cameras)."""
+    return round(camera_height * _CAMERA_WIDTH / camera_width)
+
+
+def jpeg_roundtrip(image: np.ndarray) -> np.ndarray:
+    """Quality-30 JPEG encode/decode of an RGB array handed to OpenCV as if it were BGR."""
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ImageInputError("JPEG encoding of the stitched image failed")
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+
+def _to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
+    return image[..., ::-1] if encoding == "bgr8" else image
+
+
+def stitch_cameras(cameras: Sequence[np.ndarray], encoding: str = "rgb8", jpeg: bool = True) -> np.ndarray:
+    """Four equal-size camera images (l0, f0, r0, b0) -> (H, 1920, 3) uint8 RGB model input.
+
+    For an exact 4x reduction (1080x1920 cameras) each output pixel reads only its own
+    camera, so each camera is resized on its own: bit-identical to resizing the 7680-wide
+    stitched image, without building it.
+    """
+    check_encoding(encoding, "cameras")
+    if len(cameras) != len(CAMERA_NAMES):
+        raise ImageInputError(f"cameras: expected 4 images ({', '.join(CAMERA_NAMES)}), got {len(cameras)}")
+    for name, image in zip(CAMERA_NAMES, cameras, strict=True):
+        _check_array(image, f"camera {name}")
+    shapes = {image.shape for image in cameras}
+    if len(shapes) != 1:
+        sizes = ", ".join(
+            f"{n} {img.shape[1]}x{img.shape[0]}" for n, img in zip(CAMERA_NAMES, cameras, strict=True)
+        )
+        raise ImageInputError(f"cameras: all four must have the same size, got {sizes}")
+    cam_h, cam_w = cameras[0].shape[:2]
+    out_h = stitched_height(cam_h, cam_w)
+    if not MIN_MODEL_IMAGE_HEIGHT <= out_h <= MAX_MODEL_IMAGE_HEIGHT:
+        raise ImageInputError(
+            f"cameras: {cam_w}x{cam_h} images stitch to height {out_h}; the model needs "
+            f"{MIN_MODEL_IMAGE_HEIGHT}..{MAX_MODEL_IMAGE_HEIGHT} rows (1080x1920 cameras give 270)"
+        )
+    if cam_w == 4 * _CAMERA_WIDTH and cam_h == 4 * out_h:
+        resized = np.empty((out_h, MODEL_IMAGE_WIDTH, 3), np.uint8)
+        for k, image in enumerate(cameras):
+            resized[:, k * _CAMERA_WIDTH : (k + 1) * _CAMERA_WIDTH] = cv2.resize(
+                image, (_CAMERA_WIDTH, out_h), interpolation=cv2.INTER_LINEAR
+            )
+    else:
+        resized = cv2.resize(
+            np.concatenate(cameras, axis=1), (MODEL_IMAGE_WIDTH, out_h), interpolation=cv2.INTER_LINEAR
+        )
+    # Resizing acts per channel, so swapping channels afterwards is exact and cheaper.
+    rgb = np.ascontiguousarray(_to_rgb(resized, encoding))
+    return jpeg_roundtrip(rgb) if jpeg else rgb
+
+
+def prepare_stitched(image: np.ndarray, encoding: str = "rgb8") -> np.ndarray:
+    """An already stitched (H, 1920, 3) model input, validated and returned as RGB."""
+    check_encoding(encoding, "stitched image")
+    _check_array(image, "stitched image")
+    height, width = image.shape[:2]
+    if width != MODEL_IMAGE_WIDTH:
+        raise ImageInputError(f"stitched image: width must be exactly {MODEL_IMAGE_WIDTH}, got {width}")
+    if not MIN_MODEL_IMAGE_HEIGHT <= height <= MAX_MODEL_IMAGE_HEIGHT:
+        raise ImageInputError(
+            f"stitched image: height must be {MIN_MODEL_IMAGE_HEIGHT}..{MAX_MODEL_IMAGE_HEIGHT} "
+            f"(270 from NAVSIM cameras, 256 per the model card), got {height}"
+        )
+    return np.ascontiguousarray(_to_rgb(image, encoding))

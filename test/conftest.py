@@ -1,0 +1,102 @@
+"""Shared fixtures: golden reference data, synthetic checkpoints, planners, and the DDS
+guard that refuses to start rclpy without loopback-only discovery."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data" / "ltfv6_reference"
+REPO = Path(__file__).resolve().parent.parent
+LOOPBACK_PROFILE_MARKERS = ("<useBuiltinTransports>false</useBuiltinTransports>", "127.0.0.1")
+ROS_FIXTURES = {"ros_context"}
+
+
+def dds_settings_problems() -> list[str]:
+    """What is missing for DDS traffic to stay on loopback (empty when safe)."""
+    problems = []
+    if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "LOCALHOST":
+        problems.append("ROS_AUTOMATIC_DISCOVERY_RANGE must be LOCALHOST")
+    profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "")
+    if not profile or not Path(profile).is_file():
+        problems.append(
+            "FASTDDS_DEFAULT_PROFILES_FILE must name the loopback profile (config/fastdds_loopback.xml)"
+        )
+    elif not all(m in Path(profile).read_text() for m in LOOPBACK_PROFILE_MARKERS):
+        problems.append(f"FASTDDS_DEFAULT_PROFILES_FILE={profile} is not a loopback-only profile")
+    if not os.environ.get("ROS_DOMAIN_ID", "").isdigit():
+        problems.append("ROS_DOMAIN_ID must be set to this run's own domain")
+    return problems
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Refuse the whole run, loudly, before any test starts rclpy with unsafe DDS settings."""
+    uses_ros = [item.nodeid for item in items if ROS_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    problems = dds_settings_problems()
+    if uses_ros and problems:
+        pytest.exit(
+            "refusing to start rclpy: DDS discovery could leave this machine ("
+            + "; ".join(problems)
+            + "). Run the suite through `make test`, which sets them.",
+            returncode=4,
+        )
+
+
+@pytest.fixture(scope="session")
+def ros_context():
+    """An rclpy context, started only under the loopback DDS settings."""
+    problems = dds_settings_problems()
+    if problems:
+        pytest.fail("refusing to start rclpy: " + "; ".join(problems))
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    context.try_shutdown()
+
+
+def load_cases(relative: str = "cases.json") -> list[dict]:
+    path = DATA / relative
+    cases = json.loads(path.read_text())["cases"]
+    for case in cases:
+        case["image_path"] = (path.parent / case["image_file"]).resolve()
+    return cases
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def synthetic_checkpoints(tmp_path_factory):
+    """Synthetic checkpoint directories by variant, written once per session on demand."""
+    from lead_ros.weights.synthetic import write_synthetic_checkpoint
+
+    root = tmp_path_factory.mktemp("weights")
+    made: dict[str, Path] = {}
+
+    def get(variant: str = "navsim") -> Path:
+        if variant not in made:
+            write_synthetic_checkpoint(root / variant, variant)
+            made[variant] = root / variant
+        return made[variant]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def navsim_weights(synthetic_checkpoints) -> Path:
+    return synthetic_checkpoints("navsim")
+
+
+@pytest.fixture(scope="session")
+def planner(navsim_weights):
+    from lead_ros.planner import Planner
+
+    return Planner(str(navsim_weights), "cpu", "fp32")
