@@ -65,9 +65,7 @@ def _time_inference_ms(planner: Planner, image: np.ndarray) -> float:
     return 1e3 * (time.perf_counter() - t0)
 
 
-def run_bench(
-    planner: Planner, iters: int = 20, heights: tuple[int, ...] = (256, 270), warmup: int = 2
-) -> BenchReport:
+def run_bench(planner: Planner, iters: int = 20, heights: tuple[int, ...] = (256, 270), warmup: int = 2) -> BenchReport:
     cameras = reference_cameras()
     observation = Observation(5.0, 0.5, Command.STRAIGHT, cameras=cameras)
     preprocess = []

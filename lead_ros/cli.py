@@ -136,9 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.set_defaults(func=cmd_bench)
 
-    weights = sub.add_parser("weights", help="weights utilities").add_subparsers(
-        dest="weights_command", required=True
-    )
+    weights = sub.add_parser("weights", help="weights utilities").add_subparsers(dest="weights_command", required=True)
     synth = weights.add_parser("synth", help="write synthetic (untrained) weights in LEAD's layout")
     synth.add_argument("--out", required=True, help="output checkpoint directory")
     synth.add_argument("--variant", default="navsim", choices=VARIANTS)
@@ -146,13 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr(verbose: bool) -> None:
+    """One stderr handler on the package logger (replaced on every call, so repeated
+    in-process calls write to the current stderr)."""
+    package = logging.getLogger("lead_ros")
+    for handler in [h for h in package.handlers if getattr(h, "lead_ros_cli", False)]:
+        package.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(name)s: %(message)s"))
+    handler.lead_ros_cli = True
+    package.addHandler(handler)
+    package.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="[%(levelname)s] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _log_to_stderr(args.verbose)
     try:
         return args.func(args)
     except ValueError as error:  # every input/weights/config error is a ValueError subclass

@@ -28,15 +28,11 @@ class Command(IntEnum):
             try:
                 return cls[value.strip().upper()]
             except KeyError:
-                raise ValueError(
-                    f"command {value!r} is not one of {', '.join(c.name.lower() for c in cls)}"
-                ) from None
+                raise ValueError(f"command {value!r} is not one of {', '.join(c.name.lower() for c in cls)}") from None
         try:
             return cls(int(value))
         except ValueError:
-            raise ValueError(
-                f"command {value!r} is outside 0..3 (0 left, 1 straight, 2 right, 3 unknown)"
-            ) from None
+            raise ValueError(f"command {value!r} is outside 0..3 (0 left, 1 straight, 2 right, 3 unknown)") from None
 
     def one_hot(self) -> list[float]:
         return [1.0 if i == self.value else 0.0 for i in range(len(Command))]
@@ -67,9 +63,7 @@ class Observation:
         if not math.isfinite(self.speed_mps) or self.speed_mps < 0:
             raise ObservationError(f"speed: expected a finite value >= 0 m/s, got {self.speed_mps}")
         if not math.isfinite(self.acceleration_mps2):
-            raise ObservationError(
-                f"acceleration: expected a finite value in m/s^2, got {self.acceleration_mps2}"
-            )
+            raise ObservationError(f"acceleration: expected a finite value in m/s^2, got {self.acceleration_mps2}")
         if not isinstance(self.command, Command):
             object.__setattr__(self, "command", Command.parse(self.command))
 

@@ -40,9 +40,7 @@ def resolve_device(device: str) -> torch.device:
     resolved = torch.device(device)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise PlannerConfigError(
-                f"device {device!r}: CUDA is not available on this machine; use cpu or auto"
-            )
+            raise PlannerConfigError(f"device {device!r}: CUDA is not available on this machine; use cpu or auto")
         if (resolved.index or 0) >= torch.cuda.device_count():
             raise PlannerConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
     return resolved

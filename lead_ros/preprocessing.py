@@ -29,9 +29,7 @@ class ImageInputError(ValueError):
 
 def check_encoding(encoding: str, name: str = "image") -> None:
     if encoding not in SUPPORTED_ENCODINGS:
-        raise ImageInputError(
-            f"{name}: unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
-        )
+        raise ImageInputError(f"{name}: unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
 
 
 def _check_array(image: np.ndarray, name: str) -> None:
@@ -74,9 +72,7 @@ def stitch_cameras(cameras: Sequence[np.ndarray], encoding: str = "rgb8", jpeg: 
         _check_array(image, f"camera {name}")
     shapes = {image.shape for image in cameras}
     if len(shapes) != 1:
-        sizes = ", ".join(
-            f"{n} {img.shape[1]}x{img.shape[0]}" for n, img in zip(CAMERA_NAMES, cameras, strict=True)
-        )
+        sizes = ", ".join(f"{n} {img.shape[1]}x{img.shape[0]}" for n, img in zip(CAMERA_NAMES, cameras, strict=True))
         raise ImageInputError(f"cameras: all four must have the same size, got {sizes}")
     cam_h, cam_w = cameras[0].shape[:2]
     out_h = stitched_height(cam_h, cam_w)

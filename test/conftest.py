@@ -24,9 +24,7 @@ def dds_settings_problems() -> list[str]:
         problems.append("ROS_AUTOMATIC_DISCOVERY_RANGE must be LOCALHOST")
     profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "")
     if not profile or not Path(profile).is_file():
-        problems.append(
-            "FASTDDS_DEFAULT_PROFILES_FILE must name the loopback profile (config/fastdds_loopback.xml)"
-        )
+        problems.append("FASTDDS_DEFAULT_PROFILES_FILE must name the loopback profile (config/fastdds_loopback.xml)")
     elif not all(m in Path(profile).read_text() for m in LOOPBACK_PROFILE_MARKERS):
         problems.append(f"FASTDDS_DEFAULT_PROFILES_FILE={profile} is not a loopback-only profile")
     if not os.environ.get("ROS_DOMAIN_ID", "").isdigit():

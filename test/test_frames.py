@@ -11,9 +11,7 @@ from lead_ros.frames import carla_to_iso8855, yaw_to_quaternion
 def test_golden_outputs_convert_to_the_reference_iso_frame():
     for case in load_cases():
         ref = case["outputs_float64"]
-        waypoints, headings = carla_to_iso8855(
-            np.array(ref["waypoints_carla"]), np.array(ref["headings_carla"])
-        )
+        waypoints, headings = carla_to_iso8855(np.array(ref["waypoints_carla"]), np.array(ref["headings_carla"]))
         np.testing.assert_array_equal(waypoints, ref["waypoints_iso8855"])
         np.testing.assert_array_equal(headings, ref["headings_iso8855"])
 

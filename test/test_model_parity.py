@@ -79,18 +79,10 @@ def _capture_intermediates(model, case: dict) -> dict[str, torch.Tensor]:
     hooks.append(backbone.lidar_encoder.act1.register_forward_hook(keep("lidar_stem")))
     for i in range(4):
         layer = f"layer{i + 1}"
-        hooks.append(
-            getattr(backbone.image_encoder, layer).register_forward_hook(keep(f"image_block{i}_prefusion"))
-        )
-        hooks.append(
-            getattr(backbone.lidar_encoder, layer).register_forward_hook(keep(f"lidar_block{i}_prefusion"))
-        )
-        hooks.append(
-            backbone.transformers[i].register_forward_hook(keep(f"gpt{i}_image_tokens_out", lambda o: o[0]))
-        )
-        hooks.append(
-            backbone.transformers[i].register_forward_hook(keep(f"gpt{i}_lidar_tokens_out", lambda o: o[1]))
-        )
+        hooks.append(getattr(backbone.image_encoder, layer).register_forward_hook(keep(f"image_block{i}_prefusion")))
+        hooks.append(getattr(backbone.lidar_encoder, layer).register_forward_hook(keep(f"lidar_block{i}_prefusion")))
+        hooks.append(backbone.transformers[i].register_forward_hook(keep(f"gpt{i}_image_tokens_out", lambda o: o[0])))
+        hooks.append(backbone.transformers[i].register_forward_hook(keep(f"gpt{i}_lidar_tokens_out", lambda o: o[1])))
     hooks.append(backbone.register_forward_hook(keep("bev_features")))
     decoder = model.planning_decoder
     hooks.append(decoder.planning_context_encoder.register_forward_hook(keep("context_tokens")))
@@ -129,9 +121,7 @@ def test_case00_intermediate_stats(case00_intermediates, name):
     assert list(ours.shape) == reference["shape"], name
     scale = max(abs(reference["min"]), abs(reference["max"]), 1.0)
     flat = ours.flatten()
-    np.testing.assert_allclose(
-        flat.sum().item(), reference["sum"], rtol=0, atol=1e-5 * reference["abs_sum"] + 1e-6
-    )
+    np.testing.assert_allclose(flat.sum().item(), reference["sum"], rtol=0, atol=1e-5 * reference["abs_sum"] + 1e-6)
     np.testing.assert_allclose(flat.abs().sum().item(), reference["abs_sum"], rtol=1e-5)
     np.testing.assert_allclose(
         [flat.min().item(), flat.max().item()],
@@ -140,9 +130,7 @@ def test_case00_intermediate_stats(case00_intermediates, name):
         atol=1e-4 * scale,
     )
     indices = [int(i) for i in reference["samples"]]
-    np.testing.assert_allclose(
-        flat[indices].numpy(), list(reference["samples"].values()), rtol=0, atol=1e-4 * scale
-    )
+    np.testing.assert_allclose(flat[indices].numpy(), list(reference["samples"].values()), rtol=0, atol=1e-4 * scale)
 
 
 @pytest.mark.parametrize(

@@ -64,9 +64,7 @@ def test_bgr8_cameras_give_the_same_input_as_rgb8(cameras):
     np.testing.assert_array_equal(stitch_cameras(bgr, "bgr8"), stitch_cameras(cameras, "rgb8"))
 
 
-@pytest.mark.parametrize(
-    ("h", "w", "rows"), [(1080, 1920, 270), (540, 960, 270), (1200, 1920, 300), (720, 1280, 270)]
-)
+@pytest.mark.parametrize(("h", "w", "rows"), [(1080, 1920, 270), (540, 960, 270), (1200, 1920, 300), (720, 1280, 270)])
 def test_other_camera_sizes_resize_to_width_1920(h, w, rows):
     assert stitched_height(h, w) == rows
     cams = reference_cameras(h, w)

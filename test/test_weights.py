@@ -153,9 +153,7 @@ def test_ensemble_directory_averages_members(tmp_path, navsim_weights, state):
     shutil.copy(navsim_weights / "config.json", tmp_path / "config.json")
     torch.save(state, tmp_path / "model_0000.pth")
     other = dict(state)
-    other["planning_decoder.wp_decoder.bias"] = state["planning_decoder.wp_decoder.bias"] + torch.tensor(
-        [1.0, -2.0]
-    )
+    other["planning_decoder.wp_decoder.bias"] = state["planning_decoder.wp_decoder.bias"] + torch.tensor([1.0, -2.0])
     torch.save(other, tmp_path / "model_0001.pth")
     image = np.zeros((256, 1920, 3), np.uint8)
     both = Planner(str(tmp_path), "cpu")
@@ -234,6 +232,4 @@ def test_hub_source_not_cached_offline_names_what_was_tried(tmp_path, monkeypatc
 def test_hub_snapshot_of_unknown_layout_lists_its_files(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _fabricate_hub_cache(tmp_path, "a/b", {"README.md": "model card", "ltfv6.json": "{}"})
-    _expect_error(
-        "hf://a/b", "matches no known checkpoint layout", "README.md", "ltfv6.json", cache_dir=str(tmp_path)
-    )
+    _expect_error("hf://a/b", "matches no known checkpoint layout", "README.md", "ltfv6.json", cache_dir=str(tmp_path))

@@ -73,9 +73,7 @@ class TransfuserBackbone(nn.Module):
     def ltf_stage0(self, batch: int) -> torch.Tensor:
         """Stage-0 features of the LTF branch (input independent, cached in eval mode)."""
         if self.training:
-            return _stage(self.lidar_encoder, 0, _stem(self.lidar_encoder, self.ltf_grid)).expand(
-                batch, -1, -1, -1
-            )
+            return _stage(self.lidar_encoder, 0, _stem(self.lidar_encoder, self.ltf_grid)).expand(batch, -1, -1, -1)
         device = self.ltf_grid.device
         autocast = torch.is_autocast_enabled(device.type)
         key = (device, torch.get_autocast_dtype(device.type) if autocast else None)
@@ -95,9 +93,7 @@ class TransfuserBackbone(nn.Module):
         bev_out = self.img_channel_to_lidar[index](bev_out)
         bev = bev + F.interpolate(bev_out, size=bev.shape[2:], mode="bilinear", align_corners=False)
         if update_image:
-            image = image + F.interpolate(
-                image_out, size=image.shape[2:], mode="bilinear", align_corners=False
-            )
+            image = image + F.interpolate(image_out, size=image.shape[2:], mode="bilinear", align_corners=False)
         return image, bev
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:

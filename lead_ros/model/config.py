@@ -34,8 +34,7 @@ class LTFv6Config:
     def __post_init__(self) -> None:
         if self.token_dim <= 0 or self.token_dim % self.num_decoder_heads:
             raise ValueError(
-                f"token_dim {self.token_dim} must be a positive multiple of "
-                f"num_decoder_heads {self.num_decoder_heads}"
+                f"token_dim {self.token_dim} must be a positive multiple of num_decoder_heads {self.num_decoder_heads}"
             )
         if self.token_dim % 4:
             raise ValueError(f"token_dim {self.token_dim} must be a multiple of 4 (sine embedding)")

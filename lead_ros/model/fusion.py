@@ -65,9 +65,7 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(width, num_heads, expansion) for _ in range(num_layers))
         self.ln_f = nn.LayerNorm(width)
 
-    def forward(
-        self, image_tokens: torch.Tensor, bev_tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image_tokens: torch.Tensor, bev_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch, width = image_tokens.shape[:2]
         x = torch.cat((image_tokens.flatten(2).transpose(1, 2), bev_tokens.flatten(2).transpose(1, 2)), dim=1)
         x = x + self.pos_emb

@@ -50,9 +50,7 @@ class PlanningContextEncoder(nn.Module):
         self.acceleration_encoder = nn.Sequential(nn.Linear(1, dim))
         self.command_encoder = nn.Sequential(nn.Linear(NUM_COMMANDS, dim))
         self.dimension_adapter = nn.Conv2d(BEV_CHANNELS, dim, 1)
-        self.register_buffer(
-            "bev_pos_embedding", sine_position_embedding(dim, *BEV_TOKEN_GRID), persistent=False
-        )
+        self.register_buffer("bev_pos_embedding", sine_position_embedding(dim, *BEV_TOKEN_GRID), persistent=False)
 
     def forward(
         self,
@@ -92,9 +90,7 @@ class PlanningDecoder(nn.Module):
             batch_first=True,
             norm_first=False,
         )
-        self.transformer_decoder = nn.TransformerDecoder(
-            layer, config.num_decoder_layers, norm=nn.LayerNorm(dim)
-        )
+        self.transformer_decoder = nn.TransformerDecoder(layer, config.num_decoder_layers, norm=nn.LayerNorm(dim))
         self.wp_decoder = nn.Linear(dim, 2)
         self.heading_decoder = nn.Linear(dim, 1)
 

@@ -128,9 +128,7 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> LTFv6Config:
     )
 
 
-def check_against_model(
-    state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], origin: str
-) -> None:
+def check_against_model(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], origin: str) -> None:
     """Raise with the first missing, unexpected and misshapen keys, if any."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -208,9 +206,7 @@ def load_checkpoint(
         sha = file_sha256(path)
         log.info("weights file %s sha256 %s", path, sha)
         if expected_sha256 and sha not in expected_sha256:
-            raise WeightsError(
-                f"weights file {path} has sha256 {sha}, not one of the expected {list(expected_sha256)}"
-            )
+            raise WeightsError(f"weights file {path} has sha256 {sha}, not one of the expected {list(expected_sha256)}")
         state = strip_wrapper_prefixes(read_state_dict(path))
         inferred = infer_config(state)
         if config_json is not None:

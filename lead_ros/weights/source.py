@@ -43,9 +43,7 @@ def parse_source(spec: str) -> Path | HubSource:
         return HubSource(repo, revision or None)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise WeightsError(
-            f"weights source {spec!r} is neither an existing path nor an hf://OWNER/REPO source"
-        )
+        raise WeightsError(f"weights source {spec!r} is neither an existing path nor an hf://OWNER/REPO source")
     return path
 
 

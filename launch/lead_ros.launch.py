@@ -1,0 +1,70 @@
+"""Launch the LTFv6 planner node: ``ros2 launch lead_ros lead_ros.launch.py``.
+
+Arguments given on the command line override the params file. Equivalent direct command:
+``ros2 run lead_ros lead_planner --ros-args --params-file <share>/config/lead_ros.yaml``.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+# The node's private topics; each gets a <name>_topic launch argument to remap it.
+TOPICS = (
+    "input/cameras/l0", "input/cameras/f0", "input/cameras/r0", "input/cameras/b0", "input/image",
+    "input/odometry", "input/imu", "input/command", "output/path", "debug/image", "debug/markers",
+    "debug/inference_time_ms", "debug/pipeline_latency_ms",
+)  # fmt: skip
+OVERRIDABLE = ("weights", "device", "precision")
+
+
+def _topic_key(topic: str) -> str:
+    return topic.replace("/", "_") + "_topic"
+
+
+def _launch_setup(context):
+    overrides = {"use_sim_time": LaunchConfiguration("use_sim_time").perform(context).lower() == "true"}
+    for name in OVERRIDABLE:
+        value = LaunchConfiguration(name).perform(context)
+        if value:  # empty: keep the params file's value
+            overrides[name] = value
+    return [
+        Node(
+            package="lead_ros",
+            executable="lead_planner",
+            name=LaunchConfiguration("node_name"),
+            namespace=LaunchConfiguration("namespace"),
+            parameters=[LaunchConfiguration("params_file"), overrides],
+            remappings=[(f"~/{t}", LaunchConfiguration(_topic_key(t))) for t in TOPICS],
+            arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_params = os.path.join(get_package_share_directory("lead_ros"), "config", "lead_ros.yaml")
+    arguments = [
+        DeclareLaunchArgument("params_file", default_value=default_params,
+                              description="ROS 2 params file with the lead_planner parameters."),
+        DeclareLaunchArgument("weights", default_value="",
+                              description="Weights: path or hf://OWNER/REPO[@REV]; empty keeps the params file's."),
+        DeclareLaunchArgument("device", default_value="",
+                              description="auto, cpu, cuda or cuda:N; empty keeps the params file's."),
+        DeclareLaunchArgument("precision", default_value="",
+                              description="fp32, fp16 or bf16; empty keeps the params file's."),
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
+        DeclareLaunchArgument("node_name", default_value="lead_planner", description="Name of the node."),
+        DeclareLaunchArgument("use_sim_time", default_value="false",
+                              description="Follow /clock (true when replaying a bag with --clock)."),
+        DeclareLaunchArgument("log_level", default_value="info",
+                              description="Logger level: debug, info, warn, error or fatal."),
+    ]  # fmt: skip
+    arguments += [
+        DeclareLaunchArgument(_topic_key(t), default_value=f"~/{t}", description=f"Remap of ~/{t}.") for t in TOPICS
+    ]
+    return LaunchDescription([*arguments, OpaqueFunction(function=_launch_setup)])

@@ -1,0 +1,162 @@
+"""The node's parameters: one specification shared by the ROS node (declaration with
+descriptors), the packaged ``config/lead_ros.yaml`` and the offline bag tools.
+
+Pure Python: reading a params file here needs no rclpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lead_ros.weights.source import OFFICIAL_SOURCE
+
+CAMERA_MODES = ("navsim_4cam", "stitched")
+IMAGE_TRANSPORTS = ("raw", "compressed")
+CAMERA_QOS = ("sensor_data", "reliable")
+ACCELERATION_SOURCES = ("odometry", "imu")
+MISSING_CAMERA_POLICIES = ("skip", "fill_black")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: name, default (its type is the parameter type), documentation, range."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    min_value: float | None = None
+    max_value: float | None = None
+    read_only: bool = True
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("weights", OFFICIAL_SOURCE, "Weights source: local file/directory or hf://OWNER/REPO[@REVISION]."),
+    ParamSpec("ensemble_size", 0, "Number of model*.pth files of a checkpoint directory to average; 0 = all.",
+              min_value=0, max_value=64),
+    ParamSpec("expected_sha256", "", "Comma-separated sha256 digests the weights files must have; empty = no check."),
+    ParamSpec("hf_cache_dir", "", "Hugging Face cache directory for hf:// sources; empty = the hub default."),
+    ParamSpec("device", "auto", "Inference device: auto (CUDA when available), cpu, cuda or cuda:N."),
+    ParamSpec("precision", "fp32", "fp32, fp16 (CUDA only) or bf16; output heads always run in fp32.",
+              choices=PRECISIONS),
+    ParamSpec("camera_mode", "navsim_4cam",
+              "navsim_4cam: four cameras l0 f0 r0 b0 with NAVSIM preprocessing; stitched: one H x 1920 input.",
+              choices=CAMERA_MODES),
+    ParamSpec("image_transport", "raw",
+              "raw: sensor_msgs/Image (rgb8/bgr8); compressed: sensor_msgs/CompressedImage (jpeg/png).",
+              choices=IMAGE_TRANSPORTS),
+    ParamSpec("jpeg_roundtrip", True, "Apply NAVSIM's JPEG quality-30 round trip to stitched cameras (navsim_4cam)."),
+    ParamSpec("camera_qos", "sensor_data", "Camera subscription QoS: sensor_data (best effort) or reliable.",
+              choices=CAMERA_QOS),
+    ParamSpec("acceleration_source", "odometry",
+              "odometry: estimated from the odometry twist; imu: planar norm of ~/input/imu.",
+              choices=ACCELERATION_SOURCES),
+    ParamSpec("acceleration_window_s", 0.5, "Window of the odometry acceleration estimator, seconds.",
+              min_value=0.05, max_value=5.0),
+    ParamSpec("sync_tolerance_ms", 50.0,
+              "Max |stamp difference| of side cameras to the anchor, and max age of the newest odometry/IMU.",
+              min_value=0.0, max_value=2000.0),
+    ParamSpec("missing_camera_policy", "skip",
+              "A side camera without a message within tolerance: skip the frame, or fill_black.",
+              choices=MISSING_CAMERA_POLICIES),
+    ParamSpec("max_future_stamp_s", 1.0, "Frames stamped further than this ahead of the node clock are rejected.",
+              min_value=0.0, max_value=60.0),
+    ParamSpec("command_timeout_s", 0.0, "A route command older than this is stale; 0 = never stale.",
+              min_value=0.0, max_value=3600.0),
+    ParamSpec("default_command", 3, "Command used until one arrives or when stale: 0 left, 1 straight, 2 right, "
+              "3 unknown.", min_value=0, max_value=3),
+    ParamSpec("frame_id", "base_link", "frame_id of the published Path (ISO 8855: x forward, y left, z up)."),
+    ParamSpec("prepend_origin_pose", False, "Start the Path with the identity pose at the anchor stamp."),
+    ParamSpec("processing_budget_ms", 500.0, "Diagnostics WARN when a frame's processing exceeds this.",
+              min_value=1.0, max_value=60000.0),
+    ParamSpec("max_consecutive_failures", 5, "Diagnostics ERROR after this many failed frames in a row.",
+              min_value=1, max_value=1000),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, node-clock seconds.",
+              min_value=0.05, max_value=60.0),
+    ParamSpec("publish_debug_image", False, "Publish ~/debug/image: the model input with the plan drawn on it."),
+)  # fmt: skip
+
+_BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Validated parameter values (see ``PARAMETERS`` for their meaning)."""
+
+    weights: str
+    ensemble_size: int
+    expected_sha256: str
+    hf_cache_dir: str
+    device: str
+    precision: str
+    camera_mode: str
+    image_transport: str
+    jpeg_roundtrip: bool
+    camera_qos: str
+    acceleration_source: str
+    acceleration_window_s: float
+    sync_tolerance_ms: float
+    missing_camera_policy: str
+    max_future_stamp_s: float
+    command_timeout_s: float
+    default_command: int
+    frame_id: str
+    prepend_origin_pose: bool
+    processing_budget_ms: float
+    max_consecutive_failures: int
+    diagnostics_period_s: float
+    publish_debug_image: bool
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> NodeConfig:
+        """Defaults overridden by ``values``; raises ValueError listing every bad value."""
+        unknown = sorted(set(values) - set(_BY_NAME))
+        merged = {p.name: _coerce(p, values.get(p.name, p.default)) for p in PARAMETERS}
+        errors = [f"unknown parameter {name!r}" for name in unknown]
+        errors += [e for spec in PARAMETERS if (e := check_value(spec, merged[spec.name]))]
+        if errors:
+            raise ValueError("invalid lead_planner parameters: " + "; ".join(errors))
+        return cls(**merged)
+
+    @classmethod
+    def from_yaml(cls, path: Path, node_name: str = "lead_planner") -> NodeConfig:
+        """Read a ROS 2 params file (``/**`` or ``<node_name>`` section, ``ros__parameters``)."""
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        values: dict[str, Any] = {}
+        for key in ("/**", node_name, f"/{node_name}"):
+            values.update((data.get(key) or {}).get("ros__parameters", {}))
+        values.pop("use_sim_time", None)
+        return cls.from_values(values)
+
+    @property
+    def expected_sha256_list(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.expected_sha256.split(",") if s.strip())
+
+
+def _coerce(spec: ParamSpec, value: Any) -> Any:
+    """YAML and ROS give ``1`` for a float parameter set to 1.0; accept it as a float."""
+    if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def check_value(spec: ParamSpec, value: Any) -> str | None:
+    """None when ``value`` is valid for ``spec``, else a message naming both."""
+    expected = type(spec.default)
+    if type(value) is not expected:
+        return f"{spec.name}: expected {expected.__name__}, got {value!r}"
+    if spec.choices and value not in spec.choices:
+        return f"{spec.name}: {value!r} is not one of {', '.join(spec.choices)}"
+    if spec.min_value is not None and value < spec.min_value:
+        return f"{spec.name}: {value} is below the minimum {spec.min_value}"
+    if spec.max_value is not None and value > spec.max_value:
+        return f"{spec.name}: {value} is above the maximum {spec.max_value}"
+    if spec.name == "weights" and not value:
+        return "weights: must not be empty"
+    return None

@@ -1,0 +1,108 @@
+"""Packaging: package.xml, a real colcon build, the launch file's arguments, lint config."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+EXEC_DEPENDS = {
+    "rclpy", "sensor_msgs", "nav_msgs", "geometry_msgs", "std_msgs", "diagnostic_msgs",
+    "visualization_msgs", "python3-numpy", "python3-opencv", "python3-yaml",
+}  # fmt: skip
+LAUNCH_ARGUMENTS = {
+    "params_file", "weights", "device", "precision", "namespace", "node_name", "use_sim_time", "log_level",
+}  # fmt: skip
+
+
+def test_package_xml_is_valid_format_3_ament_python():
+    from catkin_pkg.package import parse_package
+
+    package = parse_package(str(REPO / "package.xml"))
+    package.validate()
+    assert package.package_format == 3 and package.name == "lead_ros"
+    assert [lic for lic in package.licenses] == ["Apache-2.0"]
+    assert package.get_build_type() == "ament_python"
+    assert len(package.description.split()) > 20
+    assert EXEC_DEPENDS <= {d.name for d in package.exec_depends}
+
+
+def _copy_sources(target: Path) -> None:
+    """The files a user's clone has (no virtualenv, no build outputs)."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in tracked.splitlines():
+        if name.startswith("test/data/"):
+            continue
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def test_colcon_build_installs_package(tmp_path):
+    colcon = Path(sys.executable).with_name("colcon")
+    assert colcon.exists(), "colcon-core is part of requirements/dev.txt"
+    workspace = tmp_path / "ws"
+    _copy_sources(workspace / "src" / "lead_ros")
+    env = {**os.environ, "COLCON_HOME": str(tmp_path / "colcon_home"), "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [str(colcon), "build", "--event-handlers", "console_direct-", "--base-paths", "src"],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    share = workspace / "install" / "lead_ros" / "share" / "lead_ros"
+    for relative in ("package.xml", "launch/lead_ros.launch.py", "config/lead_ros.yaml", "config/fastdds_loopback.xml"):
+        assert (share / relative).is_file(), relative
+    index = workspace / "install" / "lead_ros" / "share" / "ament_index" / "resource_index" / "packages" / "lead_ros"
+    assert index.is_file()
+    scripts = workspace / "install" / "lead_ros" / "lib" / "lead_ros"
+    assert (scripts / "lead_planner").is_file() and (scripts / "lead-ros").is_file()
+    manifests = list((workspace / "install" / "lead_ros").rglob("lead_ros/data/manifests/navsim.json"))
+    assert manifests, "the state-dict manifest ships as package data"
+
+
+def _launch_arguments() -> dict[str, str]:
+    """Literal DeclareLaunchArgument names and descriptions in the launch file."""
+    tree = ast.parse((REPO / "launch" / "lead_ros.launch.py").read_text())
+    found = {}
+    for node in ast.walk(tree):
+        func = getattr(node, "func", None)
+        if isinstance(node, ast.Call) and getattr(func, "id", None) == "DeclareLaunchArgument":
+            if isinstance(node.args[0], ast.Constant):
+                description = next(k.value for k in node.keywords if k.arg == "description")
+                found[node.args[0].value] = description.value
+    return found
+
+
+def test_launch_file_declares_the_documented_arguments():
+    arguments = _launch_arguments()
+    assert set(arguments) >= LAUNCH_ARGUMENTS
+    assert all(len(text) > 10 for text in arguments.values()), "every argument has a description"
+
+
+def test_only_the_launch_file_imports_launch_modules():
+    forbidden = ("launch", "launch_ros", "message_filters", "cv_bridge", "tf2_ros", "rosbag2_py")
+    for path in list((REPO / "lead_ros").rglob("*.py")) + list((REPO / "test").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n.split(".")[0] in forbidden]
+            assert not bad, f"{path} imports {bad}"
+
+
+@pytest.mark.parametrize(
+    "module", ["lead_ros.planner", "lead_ros.model", "lead_ros.preprocessing", "lead_ros.weights.loader"]
+)
+def test_core_does_not_import_rclpy(module):
+    code = f"import sys, {module}; assert 'rclpy' not in sys.modules, 'rclpy imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
