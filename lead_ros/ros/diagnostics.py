@@ -1,0 +1,195 @@
+"""What the node reports on /diagnostics: model, inputs, processing and command state."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Header
+
+from lead_ros.planner import PlannerInfo
+
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+INPUT_STALE_S = 1.0
+_RATE_WINDOW = 20
+_LATENCY_WINDOW = 200
+
+
+@dataclass
+class InputStats:
+    stamps_ns: deque = field(default_factory=lambda: deque(maxlen=_RATE_WINDOW))
+    count: int = 0
+    rejected: int = 0
+
+    def rate_hz(self) -> float:
+        if len(self.stamps_ns) < 2 or self.stamps_ns[-1] == self.stamps_ns[0]:
+            return 0.0
+        return (len(self.stamps_ns) - 1) * 1e9 / (self.stamps_ns[-1] - self.stamps_ns[0])
+
+
+class PipelineStats:
+    """Counters shared by callbacks, the worker and the diagnostics timer (thread safe)."""
+
+    def __init__(self, inputs: tuple[str, ...]) -> None:
+        self._lock = threading.Lock()
+        self.inputs = {name: InputStats() for name in inputs}
+        self.failures: Counter[str] = Counter()
+        self.consecutive_failures = 0
+        self.planned = 0
+        self.over_budget = 0
+        self.latencies_ms: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        self.last_latency_ms: float | None = None
+        self.last_inference_ms: float | None = None
+        self.last_error = ""
+
+    def received(self, name: str, now_ns: int) -> None:
+        with self._lock:
+            stats = self.inputs[name]
+            stats.stamps_ns.append(now_ns)
+            stats.count += 1
+
+    def rejected(self, name: str) -> None:
+        with self._lock:
+            self.inputs[name].rejected += 1
+
+    def failed(self, reason: str, detail: str) -> None:
+        with self._lock:
+            self.failures[reason] += 1
+            self.consecutive_failures += 1
+            self.last_error = f"{reason}: {detail}"
+
+    def succeeded(self, processing_ms: float, inference_ms: float, budget_ms: float) -> None:
+        with self._lock:
+            self.planned += 1
+            self.consecutive_failures = 0
+            self.latencies_ms.append(processing_ms)
+            self.last_latency_ms = processing_ms
+            self.last_inference_ms = inference_ms
+            self.over_budget += processing_ms > budget_ms
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            latencies = list(self.latencies_ms)
+            return {
+                "inputs": {
+                    n: (s.count, s.rejected, s.rate_hz(), s.stamps_ns[-1] if s.stamps_ns else None)
+                    for n, s in self.inputs.items()
+                },
+                "failures": dict(self.failures),
+                "consecutive_failures": self.consecutive_failures,
+                "planned": self.planned,
+                "over_budget": self.over_budget,
+                "last_ms": self.last_latency_ms,
+                "p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
+                "last_inference_ms": self.last_inference_ms,
+                "last_error": self.last_error,
+            }
+
+
+def _kv(values: dict) -> list[KeyValue]:
+    return [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+@dataclass(frozen=True)
+class DiagnosticsContext:
+    node_name: str
+    hardware_id: str
+    budget_ms: float
+    max_consecutive_failures: int
+
+
+def build_diagnostics(
+    context: DiagnosticsContext,
+    info: PlannerInfo | None,
+    model_error: str,
+    snapshot: dict,
+    queue: dict,
+    command: tuple[str, str],
+    now_ns: int,
+    stamp,
+) -> DiagnosticArray:
+    """Four statuses: model, inputs, processing, command."""
+    name = context.node_name
+
+    def status(suffix: str, level: int, message: str, values: dict) -> DiagnosticStatus:
+        return DiagnosticStatus(
+            level=level, name=f"{name}: {suffix}", message=message, hardware_id=context.hardware_id, values=_kv(values)
+        )
+
+    if info is None:
+        model = status("model", ERROR, f"model failed to load: {model_error}", {})
+    else:
+        model = status(
+            "model",
+            OK,
+            "untrained synthetic weights loaded" if info.untrained else "model loaded",
+            {
+                "weights": info.weights,
+                "sha256": ",".join(info.weights_sha256),
+                "device": info.device,
+                "precision": info.precision,
+                "ensemble_size": info.ensemble_size,
+                "untrained": info.untrained,
+                "token_dim": info.config.token_dim,
+            },
+        )
+
+    input_values, stale = {}, []
+    for input_name, (count, rejected, rate, last_ns) in snapshot["inputs"].items():
+        age = None if last_ns is None else (now_ns - last_ns) / 1e9
+        input_values[f"{input_name} rate_hz"] = f"{rate:.2f}"
+        input_values[f"{input_name} age_s"] = "never received" if age is None else f"{age:.2f}"
+        input_values[f"{input_name} received"] = count
+        input_values[f"{input_name} rejected"] = rejected
+        if age is None or age > INPUT_STALE_S:
+            stale.append(input_name)
+    inputs = status(
+        "inputs",
+        WARN if stale else OK,
+        f"no recent messages on: {', '.join(stale)}" if stale else "all inputs live",
+        input_values,
+    )
+
+    failures = snapshot["failures"]
+    level, message = OK, "planning"
+    if snapshot["last_ms"] is not None and snapshot["last_ms"] > context.budget_ms:
+        level, message = WARN, f"last frame took {snapshot['last_ms']:.0f} ms > budget {context.budget_ms:.0f} ms"
+    if snapshot["consecutive_failures"]:
+        level = max(level, WARN)
+        message = f"{snapshot['consecutive_failures']} failed frames in a row; last: {snapshot['last_error']}"
+    if snapshot["consecutive_failures"] >= context.max_consecutive_failures:
+        level = ERROR
+    if snapshot["planned"] == 0 and not failures:
+        message = "waiting for synchronized frames"
+    processing = status(
+        "processing",
+        level,
+        message,
+        {
+            "planned": snapshot["planned"],
+            "dropped_frames": queue["dropped"],
+            "queued_frames": queue["put"],
+            "sync_and_input_failures": sum(failures.values()),
+            **{f"failed {reason}": n for reason, n in sorted(failures.items())},
+            "last_latency_ms": _ms(snapshot["last_ms"]),
+            "p95_latency_ms": _ms(snapshot["p95_ms"]),
+            "last_inference_ms": _ms(snapshot["last_inference_ms"]),
+            "over_budget_frames": snapshot["over_budget"],
+            "budget_ms": context.budget_ms,
+        },
+    )
+    command_name, source = command
+    command_status = status(
+        "command",
+        OK if source == "received" else WARN,
+        f"{command_name} ({source})",
+        {"command": command_name, "source": source},
+    )
+    return DiagnosticArray(header=Header(stamp=stamp), status=[model, inputs, processing, command_status])

@@ -1,0 +1,229 @@
+"""Frame synchronization policy, shared by the live node and offline bag evaluation.
+
+A frame is anchored on the front camera f0 (or the stitched image). Side cameras must lie
+within the tolerance of the anchor stamp; odometry (and IMU) are interpolated linearly at
+the anchor stamp. Everything is keyed by header stamps; ``now_ns`` is the node clock, so
+simulated time works. Camera payloads are opaque (messages), decoded only for frames that
+are planned.
+
+A pending anchor completes as soon as every input is decided; it is resolved with what is
+there when a newer anchor arrives or ``flush`` passes its deadline (anchor + tolerance).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lead_ros.ego_state import SampleBuffer, odometry_acceleration
+
+SIDE_CAMERAS = ("l0", "r0", "b0")
+ANCHOR_CAMERA = "f0"
+STITCHED = "image"
+_CAMERA_BUFFER = 16
+_HISTORY_NS = 2_000_000_000
+
+# Reasons a frame is not planned (diagnostics count them by these names).
+CAMERA_MISSING = "camera_missing"
+ODOMETRY_UNAVAILABLE = "odometry_unavailable"
+IMU_UNAVAILABLE = "imu_unavailable"
+STAMP_BACKWARDS = "stamp_backwards"
+STAMP_IN_FUTURE = "stamp_in_future"
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    camera_mode: str = "navsim_4cam"  # or "stitched"
+    tolerance_ns: int = 50_000_000
+    fill_missing_cameras: bool = False
+    max_future_ns: int = 1_000_000_000
+    acceleration_source: str = "odometry"  # or "imu"
+    acceleration_window_ns: int = 500_000_000
+
+    @property
+    def anchor(self) -> str:
+        return STITCHED if self.camera_mode == "stitched" else ANCHOR_CAMERA
+
+    @property
+    def side_cameras(self) -> tuple[str, ...]:
+        return () if self.camera_mode == "stitched" else SIDE_CAMERAS
+
+    @classmethod
+    def from_config(cls, config) -> SyncPolicy:
+        """From a ``NodeConfig``."""
+        return cls(
+            camera_mode=config.camera_mode,
+            tolerance_ns=int(config.sync_tolerance_ms * 1e6),
+            fill_missing_cameras=config.missing_camera_policy == "fill_black",
+            max_future_ns=int(config.max_future_stamp_s * 1e9),
+            acceleration_source=config.acceleration_source,
+            acceleration_window_ns=int(config.acceleration_window_s * 1e9),
+        )
+
+
+@dataclass(frozen=True)
+class SyncedFrame:
+    """Inputs of one planning step. ``cameras`` maps l0/f0/r0/b0 (or image) to payloads;
+    cameras filled black map to None and are listed in ``filled``."""
+
+    stamp_ns: int
+    cameras: dict[str, Any]
+    speed_mps: float
+    acceleration_mps2: float
+    acceleration_estimated: bool
+    filled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SyncFailure:
+    stamp_ns: int
+    reason: str
+    detail: str
+
+
+@dataclass
+class _Pending:
+    stamp_ns: int
+    payload: Any
+    matched: dict[str, Any] = field(default_factory=dict)
+
+
+class FrameSynchronizer:
+    """Feed messages in; get ``SyncedFrame``/``SyncFailure`` results out of each call."""
+
+    def __init__(self, policy: SyncPolicy) -> None:
+        self.policy = policy
+        horizon = policy.acceleration_window_ns + policy.tolerance_ns + _HISTORY_NS
+        self.odometry = SampleBuffer("odometry", horizon)
+        self.imu = SampleBuffer("imu", horizon)
+        self._cameras: dict[str, deque[tuple[int, Any]]] = {
+            name: deque(maxlen=_CAMERA_BUFFER) for name in policy.side_cameras
+        }
+        self._pending: deque[_Pending] = deque()
+        self._last_anchor_ns: int | None = None
+
+    def reset(self) -> None:
+        """Forget everything (time jumped back, e.g. a looping bag)."""
+        self.odometry.clear()
+        self.imu.clear()
+        for buffer in self._cameras.values():
+            buffer.clear()
+        self._pending.clear()
+        self._last_anchor_ns = None
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def add_camera(self, name: str, stamp_ns: int, payload: Any, now_ns: int) -> list[SyncedFrame | SyncFailure]:
+        if name == self.policy.anchor:
+            return self._add_anchor(stamp_ns, payload, now_ns)
+        if name not in self._cameras:
+            raise ValueError(f"camera {name!r} is not an input in camera mode {self.policy.camera_mode}")
+        self._cameras[name].append((stamp_ns, payload))
+        return self._resolve_ready()
+
+    def add_odometry(self, stamp_ns: int, speed_mps: float, yaw_rate: float) -> list[SyncedFrame | SyncFailure]:
+        """Speed (planar norm, m/s) and yaw rate (rad/s); NaN/inf values mark the sample invalid."""
+        values = np.array([speed_mps, yaw_rate], dtype=np.float64)
+        self.odometry.add(stamp_ns, values if np.isfinite(values).all() else None)
+        return self._resolve_ready()
+
+    def add_imu(self, stamp_ns: int, planar_acceleration_mps2: float) -> list[SyncedFrame | SyncFailure]:
+        values = np.array([planar_acceleration_mps2], dtype=np.float64)
+        self.imu.add(stamp_ns, values if np.isfinite(values).all() else None)
+        return self._resolve_ready()
+
+    def flush(self, now_ns: int | None = None) -> list[SyncedFrame | SyncFailure]:
+        """Resolve pending anchors whose deadline passed (all of them when ``now_ns`` is None)."""
+        results = self._resolve_ready()
+        while self._pending and (now_ns is None or now_ns > self._pending[0].stamp_ns + self.policy.tolerance_ns):
+            results.append(self._resolve(self._pending.popleft()))
+        return results
+
+    # --- resolution -------------------------------------------------------------------------
+
+    def _add_anchor(self, stamp_ns: int, payload: Any, now_ns: int) -> list[SyncedFrame | SyncFailure]:
+        results: list[SyncedFrame | SyncFailure] = []
+        # now_ns == 0: a simulated clock that has not started yet; nothing to compare with.
+        if now_ns and stamp_ns > now_ns + self.policy.max_future_ns:
+            ahead = (stamp_ns - now_ns) / 1e9
+            return [
+                SyncFailure(stamp_ns, STAMP_IN_FUTURE, f"{self.policy.anchor}: stamp {ahead:.2f} s ahead of the clock")
+            ]
+        if self._last_anchor_ns is not None and stamp_ns <= self._last_anchor_ns:
+            back = (self._last_anchor_ns - stamp_ns) / 1e9
+            self.reset()
+            self._last_anchor_ns = stamp_ns
+            return [
+                SyncFailure(
+                    stamp_ns, STAMP_BACKWARDS, f"{self.policy.anchor}: stamp went back {back:.3f} s; buffers reset"
+                )
+            ]
+        self._last_anchor_ns = stamp_ns
+        while self._pending:
+            results.append(self._resolve(self._pending.popleft()))
+        self._pending.append(_Pending(stamp_ns, payload))
+        return results + self._resolve_ready()
+
+    def _resolve_ready(self) -> list[SyncedFrame | SyncFailure]:
+        results = []
+        while self._pending and self._is_ready(self._pending[0]):
+            results.append(self._resolve(self._pending.popleft()))
+        return results
+
+    def _camera_decided(self, name: str, stamp_ns: int) -> bool:
+        """The best match cannot improve: a message at/after the anchor, or past tolerance."""
+        buffer = self._cameras[name]
+        return bool(buffer) and buffer[-1][0] >= stamp_ns
+
+    def _is_ready(self, pending: _Pending) -> bool:
+        t = pending.stamp_ns
+        if not all(self._camera_decided(name, t) for name in self.policy.side_cameras):
+            return False
+        if not self.odometry.has_sample_at_or_after(t):
+            return False
+        return self.policy.acceleration_source != "imu" or self.imu.has_sample_at_or_after(t)
+
+    def _match(self, name: str, stamp_ns: int) -> Any | None:
+        candidates = [(abs(t - stamp_ns), t, p) for t, p in self._cameras[name]]
+        if not candidates:
+            return None
+        distance, _, payload = min(candidates, key=lambda c: c[0])
+        return payload if distance <= self.policy.tolerance_ns else None
+
+    def _resolve(self, pending: _Pending) -> SyncedFrame | SyncFailure:
+        t, tolerance = pending.stamp_ns, self.policy.tolerance_ns
+        cameras = {self.policy.anchor: pending.payload}
+        missing = []
+        for name in self.policy.side_cameras:
+            match = self._match(name, t)
+            cameras[name] = match
+            if match is None:
+                missing.append(name)
+        if missing and not self.policy.fill_missing_cameras:
+            return SyncFailure(
+                t,
+                CAMERA_MISSING,
+                f"camera {', '.join(missing)}: no message within {tolerance / 1e6:.1f} ms of the anchor",
+            )
+        odometry = self.odometry.at(t, tolerance)
+        if odometry.values is None:
+            return SyncFailure(t, ODOMETRY_UNAVAILABLE, odometry.error)
+        if self.policy.acceleration_source == "imu":
+            imu = self.imu.at(t, tolerance)
+            if imu.values is None:
+                return SyncFailure(t, IMU_UNAVAILABLE, imu.error)
+            acceleration, estimated = float(imu.values[0]), True
+        else:
+            estimate = odometry_acceleration(self.odometry, t, odometry.values, self.policy.acceleration_window_ns)
+            acceleration, estimated = estimate.value_mps2, estimate.estimated
+        return SyncedFrame(
+            stamp_ns=t,
+            cameras=cameras,
+            speed_mps=float(odometry.values[0]),
+            acceleration_mps2=acceleration,
+            acceleration_estimated=estimated,
+            filled=tuple(missing),
+        )
