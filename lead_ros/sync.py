@@ -7,7 +7,8 @@ simulated time works. Camera payloads are opaque (messages), decoded only for fr
 are planned.
 
 A pending anchor completes as soon as every input is decided; it is resolved with what is
-there when a newer anchor arrives or ``flush`` passes its deadline (anchor + tolerance).
+there when a newer anchor arrives or ``flush`` passes its deadline (arrival + tolerance +
+a grace period for transport latency).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ ANCHOR_CAMERA = "f0"
 STITCHED = "image"
 _CAMERA_BUFFER = 16
 _HISTORY_NS = 2_000_000_000
+# How long after its arrival (beyond the tolerance) a pending anchor waits for late inputs
+# when no newer anchor comes; a newer anchor resolves it at once, so this only bounds the
+# wait for the last frame of a stream.
+ARRIVAL_GRACE_NS = 1_000_000_000
 
 # Reasons a frame is not planned (diagnostics count them by these names).
 CAMERA_MISSING = "camera_missing"
@@ -88,6 +93,7 @@ class SyncFailure:
 class _Pending:
     stamp_ns: int
     payload: Any
+    arrived_ns: int
     matched: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,9 +142,11 @@ class FrameSynchronizer:
         return self._resolve_ready()
 
     def flush(self, now_ns: int | None = None) -> list[SyncedFrame | SyncFailure]:
-        """Resolve pending anchors whose deadline passed (all of them when ``now_ns`` is None)."""
+        """Resolve pending anchors whose deadline (arrival + tolerance + grace) passed, or all of
+        them when ``now_ns`` is None (end of a bag)."""
         results = self._resolve_ready()
-        while self._pending and (now_ns is None or now_ns > self._pending[0].stamp_ns + self.policy.tolerance_ns):
+        wait_ns = self.policy.tolerance_ns + ARRIVAL_GRACE_NS
+        while self._pending and (now_ns is None or now_ns > self._pending[0].arrived_ns + wait_ns):
             results.append(self._resolve(self._pending.popleft()))
         return results
 
@@ -164,7 +172,7 @@ class FrameSynchronizer:
         self._last_anchor_ns = stamp_ns
         while self._pending:
             results.append(self._resolve(self._pending.popleft()))
-        self._pending.append(_Pending(stamp_ns, payload))
+        self._pending.append(_Pending(stamp_ns, payload, now_ns))
         return results + self._resolve_ready()
 
     def _resolve_ready(self) -> list[SyncedFrame | SyncFailure]:

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA, load_cases
 
+from conftest import DATA, load_cases
 from lead_ros.cli import main
 from lead_ros.synthetic_cameras import reference_cameras
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import load_cases
 
+from conftest import load_cases
 from lead_ros.frames import carla_to_iso8855, yaw_to_quaternion
 
 

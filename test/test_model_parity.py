@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, load_cases, read_rgb
 
+from conftest import DATA, load_cases, read_rgb
 from lead_ros.observation import Observation
 from lead_ros.planner import Planner
 from lead_ros.weights.loader import build_models, load_checkpoint

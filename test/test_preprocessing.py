@@ -8,8 +8,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, read_rgb
 
+from conftest import DATA, read_rgb
 from lead_ros.preprocessing import (
     ImageInputError,
     jpeg_roundtrip,

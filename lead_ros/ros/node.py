@@ -138,7 +138,7 @@ class LeadPlannerNode(Node):
             f"LTFv6 planner ready: weights {info.weights} (sha256 {', '.join(s[:12] for s in info.weights_sha256)})"
             f"{' [UNTRAINED synthetic weights]' if info.untrained else ''}, device {info.device}, "
             f"precision {info.precision}; camera mode {self.config.camera_mode} ({self.config.image_transport}); "
-            f"inputs {', '.join(s.topic_name for s in self._subscriptions)}; output {self.path_pub.topic_name} "
+            f"inputs {', '.join(s.topic_name for s in self._inputs)}; output {self.path_pub.topic_name} "
             f"in frame {self.config.frame_id}"
         )
 
@@ -160,10 +160,10 @@ class LeadPlannerNode(Node):
             if self.config.camera_qos == "sensor_data"
             else QoSProfile(depth=CAMERA_QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
         )
-        self._subscriptions = []
+        self._inputs = []
         for name in cameras:
             topic = "~/input/image" if name == "image" else f"~/input/cameras/{name}"
-            self._subscriptions.append(
+            self._inputs.append(
                 self.create_subscription(
                     camera_type,
                     topic,
@@ -172,18 +172,18 @@ class LeadPlannerNode(Node):
                     callback_group=self._input_group,
                 )
             )
-        self._subscriptions.append(
+        self._inputs.append(
             self.create_subscription(
                 Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS, callback_group=self._input_group
             )
         )
-        self._subscriptions.append(
+        self._inputs.append(
             self.create_subscription(
                 UInt8, "~/input/command", self._on_command, COMMAND_QOS, callback_group=self._input_group
             )
         )
         if self.config.acceleration_source == "imu":
-            self._subscriptions.append(
+            self._inputs.append(
                 self.create_subscription(
                     Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data, callback_group=self._input_group
                 )
@@ -332,24 +332,31 @@ class LeadPlannerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    """Run the node; exit 1 with one clear line when it cannot start, 0 on SIGINT/SIGTERM."""
     rclpy.init(args=args)
+    # Built before the (slow) model load, so a signal during the load cannot interrupt it.
+    executor = SingleThreadedExecutor()
     node = None
     try:
-        node = LeadPlannerNode()
-    except Exception as error:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
-        rclpy.try_shutdown()
-        return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
+        try:
+            node = LeadPlannerNode()
+        except Exception as error:  # fail fast with a clear message, no traceback
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
+            return 1
+        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A signal can shut the context down while the executor builds its wait set; that
+        # surfaces as an RCLError about an invalid context and is a normal shutdown.
+        if rclpy.ok():
+            raise
     finally:
-        node.shutdown()
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
         executor.shutdown()
-        node.destroy_node()
         rclpy.try_shutdown()
     return 0
 

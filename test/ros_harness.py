@@ -1,0 +1,139 @@
+"""In-process harness for lead_planner tests: the node under test plus a driver node that
+publishes inputs and records outputs, spun by one executor in a background thread."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry, Path
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, Imu
+from std_msgs.msg import UInt8
+
+from lead_ros.ros.conversions import array_to_image, ns_to_stamp
+from lead_ros.ros.node import LeadPlannerNode
+
+_NAMESPACES = itertools.count()
+COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def compressed(image_rgb: np.ndarray, stamp_ns: int, fmt: str = "jpeg") -> CompressedImage:
+    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", image_rgb[..., ::-1])
+    assert ok
+    msg = CompressedImage(format=fmt, data=data.tobytes())
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    return msg
+
+
+class Harness:
+    def __init__(self, context, planner, **params) -> None:
+        self.context = context
+        self.namespace = f"/t{next(_NAMESPACES)}"
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        self.node = LeadPlannerNode(planner=planner, context=context, namespace=self.namespace,
+                                    parameter_overrides=overrides)  # fmt: skip
+        self.config = self.node.config
+        self.driver = rclpy.create_node("driver", namespace=self.namespace, context=context)
+        camera_type = CompressedImage if self.config.image_transport == "compressed" else Image
+        qos = qos_profile_sensor_data if self.config.camera_qos == "sensor_data" else 5
+        base = f"{self.namespace}/lead_planner/input"
+        names = ("image",) if self.config.camera_mode == "stitched" else ("l0", "f0", "r0", "b0")
+        self.cameras = {
+            n: self.driver.create_publisher(
+                camera_type, f"{base}/image" if n == "image" else f"{base}/cameras/{n}", qos
+            )
+            for n in names
+        }
+        self.odometry = self.driver.create_publisher(Odometry, f"{base}/odometry", 50)
+        self.command = self.driver.create_publisher(UInt8, f"{base}/command", COMMAND_QOS)
+        self.imu = self.driver.create_publisher(Imu, f"{base}/imu", qos_profile_sensor_data)
+        self.paths: list[Path] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.driver.create_subscription(Path, f"{base[: -len('/input')]}/output/path", self.paths.append, 10)
+        self.driver.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.driver)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+        publishers = [*self.cameras.values(), self.odometry, self.command]
+        if self.config.acceleration_source == "imu":
+            publishers.append(self.imu)
+        self.wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers), 20, "subscriptions matched")
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        if any(s.name.startswith(self.node.get_fully_qualified_name() + ":") for s in msg.status):
+            self.diagnostics.append(msg)
+
+    def now_ns(self) -> int:
+        return self.driver.get_clock().now().nanoseconds
+
+    def wait_for(self, predicate, timeout: float = 20.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.02)
+
+    def send_command(self, value: int) -> None:
+        self.command.publish(UInt8(data=value))
+
+    def send_odometry(self, stamp_ns: int, vx: float, vy: float = 0.0, yaw_rate: float = 0.0) -> None:
+        msg = Odometry()
+        msg.header.stamp = ns_to_stamp(stamp_ns)
+        msg.header.frame_id = "odom"
+        msg.child_frame_id = "base_link"
+        msg.twist.twist.linear.x, msg.twist.twist.linear.y = float(vx), float(vy)
+        msg.twist.twist.angular.z = float(yaw_rate)
+        self.odometry.publish(msg)
+
+    def send_imu(self, stamp_ns: int, ax: float, ay: float = 0.0) -> None:
+        msg = Imu()
+        msg.header.stamp = ns_to_stamp(stamp_ns)
+        msg.linear_acceleration.x, msg.linear_acceleration.y = float(ax), float(ay)
+        self.imu.publish(msg)
+
+    def send_images(self, images: dict, stamp_ns: int, encoding: str = "rgb8", offsets: dict | None = None) -> None:
+        """Side cameras first, anchor last, so the frame completes on the anchor or odometry."""
+        for name in sorted(images, key=lambda n: n in ("f0", "image")):
+            stamp = stamp_ns + (offsets or {}).get(name, 0)
+            image = images[name]
+            if isinstance(image, (Image, CompressedImage)):
+                msg = image
+            elif self.config.image_transport == "compressed":
+                msg = compressed(image, stamp)
+            else:
+                msg = array_to_image(image if encoding == "rgb8" else np.ascontiguousarray(image[..., ::-1]),
+                                     stamp, "camera", encoding)  # fmt: skip
+            msg.header.stamp = ns_to_stamp(stamp)
+            self.cameras[name].publish(msg)
+
+    def send_frame(self, images: dict, stamp_ns: int, speed: float = 5.0, **kwargs) -> None:
+        """Odometry around the stamp (constant speed), then the images: the frame completes
+        when its last camera arrives, whatever the transport delay of large images."""
+        for dt in (-300, -200, -100, 20):
+            self.send_odometry(stamp_ns + dt * 1_000_000, speed)
+        self.send_images(images, stamp_ns, **kwargs)
+
+    def wait_paths(self, count: int, timeout: float = 30.0) -> list[Path]:
+        self.wait_for(lambda: len(self.paths) >= count, timeout, f"{count} paths")
+        return self.paths
+
+    def failures(self) -> dict:
+        return self.node.stats.snapshot()["failures"]
+
+    def close(self) -> None:
+        self.node.shutdown()
+        self.executor.shutdown(timeout_sec=5)
+        self._thread.join(5)
+        for node in (self.node, self.driver):
+            self.executor.remove_node(node)
+            node.destroy_node()

@@ -1,0 +1,252 @@
+"""lead_planner in-process: paths equal Planner.plan, both camera modes and transports,
+synchronization, bad inputs, diagnostics and parameters (CPU, synthetic weights)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import cv2
+import numpy as np
+import pytest
+from sensor_msgs.msg import CompressedImage, Image
+
+from conftest import DATA, read_rgb
+from lead_ros.observation import Command, Observation
+from lead_ros.synthetic_cameras import reference_cameras
+from ros_harness import Harness, compressed
+
+MS = 1_000_000
+STITCHED = read_rgb(DATA / "images" / "case_01.png")  # 256 x 1920
+SMALL_CAMERAS = dict(zip(("l0", "f0", "r0", "b0"), reference_cameras(540, 960), strict=True))  # -> 270 rows
+
+
+@pytest.fixture
+def harness(ros_context, planner):
+    made = []
+
+    def make(**params):
+        made.append(Harness(ros_context, planner, **params))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def _assert_path(path, stamp_ns, plan, frame_id="base_link"):
+    assert path.header.frame_id == frame_id
+    assert path.header.stamp.sec * 10**9 + path.header.stamp.nanosec == stamp_ns
+    assert len(path.poses) == 8
+    for pose, t, (x, y), heading in zip(path.poses, plan.times_s, plan.waypoints, plan.headings, strict=True):
+        assert pose.header.stamp.sec * 10**9 + pose.header.stamp.nanosec == stamp_ns + round(t * 1e9)
+        assert pose.header.frame_id == frame_id
+        assert abs(pose.pose.position.x - x) <= 1e-4 and abs(pose.pose.position.y - y) <= 1e-4
+        assert pose.pose.position.z == 0.0
+        q = pose.pose.orientation
+        wrapped = (2 * math.atan2(q.z, q.w) - heading + math.pi) % (2 * math.pi) - math.pi
+        assert abs(wrapped) <= 1e-4 and q.x == 0.0 and q.y == 0.0
+
+
+def test_navsim_4cam_raw_path_equals_planner(harness, planner):
+    h = harness()
+    cameras = dict(zip(("l0", "f0", "r0", "b0"), reference_cameras(), strict=True))
+    h.send_command(Command.LEFT)
+    h.wait_for(lambda: h.node.commands.state(0).source == "received", what="command")
+    stamp = h.now_ns()
+    h.send_frame(cameras, stamp, speed=5.0, encoding="bgr8")
+    (path,) = h.wait_paths(1)
+    expected = planner.plan(Observation(5.0, 0.0, Command.LEFT, cameras=tuple(cameras.values())))
+    _assert_path(path, stamp, expected)
+
+
+def test_navsim_4cam_compressed_path_equals_planner(harness, planner):
+    h = harness(image_transport="compressed")
+    stamp = h.now_ns()
+    messages = {n: compressed(img, stamp) for n, img in SMALL_CAMERAS.items()}
+    h.send_command(Command.RIGHT)
+    h.wait_for(lambda: h.node.commands.state(0).source == "received", what="command")
+    h.send_frame(messages, stamp, speed=3.0)
+    (path,) = h.wait_paths(1)
+    decoded = tuple(cv2.imdecode(np.frombuffer(messages[n].data, np.uint8), cv2.IMREAD_COLOR)
+                    for n in ("l0", "f0", "r0", "b0"))  # fmt: skip
+    expected = planner.plan(Observation(3.0, 0.0, Command.RIGHT, cameras=decoded, encoding="bgr8"))
+    _assert_path(path, stamp, expected)
+
+
+def test_stitched_raw_with_origin_pose_and_frame_id(harness, planner):
+    h = harness(camera_mode="stitched", prepend_origin_pose=True, frame_id="ego")
+    stamp = h.now_ns()
+    h.send_frame({"image": STITCHED}, stamp, speed=5.0)
+    (path,) = h.wait_paths(1)
+    assert len(path.poses) == 9 and path.header.frame_id == "ego"
+    origin = path.poses[0]
+    assert (origin.pose.position.x, origin.pose.position.y, origin.pose.orientation.w) == (0.0, 0.0, 1.0)
+    assert origin.header.stamp == path.header.stamp
+    path.poses = path.poses[1:]
+    # No command received yet: default_command (3, unknown) is used.
+    _assert_path(path, stamp, planner.plan(Observation(5.0, 0.0, Command.UNKNOWN, image=STITCHED)), "ego")
+
+
+def test_stitched_compressed_png_is_lossless(harness, planner):
+    h = harness(camera_mode="stitched", image_transport="compressed", camera_qos="reliable")
+    stamp = h.now_ns()
+    h.send_frame({"image": compressed(STITCHED, stamp, "png")}, stamp, speed=2.0)
+    (path,) = h.wait_paths(1)
+    _assert_path(path, stamp, planner.plan(Observation(2.0, 0.0, Command.UNKNOWN, image=STITCHED)))
+
+
+def test_odometry_is_interpolated_at_the_anchor_stamp(harness, planner):
+    h = harness(camera_mode="stitched", acceleration_window_s=0.05)
+    stamp = h.now_ns()
+    h.send_odometry(stamp - 40 * MS, 4.0)
+    h.send_images({"image": STITCHED}, stamp)
+    h.send_odometry(stamp + 60 * MS, 9.0)
+    (path,) = h.wait_paths(1)
+    # 4 m/s at -40 ms and 9 m/s at +60 ms: 6 m/s at the anchor; one sample in the 50 ms window.
+    _assert_path(path, stamp, planner.plan(Observation(6.0, 0.0, Command.UNKNOWN, image=STITCHED)))
+
+
+def test_side_camera_tolerance_and_missing_camera_policies(harness, planner):
+    h = harness(sync_tolerance_ms=50.0)
+    stamp = h.now_ns()
+    h.send_frame(SMALL_CAMERAS, stamp, offsets={"l0": 30 * MS})  # within tolerance
+    h.wait_paths(1)
+    h.send_frame(SMALL_CAMERAS, stamp + 500 * MS, offsets={"r0": 80 * MS})  # outside
+    h.wait_for(lambda: h.failures().get("camera_missing") == 1, what="camera_missing")
+    time.sleep(0.3)
+    assert len(h.paths) == 1
+    filled = harness(missing_camera_policy="fill_black")
+    stamp = filled.now_ns()
+    filled.send_frame({n: img for n, img in SMALL_CAMERAS.items() if n != "b0"}, stamp)
+    (path,) = filled.wait_paths(1, timeout=30)
+    cams = tuple(
+        SMALL_CAMERAS[n] if n != "b0" else np.zeros_like(SMALL_CAMERAS["f0"]) for n in ("l0", "f0", "r0", "b0")
+    )
+    _assert_path(path, stamp, planner.plan(Observation(5.0, 0.0, Command.UNKNOWN, cameras=cams)))
+
+
+def test_stale_command_falls_back_to_default(harness, planner):
+    h = harness(camera_mode="stitched", command_timeout_s=0.3, default_command=1)
+    h.send_command(Command.LEFT)
+    h.wait_for(lambda: h.node.commands.state(h.now_ns()).source == "received", what="command")
+    time.sleep(0.5)
+    stamp = h.now_ns()
+    h.send_frame({"image": STITCHED}, stamp)
+    (path,) = h.wait_paths(1)
+    _assert_path(path, stamp, planner.plan(Observation(5.0, 0.0, Command.STRAIGHT, image=STITCHED)))
+    h.wait_for(lambda: any("last command stale" in s.message for d in h.diagnostics for s in d.status),
+               what="stale command in diagnostics")  # fmt: skip
+
+
+def _assert_no_path_for(h, send, reason, count=1):
+    before = len(h.paths)
+    send()
+    h.wait_for(lambda: h.failures().get(reason, 0) >= count, 10, reason)
+    time.sleep(0.2)
+    assert len(h.paths) == before, f"a path was published despite {reason}"
+
+
+def test_bad_inputs_skip_their_frame_and_the_next_good_frame_is_planned(harness):
+    h = harness(camera_mode="stitched")
+    base = h.now_ns() - 10_000 * MS  # in the past, so later frames stay behind the clock
+    mono = Image(encoding="mono8", height=256, width=1920, step=1920, data=bytes(256 * 1920))
+    _assert_no_path_for(h, lambda: h.send_frame({"image": mono}, base), "bad_input")
+    assert h.node.stats.snapshot()["inputs"]["image"][1] == 1  # rejected count
+    narrow = np.zeros((256, 1280, 3), np.uint8)
+    _assert_no_path_for(h, lambda: h.send_frame({"image": narrow}, base + 100 * MS), "bad_input", 2)
+    assert "width must be exactly 1920, got 1280" in h.node.stats.snapshot()["last_error"]
+    _assert_no_path_for(h, lambda: h.send_images({"image": STITCHED}, base + 60_000 * MS), "stamp_in_future")
+    h.send_frame({"image": STITCHED}, base + 1000 * MS)
+    h.wait_paths(1)
+    _assert_no_path_for(h, lambda: h.send_frame({"image": STITCHED}, base + 500 * MS), "stamp_backwards")
+    nan_stamp = base + 2000 * MS
+
+    def nan_frame():
+        h.send_odometry(nan_stamp - 50 * MS, 5.0)
+        h.send_images({"image": STITCHED}, nan_stamp)
+        h.send_odometry(nan_stamp + 50 * MS, float("nan"))
+
+    _assert_no_path_for(h, nan_frame, "odometry_unavailable")
+    assert h.node.stats.snapshot()["inputs"]["odometry"][1] == 1
+    h.send_command(Command.RIGHT)
+    h.wait_for(lambda: h.node.commands.state(h.now_ns()).command is Command.RIGHT, what="command")
+    h.send_command(7)
+    h.wait_for(lambda: h.node.stats.snapshot()["inputs"]["command"][1] == 1, what="command rejected")
+    assert h.node.commands.state(h.now_ns()).command is Command.RIGHT
+    h.send_frame({"image": STITCHED}, base + 3000 * MS)
+    h.wait_paths(2)
+
+
+def test_corrupt_compressed_data_and_odometry_far_from_the_frame(harness):
+    h = harness(camera_mode="stitched", image_transport="compressed")
+    stamp = h.now_ns() - 10_000 * MS
+    corrupt = CompressedImage(format="jpeg", data=b"\xff\xd8 not really a jpeg")
+    _assert_no_path_for(h, lambda: h.send_frame({"image": corrupt}, stamp), "bad_input")
+    assert "could not be decoded" in h.node.stats.snapshot()["last_error"]
+    lonely = stamp + 1000 * MS
+
+    def lonely_frame():
+        h.send_odometry(lonely - 500 * MS, 1.0)
+        h.send_images({"image": compressed(STITCHED, lonely)}, lonely)
+
+    _assert_no_path_for(h, lonely_frame, "odometry_unavailable")
+    h.send_frame({"image": compressed(STITCHED, stamp + 2000 * MS)}, stamp + 2000 * MS)
+    h.wait_paths(1)
+
+
+def _level(status) -> int:
+    return status.level[0] if isinstance(status.level, bytes) else status.level
+
+
+def _status(h, suffix):
+    name = f"{h.node.get_fully_qualified_name()}: {suffix}"
+    for array in reversed(h.diagnostics):
+        for status in array.status:
+            if status.name == name:
+                return status
+    return None
+
+
+def test_diagnostics_report_model_inputs_processing_and_levels(harness):
+    h = harness(camera_mode="stitched", diagnostics_period_s=0.1, max_consecutive_failures=2, processing_budget_ms=1.0)
+    h.wait_for(lambda: _status(h, "model") is not None, what="diagnostics")
+    model = _status(h, "model")
+    values = {kv.key: kv.value for kv in model.values}
+    assert _level(model) == 0 and values["device"] == "cpu" and values["untrained"] == "True"
+    assert len(values["sha256"]) == 64
+    inputs = _status(h, "inputs")
+    assert _level(inputs) == 1 and "image" in inputs.message  # nothing received yet: WARN
+    assert _level(_status(h, "command")) == 1  # default command in use
+    stamp = h.now_ns()
+    h.send_frame({"image": STITCHED}, stamp)
+    h.wait_paths(1)
+    h.wait_for(lambda: "budget" in _status(h, "processing").message, what="over-budget WARN")
+    assert _level(_status(h, "processing")) == 1
+    for k in range(2):  # one at a time: a frame still queued when the next comes is dropped
+        h.send_odometry(stamp + (k + 1) * 100 * MS + 10 * MS, 5.0)
+        h.send_images({"image": np.zeros((256, 100, 3), np.uint8)}, stamp + (k + 1) * 100 * MS)
+        h.wait_for(lambda n=k + 1: h.failures().get("bad_input", 0) == n, what=f"failure {k + 1}")
+    h.wait_for(lambda: (s := _status(h, "processing")) is not None and _level(s) == 2, what="ERROR after 2 failures")
+    processing = {kv.key: kv.value for kv in _status(h, "processing").values}
+    assert processing["failed bad_input"] == "2" and processing["planned"] == "1"
+    assert {"dropped_frames", "p95_latency_ms", "last_latency_ms"} <= set(processing)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"camera_mode": "fisheye"}, "camera_mode: 'fisheye' is not one of navsim_4cam, stitched"),
+        ({"sync_tolerance_ms": 5000.0}, "parameter sync_tolerance_ms"),
+        ({"default_command": "left"}, "parameter default_command"),
+    ],
+)
+def test_invalid_parameters_are_refused_at_start(ros_context, planner, params, message):
+    from rclpy.parameter import Parameter
+
+    from lead_ros.ros.node import LeadPlannerNode
+
+    with pytest.raises(ValueError) as error:
+        LeadPlannerNode(planner=planner, context=ros_context, namespace="/bad",
+                        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])  # fmt: skip
+    assert message in str(error.value)

@@ -1,0 +1,56 @@
+"""Parameter specification, the packaged YAML, and validation messages."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+
+import pytest
+import yaml
+
+from conftest import REPO
+from lead_ros.node_config import PARAMETERS, NodeConfig
+
+YAML_PATH = REPO / "config" / "lead_ros.yaml"
+
+
+def test_yaml_values_equal_code_defaults():
+    values = yaml.safe_load(YAML_PATH.read_text())["/**"]["ros__parameters"]
+    assert values == {p.name: p.default for p in PARAMETERS}
+    assert NodeConfig.from_yaml(YAML_PATH) == NodeConfig.from_values({})
+
+
+def test_every_yaml_parameter_has_a_comment():
+    lines = YAML_PATH.read_text().splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"^\s{4}(\w+):", line)
+        if match:
+            assert lines[index - 1].strip().startswith("#"), f"{match.group(1)} has no comment above it"
+
+
+def test_spec_and_config_dataclass_agree():
+    assert [f.name for f in fields(NodeConfig)] == [p.name for p in PARAMETERS]
+    assert all(len(p.description) > 20 for p in PARAMETERS)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"camera_mode": "fisheye"}, "camera_mode: 'fisheye' is not one of navsim_4cam, stitched"),
+        ({"sync_tolerance_ms": -1.0}, "sync_tolerance_ms: -1.0 is below the minimum 0.0"),
+        ({"default_command": 9}, "default_command: 9 is above the maximum 3"),
+        ({"jpeg_roundtrip": "yes"}, "jpeg_roundtrip: expected bool, got 'yes'"),
+        ({"weights": ""}, "weights: must not be empty"),
+        ({"sync_tolerence_ms": 3.0}, "unknown parameter 'sync_tolerence_ms'"),
+    ],
+)
+def test_bad_values_are_named(values, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        NodeConfig.from_values(values)
+
+
+def test_integers_are_accepted_for_float_parameters(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("lead_planner:\n  ros__parameters:\n    sync_tolerance_ms: 80\n    use_sim_time: true\n")
+    config = NodeConfig.from_yaml(params)
+    assert config.sync_tolerance_ms == 80.0 and isinstance(config.sync_tolerance_ms, float)
