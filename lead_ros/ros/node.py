@@ -7,7 +7,6 @@ message intake. All stamps are header stamps and the node clock, so ``use_sim_ti
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
 import time
@@ -31,23 +30,19 @@ from sensor_msgs.msg import Image, Imu
 from std_msgs.msg import Float64, UInt8
 from visualization_msgs.msg import MarkerArray
 
-from lead_ros.command import CommandTracker
 from lead_ros.frame_queue import LatestFrameQueue
 from lead_ros.node_config import PARAMETERS, NodeConfig, ParamSpec
-from lead_ros.observation import Command
 from lead_ros.planner import Planner
 from lead_ros.ros.conversions import (
     array_to_image,
     camera_message_type,
     frame_to_observation,
-    imu_planar_acceleration,
-    odometry_speed_yaw_rate,
     plan_to_markers,
     plan_to_path,
-    stamp_to_ns,
 )
 from lead_ros.ros.diagnostics import DiagnosticsContext, PipelineStats, build_diagnostics
-from lead_ros.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
+from lead_ros.ros.intake import Event, InputIntake, InputRejected, ReadyFrame
+from lead_ros.sync import SyncFailure
 from lead_ros.visualization import render_plan
 
 NODE_NAME = "lead_planner"
@@ -60,9 +55,7 @@ OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 @dataclass(frozen=True)
 class QueuedFrame:
-    frame: SyncedFrame
-    command: Command
-    command_source: str
+    ready: ReadyFrame
     synced_at: float  # time.perf_counter() when synchronization completed
 
 
@@ -115,12 +108,12 @@ class LeadPlannerNode(Node):
             cache_dir=self.config.hf_cache_dir or None,
             expected_sha256=self.config.expected_sha256_list,
         )
-        policy = SyncPolicy.from_config(self.config)
-        self.sync = FrameSynchronizer(policy)
-        self.commands = CommandTracker(Command(self.config.default_command), self.config.command_timeout_s)
+        self.intake = InputIntake(self.config)
+        self.commands = self.intake.commands
         self.queue: LatestFrameQueue[QueuedFrame] = LatestFrameQueue()
-        cameras = (policy.anchor, *policy.side_cameras)
-        inputs = (*cameras, "odometry", "command") + (("imu",) if policy.acceleration_source == "imu" else ())
+        cameras = self.intake.camera_names
+        imu = self.config.acceleration_source == "imu"
+        inputs = (*cameras, "odometry", "command") + (("imu",) if imu else ())
         self.stats = PipelineStats(inputs)
         self._diagnostics_context = DiagnosticsContext(
             self.get_fully_qualified_name(),
@@ -210,57 +203,46 @@ class LeadPlannerNode(Node):
     def _on_camera(self, name: str, msg) -> None:
         now = self._now_ns()
         self.stats.received(name, now)
-        encoding = getattr(msg, "encoding", None)
-        if encoding is not None and encoding not in ("rgb8", "bgr8"):
-            self.stats.rejected(name)
-            self._fail("bad_input", f"camera {name}: unsupported encoding {encoding!r}; supported: rgb8, bgr8", name)
-            return
-        self._handle(self.sync.add_camera(name, stamp_to_ns(msg.header.stamp), msg, now))
+        self._handle(self.intake.camera(name, msg, now))
 
     def _on_odometry(self, msg: Odometry) -> None:
         self.stats.received("odometry", self._now_ns())
-        speed, yaw_rate = odometry_speed_yaw_rate(msg)
-        if not (math.isfinite(speed) and math.isfinite(yaw_rate)):
-            self.stats.rejected("odometry")
-            self.warnings.warn(("odometry", "nan"), "odometry: twist holds NaN/inf; frames around it are skipped")
-        self._handle(self.sync.add_odometry(stamp_to_ns(msg.header.stamp), speed, yaw_rate))
+        self._handle(self.intake.odometry(msg))
 
     def _on_imu(self, msg: Imu) -> None:
         self.stats.received("imu", self._now_ns())
-        acceleration = imu_planar_acceleration(msg)
-        if not math.isfinite(acceleration):
-            self.stats.rejected("imu")
-            self.warnings.warn(("imu", "nan"), "imu: linear acceleration holds NaN/inf; frames around it are skipped")
-        self._handle(self.sync.add_imu(stamp_to_ns(msg.header.stamp), acceleration))
+        self._handle(self.intake.imu(msg))
 
     def _on_command(self, msg: UInt8) -> None:
         now = self._now_ns()
         self.stats.received("command", now)
-        try:
-            self.commands.update(msg.data, now)
-        except ValueError as error:
-            self.stats.rejected("command")
-            self.warnings.warn(("command", "range"), f"command: {error}; keeping the previous command")
+        self._handle(self.intake.command(msg, now))
 
     def _on_flush_timer(self) -> None:
-        self._handle(self.sync.flush(self._now_ns()))
+        self._handle(self.intake.flush(self._now_ns()))
 
-    def _handle(self, results: list[SyncedFrame | SyncFailure]) -> None:
-        for result in results:
-            if isinstance(result, SyncFailure):
-                self._fail(result.reason, result.detail, "sync")
-                continue
-            if not result.acceleration_estimated:
-                self.warnings.warn(
-                    ("acceleration", "few_samples"),
-                    "acceleration: fewer than two odometry samples in the window; using 0 m/s^2",
-                )
-            state = self.commands.state(result.stamp_ns)
-            if state.source != "received":
-                self.warnings.warn(
-                    ("command", state.source), f"command: using default {state.command.name.lower()} ({state.source})"
-                )
-            self.queue.put(QueuedFrame(result, state.command, state.source, time.perf_counter()))
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, SyncFailure):
+                self._fail(event.reason, event.detail, "sync")
+            elif isinstance(event, InputRejected):
+                self.stats.rejected(event.input.removeprefix("camera "))
+                if event.fails_frame:
+                    self._fail(event.reason, event.detail, event.input)
+                else:
+                    self.warnings.warn((event.input, event.reason), event.detail)
+            else:
+                if not event.frame.acceleration_estimated:
+                    self.warnings.warn(
+                        ("acceleration", "few_samples"),
+                        "acceleration: fewer than two odometry samples in the window; using 0 m/s^2",
+                    )
+                if event.command_source != "received":
+                    self.warnings.warn(
+                        ("command", event.command_source),
+                        f"command: using default {event.command.name.lower()} ({event.command_source})",
+                    )
+                self.queue.put(QueuedFrame(event, time.perf_counter()))
 
     def _fail(self, reason: str, detail: str, source: str) -> None:
         self.stats.failed(reason, detail)
@@ -276,9 +258,9 @@ class LeadPlannerNode(Node):
 
     def _process(self, item: QueuedFrame) -> None:
         picked = time.perf_counter()
-        frame = item.frame
+        frame, command = item.ready.frame, item.ready.command
         try:
-            observation = frame_to_observation(frame, item.command)
+            observation = frame_to_observation(frame, command)
             plan = self.planner.plan(observation)
         except ValueError as error:  # image/observation errors name their input
             self._fail("bad_input", str(error), "worker")
@@ -300,7 +282,7 @@ class LeadPlannerNode(Node):
         if self.markers_pub.get_subscription_count():
             self.markers_pub.publish(plan_to_markers(plan, frame.stamp_ns, self.config.frame_id))
         if self.debug_image_pub is not None:
-            caption = f"{item.command.name.lower()}  v={frame.speed_mps:.1f} m/s  a={frame.acceleration_mps2:.1f} m/s2"
+            caption = f"{command.name.lower()}  v={frame.speed_mps:.1f} m/s  a={frame.acceleration_mps2:.1f} m/s2"
             picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.planner.info.untrained)
             self.debug_image_pub.publish(array_to_image(picture, frame.stamp_ns, self.config.frame_id))
 

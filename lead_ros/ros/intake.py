@@ -1,0 +1,100 @@
+"""Input messages -> planning events, shared by the live node and offline bag evaluation.
+
+Both feed every camera, odometry, IMU and command message through ``InputIntake`` (with
+the node clock, or the bag's record time, as ``now_ns``), so a bag evaluation makes the
+same synchronization and command decisions the node makes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import Imu
+from std_msgs.msg import UInt8
+
+from lead_ros.command import CommandTracker
+from lead_ros.node_config import NodeConfig
+from lead_ros.observation import Command
+from lead_ros.preprocessing import SUPPORTED_ENCODINGS
+from lead_ros.ros.conversions import imu_planar_acceleration, odometry_speed_yaw_rate, stamp_to_ns
+from lead_ros.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
+
+BAD_INPUT = "bad_input"
+
+
+@dataclass(frozen=True)
+class ReadyFrame:
+    """A synchronized frame with the route command in force when it completed."""
+
+    frame: SyncedFrame
+    command: Command
+    command_source: str
+
+
+@dataclass(frozen=True)
+class InputRejected:
+    """A message that was not used; ``input`` names it (camera f0, odometry, ...)."""
+
+    input: str
+    reason: str
+    detail: str
+    fails_frame: bool  # True when it costs a frame (an anchor camera), else only the sample
+
+
+Event = ReadyFrame | SyncFailure | InputRejected
+
+
+class InputIntake:
+    def __init__(self, config: NodeConfig) -> None:
+        self.policy = SyncPolicy.from_config(config)
+        self.sync = FrameSynchronizer(self.policy)
+        self.commands = CommandTracker(Command(config.default_command), config.command_timeout_s)
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        return (self.policy.anchor, *self.policy.side_cameras)
+
+    def camera(self, name: str, msg, now_ns: int) -> list[Event]:
+        encoding = getattr(msg, "encoding", None)  # raw Image only; compressed is checked on decode
+        if encoding is not None and encoding not in SUPPORTED_ENCODINGS:
+            detail = f"camera {name}: unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+            return [InputRejected(f"camera {name}", BAD_INPUT, detail, fails_frame=name == self.policy.anchor)]
+        return self._wrap(self.sync.add_camera(name, stamp_to_ns(msg.header.stamp), msg, now_ns))
+
+    def odometry(self, msg: Odometry) -> list[Event]:
+        speed, yaw_rate = odometry_speed_yaw_rate(msg)
+        events: list[Event] = []
+        if not (math.isfinite(speed) and math.isfinite(yaw_rate)):
+            detail = "odometry: twist holds NaN/inf; frames around it are skipped"
+            events.append(InputRejected("odometry", "nan", detail, fails_frame=False))
+        return events + self._wrap(self.sync.add_odometry(stamp_to_ns(msg.header.stamp), speed, yaw_rate))
+
+    def imu(self, msg: Imu) -> list[Event]:
+        acceleration = imu_planar_acceleration(msg)
+        events: list[Event] = []
+        if not math.isfinite(acceleration):
+            detail = "imu: linear acceleration holds NaN/inf; frames around it are skipped"
+            events.append(InputRejected("imu", "nan", detail, fails_frame=False))
+        return events + self._wrap(self.sync.add_imu(stamp_to_ns(msg.header.stamp), acceleration))
+
+    def command(self, msg: UInt8, now_ns: int) -> list[Event]:
+        try:
+            self.commands.update(msg.data, now_ns)
+        except ValueError as error:
+            return [InputRejected("command", "out_of_range", f"command: {error}; keeping the previous command", False)]
+        return []
+
+    def flush(self, now_ns: int | None = None) -> list[Event]:
+        return self._wrap(self.sync.flush(now_ns))
+
+    def _wrap(self, results: list[SyncedFrame | SyncFailure]) -> list[Event]:
+        events: list[Event] = []
+        for result in results:
+            if isinstance(result, SyncFailure):
+                events.append(result)
+            else:
+                state = self.commands.state(result.stamp_ns)
+                events.append(ReadyFrame(result, state.command, state.source))
+        return events
