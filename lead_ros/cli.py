@@ -9,6 +9,8 @@ import argparse
 import json
 import logging
 import sys
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -108,6 +110,122 @@ def cmd_weights_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _packaged_params_file() -> Path:
+    """config/lead_ros.yaml from the source tree or the installed share directory."""
+    source = Path(__file__).resolve().parent.parent / "config" / "lead_ros.yaml"
+    if source.is_file():
+        return source
+    return Path(sys.prefix) / "share" / "lead_ros" / "config" / "lead_ros.yaml"
+
+
+def _topic_overrides(pairs: list[str]) -> dict[str, str]:
+    from lead_ros.bag.reader import INPUT_KEYS, default_topics
+
+    topics = default_topics()
+    for pair in pairs:
+        key, sep, topic = pair.partition("=")
+        if not sep or key not in INPUT_KEYS or not topic:
+            raise ValueError(f"--topic {pair!r}: expected KEY=TOPIC with KEY one of {' '.join(INPUT_KEYS)}")
+        topics[key] = topic
+    return topics
+
+
+def cmd_evaluate_bag(args: argparse.Namespace) -> int:
+    from lead_ros.bag.evaluate import EvaluationOptions, PlannerSpec, evaluate_bags
+    from lead_ros.node_config import NodeConfig
+
+    config = NodeConfig.from_yaml(Path(args.params_file))
+    options = EvaluationOptions(
+        config=config,
+        topics=_topic_overrides(args.topic),
+        reorder_window_ns=int(args.reorder_window_s * 1e9),
+        write_inputs=args.write_inputs,
+        pictures=not args.no_pictures,
+    )
+    spec = PlannerSpec(args.weights, args.device or config.device, args.precision or config.precision)
+    summary = evaluate_bags([Path(b) for b in args.bags], Path(args.out), spec, options, args.jobs, args.overwrite)
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 1 if summary.get("failed_bags") else 0
+
+
+def cmd_make_sample_bag(args: argparse.Namespace) -> int:
+    from lead_ros.sample_bag import write_sample_bag
+
+    out = Path(args.out)
+    if out.exists():
+        raise ValueError(f"{out} exists; remove it first (the bag is regenerated whole)")
+    write_sample_bag(out)
+    print(out)
+    return 0
+
+
+def _spin_in_background(node):
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    return executor
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import rclpy
+
+    from lead_ros.bag.replay import BagReplayer
+
+    remaps = {}
+    for pair in args.remap:
+        source, sep, target = pair.partition(":=")
+        if not sep or not source or not target:
+            raise ValueError(f"--remap {pair!r}: expected FROM:=TO")
+        remaps[source] = target
+    rclpy.init()
+    node = rclpy.create_node("lead_ros_replay")
+    replayer = BagReplayer(node, Path(args.bag), rate=args.rate, loop=args.loop, clock=args.clock, remaps=remaps,
+                           lockstep_topic=args.lockstep, lockstep_timeout_s=args.lockstep_timeout_s)  # fmt: skip
+    executor = _spin_in_background(node)
+    try:
+        if not replayer.wait_for_subscribers(args.wait_s):
+            log.warning("no subscriber on the anchor topic after %.0f s; publishing anyway", args.wait_s)
+        stats = replayer.run()
+        log.info("replayed %d messages (%d anchor frames, %d lockstep timeouts); skipped topics: %s",
+                 stats.published, stats.anchors, stats.lockstep_timeouts, stats.skipped_topics or "none")  # fmt: skip
+    except KeyboardInterrupt:
+        replayer.stop()
+    finally:
+        replayer.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def cmd_record_path(args: argparse.Namespace) -> int:
+    import rclpy
+
+    from lead_ros.bag.record import PathRecorder
+
+    rclpy.init()
+    node = rclpy.create_node("lead_ros_record_path")
+    recorder = PathRecorder(node, args.topic, Path(args.out))
+    executor = _spin_in_background(node)
+    try:
+        deadline = time.monotonic() + args.duration_s if args.duration_s else None
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        executor.shutdown()
+        recorder.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    log.info("recorded %d paths into %s", recorder.count, args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lead-ros", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -136,6 +254,50 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.set_defaults(func=cmd_bench)
 
+    evaluate = sub.add_parser("evaluate-bag", help="run the planner over rosbag2 bags offline")
+    evaluate.add_argument(
+        "bags", nargs="+", metavar="BAG", help="bag directories, .mcap/.db3 files, or a folder of bags"
+    )
+    evaluate.add_argument("--weights", required=True, help="local file/directory or hf://OWNER/REPO[@REV]")
+    evaluate.add_argument("--out", required=True, help="output directory")
+    evaluate.add_argument("--params-file", default=str(_packaged_params_file()), help="node params YAML")
+    evaluate.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="KEY=TOPIC",
+        help="input topic override; KEY: l0 f0 r0 b0 image odometry imu command",
+    )
+    evaluate.add_argument("--device", default=None, help="override the params file's device")
+    evaluate.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"])
+    evaluate.add_argument("--reorder-window-s", type=float, default=1.0, help="header-stamp reorder window")
+    evaluate.add_argument("--write-inputs", action="store_true", help="copy the input topics into the output bag")
+    evaluate.add_argument("--no-pictures", action="store_true", help="skip the contact sheet and video")
+    evaluate.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    evaluate.set_defaults(func=cmd_evaluate_bag)
+
+    replay = sub.add_parser("replay", help="publish a bag's topics into a live ROS graph")
+    replay.add_argument("bag", help="bag directory or .mcap/.db3 file")
+    replay.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    replay.add_argument("--loop", action="store_true", help="start again at the end")
+    replay.add_argument("--clock", action="store_true", help="publish /clock (run the node with use_sim_time)")
+    replay.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="topic remap")
+    replay.add_argument("--lockstep", metavar="TOPIC", help="wait for a message on TOPIC after each anchor frame")
+    replay.add_argument("--lockstep-timeout-s", type=float, default=30.0, help="lockstep wait limit")
+    replay.add_argument("--wait-s", type=float, default=10.0, help="wait this long for subscribers first")
+    replay.set_defaults(func=cmd_replay)
+
+    record = sub.add_parser("record-path", help="record published paths into a bag (MCAP)")
+    record.add_argument("--topic", action="append", default=None, required=True, help="Path topic (repeatable)")
+    record.add_argument("--out", required=True, help="bag directory to create")
+    record.add_argument("--duration-s", type=float, default=0.0, help="stop after this long; 0 = until Ctrl-C")
+    record.set_defaults(func=cmd_record_path)
+
+    sample = sub.add_parser("make-sample-bag", help="regenerate the shipped sample bag")
+    sample.add_argument("--out", required=True, help="bag directory to create")
+    sample.set_defaults(func=cmd_make_sample_bag)
+
     weights = sub.add_parser("weights", help="weights utilities").add_subparsers(dest="weights_command", required=True)
     synth = weights.add_parser("synth", help="write synthetic (untrained) weights in LEAD's layout")
     synth.add_argument("--out", required=True, help="output checkpoint directory")
@@ -162,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_stderr(args.verbose)
     try:
         return args.func(args)
-    except ValueError as error:  # every input/weights/config error is a ValueError subclass
+    except (ValueError, OSError) as error:  # input/weights/config errors; output errors name the path
         log.error("%s", error)
         return 2
 

@@ -1,0 +1,1 @@
+"""rosbag2 tools built on ``rosbags``: offline evaluation, live replay, path recording."""

@@ -1,0 +1,306 @@
+"""``lead-ros evaluate-bag``: run the planner over recorded drives without a ROS graph.
+
+Messages stream through the same ``InputIntake`` (synchronization, command tracking) and
+the same message conversion as the live node, with the bag's record time as the clock.
+Outputs per bag: an MCAP bag with the planned paths (stamped like the node's), a JSONL
+record per frame, a summary JSON, a contact sheet and a video.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+from tqdm import tqdm
+
+from lead_ros.bag.pictures import PlanPictures
+from lead_ros.bag.reader import (
+    TYPE_NAMES,
+    BagInputError,
+    ReadStats,
+    check_bag_path,
+    expected_classes,
+    stream_messages,
+)
+from lead_ros.node_config import NodeConfig
+from lead_ros.planner import Planner
+from lead_ros.ros.conversions import frame_to_observation, plan_to_path
+from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
+from lead_ros.sync import SyncFailure
+
+OUTPUT_PATH_TOPIC = "/lead_planner/output/path"
+PICTURE_FPS = 10.0
+
+
+class BagOutputError(OSError):
+    """The output could not be written; the message names the path."""
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    config: NodeConfig
+    topics: dict[str, str]
+    reorder_window_ns: int = 1_000_000_000
+    write_inputs: bool = False
+    pictures: bool = True
+    progress: bool = True
+
+
+def prepare_output_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise BagOutputError(f"output directory {out_dir} exists and is not empty; pass --overwrite to replace it")
+        shutil.rmtree(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BagOutputError(f"cannot create output directory {out_dir}: {error.strerror or error}") from error
+
+
+def _percentiles(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(np.mean(values))}
+
+
+class _Evaluation:
+    """State of one bag's evaluation: outputs, counters, and the event handling."""
+
+    def __init__(self, bag: Path, out_dir: Path, planner: Planner, options: EvaluationOptions) -> None:
+        self.bag, self.out_dir, self.planner, self.options = bag, out_dir, planner, options
+        self.intake = InputIntake(options.config)
+        self.skipped: Counter = Counter()
+        self.rejected: Counter = Counter()
+        self.planned = 0
+        self.synchronized = 0
+        self.timings: dict[str, list[float]] = {"preprocess_ms": [], "inference_ms": [], "total_ms": []}
+        self.bag_path = out_dir / "output_bag"
+        self.writer = Writer(self.bag_path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.records = (out_dir / "frames.jsonl").open("w", encoding="utf-8")
+        self.pictures = PlanPictures(out_dir, PICTURE_FPS, planner.info.untrained) if options.pictures else None
+
+    def open(self) -> None:
+        self.writer.open()
+        typestore = get_typestore(Stores.ROS2_KILTED)
+        self.path_connection = self.writer.add_connection(OUTPUT_PATH_TOPIC, "nav_msgs/msg/Path", typestore=typestore)
+        self.input_connections = {}
+        if self.options.write_inputs:
+            for key, cls in expected_classes(self.options.config).items():
+                topic = self.options.topics[key]
+                self.input_connections[topic] = self.writer.add_connection(topic, TYPE_NAMES[cls], typestore=typestore)
+
+    def handle(self, events, log_ns: int) -> None:
+        for event in events:
+            if isinstance(event, SyncFailure):
+                self._skip(event.stamp_ns, event.reason, event.detail)
+            elif isinstance(event, InputRejected):
+                self.rejected[f"{event.input}: {event.reason}"] += 1
+                if event.fails_frame:
+                    self._skip(None, event.reason, event.detail)
+            else:
+                self._plan(event, log_ns)
+
+    def _skip(self, stamp_ns: int | None, reason: str, detail: str) -> None:
+        self.skipped[reason] += 1
+        self._record({"stamp_ns": stamp_ns, "status": "skipped", "reason": reason, "detail": detail})
+
+    def _plan(self, ready: ReadyFrame, log_ns: int) -> None:
+        self.synchronized += 1
+        frame = ready.frame
+        start = time.perf_counter()
+        try:
+            plan = self.planner.plan(frame_to_observation(frame, ready.command))
+        except ValueError as error:
+            self._skip(frame.stamp_ns, "bad_input", str(error))
+            return
+        total_ms = 1e3 * (time.perf_counter() - start)
+        path = plan_to_path(plan, frame.stamp_ns, self.options.config.frame_id, self.options.config.prepend_origin_pose)
+        self.writer.write(self.path_connection, log_ns, serialize_message(path))
+        self.planned += 1
+        self.timings["preprocess_ms"].append(plan.timings.preprocess_ms)
+        self.timings["inference_ms"].append(plan.timings.inference_ms)
+        self.timings["total_ms"].append(total_ms)
+        self._record({
+            "stamp_ns": frame.stamp_ns, "status": "planned", "command": ready.command.name.lower(),
+            "command_source": ready.command_source, "speed_mps": frame.speed_mps,
+            "acceleration_mps2": frame.acceleration_mps2, "acceleration_estimated": frame.acceleration_estimated,
+            "filled_cameras": list(frame.filled), "waypoints_iso8855": plan.waypoints.tolist(),
+            "headings_iso8855": plan.headings.tolist(), "times_s": list(plan.times_s),
+            "timings_ms": {"preprocess": plan.timings.preprocess_ms, "inference": plan.timings.inference_ms,
+                           "total": total_ms},
+        })  # fmt: skip
+        if self.pictures is not None:
+            caption = f"{ready.command.name.lower()}  v={frame.speed_mps:.1f} m/s  t={frame.stamp_ns / 1e9:.2f} s"
+            self.pictures.add(plan, caption)
+
+    def _record(self, record: dict) -> None:
+        self.records.write(json.dumps(record) + "\n")
+
+    def write_input(self, topic: str, log_ns: int, raw: bytes) -> None:
+        connection = self.input_connections.get(topic)
+        if connection is not None:
+            self.writer.write(connection, log_ns, raw)
+
+    def close(self) -> list[Path]:
+        self.records.close()
+        self.writer.close()
+        return self.pictures.close() if self.pictures is not None else []
+
+
+def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: EvaluationOptions) -> dict:
+    """Evaluate one bag into ``out_dir`` (which must exist and be empty); returns the summary."""
+    classes = expected_classes(options.config)
+    stats = ReadStats()
+    evaluation = _Evaluation(bag, out_dir, planner, options)
+    anchor_topic = options.topics[evaluation.intake.policy.anchor]
+    frames_read = 0
+    started = time.perf_counter()
+    try:
+        evaluation.open()
+        messages = stream_messages(bag, options.topics, classes, options.reorder_window_ns, stats)
+        progress = tqdm(messages, desc=bag.name, unit="msg", disable=not (options.progress and sys.stderr.isatty()))
+        intake = evaluation.intake
+        last_log_ns = 0
+        for message in progress:
+            last_log_ns = message.log_ns
+            evaluation.write_input(message.topic, message.log_ns, message.raw)
+            if message.key == "command":
+                events = intake.command(message.msg, message.log_ns)
+            elif message.key == "odometry":
+                events = intake.odometry(message.msg)
+            elif message.key == "imu":
+                events = intake.imu(message.msg)
+            else:
+                frames_read += message.topic == anchor_topic
+                events = intake.camera(message.key, message.msg, message.log_ns)
+            evaluation.handle(events, message.log_ns)
+        evaluation.handle(intake.flush(), last_log_ns)
+    except OSError as error:
+        raise BagOutputError(
+            f"writing the evaluation of {bag} to {out_dir} failed ({error}); the output there is incomplete"
+        ) from error
+    finally:
+        pictures = evaluation.close()
+    elapsed = time.perf_counter() - started
+    info = planner.info
+    summary = {
+        "bag": str(bag),
+        "frames_read": frames_read,
+        "synchronized": evaluation.synchronized,
+        "planned": evaluation.planned,
+        "skipped": sum(evaluation.skipped.values()),
+        "skipped_by_reason": dict(evaluation.skipped),
+        "rejected_inputs": dict(evaluation.rejected),
+        "decode_failures": dict(stats.decode_failures),
+        "messages_read": dict(stats.messages_read),
+        "missing_topics": stats.missing_topics,
+        "skipped_connections": stats.skipped_connections,
+        "latency_ms": {k: _percentiles(v) for k, v in evaluation.timings.items()},
+        "wall_time_s": elapsed,
+        "frames_per_second": evaluation.planned / elapsed if elapsed > 0 else None,
+        "weights": info.weights,
+        "weights_sha256": list(info.weights_sha256),
+        "device": info.device,
+        "precision": info.precision,
+        "untrained": info.untrained,
+        "outputs": {
+            "bag": str(evaluation.bag_path),
+            "frames": str(out_dir / "frames.jsonl"),
+            "pictures": [str(p) for p in pictures],
+        },
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+@dataclass(frozen=True)
+class PlannerSpec:
+    """How each (worker) process builds its planner."""
+
+    weights: str
+    device: str
+    precision: str
+
+    def build(self, config: NodeConfig) -> Planner:
+        return Planner(
+            self.weights,
+            self.device,
+            self.precision,
+            jpeg_roundtrip=config.jpeg_roundtrip,
+            ensemble_size=config.ensemble_size or None,
+            cache_dir=config.hf_cache_dir or None,
+            expected_sha256=config.expected_sha256_list,
+        )
+
+
+def find_bags(paths: list[Path]) -> list[Path]:
+    """Bags given directly, or every bag inside a directory of bags."""
+    bags = []
+    for path in paths:
+        if path.is_dir() and not (path / "metadata.yaml").is_file():
+            inside = sorted(
+                p for p in path.iterdir() if (p / "metadata.yaml").is_file() or p.suffix in (".mcap", ".db3")
+            )
+            if not inside:
+                check_bag_path(path)  # raises with the reason
+            bags.extend(inside)
+        else:
+            bags.append(check_bag_path(path))
+    return bags
+
+
+def _evaluate_in_worker(bag: Path, out_dir: Path, spec: PlannerSpec, options: EvaluationOptions) -> dict:
+    try:
+        return evaluate_bag(bag, out_dir, spec.build(options.config), options)
+    except (BagInputError, BagOutputError) as error:
+        return {"bag": str(bag), "error": str(error)}
+
+
+def evaluate_bags(
+    paths: list[Path], out_dir: Path, spec: PlannerSpec, options: EvaluationOptions, jobs: int = 1,
+    overwrite: bool = False,
+) -> dict:  # fmt: skip
+    """Evaluate one bag into ``out_dir``, or several into ``out_dir/<bag>/`` plus an overall
+    ``summary.json``. A bag that fails is reported in the overall summary; others go on."""
+    bags = find_bags(paths)
+    prepare_output_dir(out_dir, overwrite)
+    if len(bags) == 1:
+        return evaluate_bag(bags[0], out_dir, spec.build(options.config), options)
+    names = [b.name for b in bags]
+    outs = [out_dir / (name if names.count(name) == 1 else f"{i:02d}_{name}") for i, name in enumerate(names)]
+    for out in outs:
+        out.mkdir()
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            summaries = list(pool.map(_evaluate_in_worker, bags, outs, [spec] * len(bags), [options] * len(bags)))
+    else:
+        planner = spec.build(options.config)
+        summaries = []
+        for bag, out in zip(bags, outs, strict=True):
+            try:
+                summaries.append(evaluate_bag(bag, out, planner, options))
+            except BagInputError as error:
+                summaries.append({"bag": str(bag), "error": str(error)})
+    done = [s for s in summaries if "error" not in s]
+    overall = {
+        "bags": len(bags),
+        "failed_bags": [s for s in summaries if "error" in s],
+        "planned": sum(s["planned"] for s in done),
+        "skipped": sum(s["skipped"] for s in done),
+        "frames_read": sum(s["frames_read"] for s in done),
+        "per_bag": [str(o / "summary.json") for o, s in zip(outs, summaries, strict=True) if "error" not in s],
+    }
+    (out_dir / "summary.json").write_text(json.dumps(overall, indent=2) + "\n", encoding="utf-8")
+    return overall

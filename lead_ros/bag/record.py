@@ -1,0 +1,42 @@
+"""``lead-ros record-path``: write the node's published paths to a bag (MCAP), so a live
+run can be compared with an offline evaluation of the same input."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from nav_msgs.msg import Path as PathMsg
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+
+class PathRecorder:
+    def __init__(self, node: Node, topics: list[str], out: Path) -> None:
+        if out.exists():
+            raise FileExistsError(f"output bag {out} exists; choose another path")
+        self.node = node
+        self.count = 0
+        self._lock = threading.Lock()
+        self._writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        typestore = get_typestore(Stores.ROS2_KILTED)
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        for topic in topics:
+            connection = self._writer.add_connection(topic, "nav_msgs/msg/Path", typestore=typestore)
+            node.create_subscription(PathMsg, topic, lambda msg, c=connection: self._write(c, msg), qos)
+
+    def _write(self, connection, msg: PathMsg) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.write(connection, self.node.get_clock().now().nanoseconds, serialize_message(msg))
+                self.count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None

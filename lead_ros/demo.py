@@ -1,0 +1,169 @@
+"""``make demo``: the whole product on the shipped sample drive.
+
+1. Weights: ``--weights``/``LEAD_ROS_WEIGHTS``, else the official checkpoint if it is in the
+   Hugging Face cache, else synthetic (untrained) weights, announced as such.
+2. The live node (a ``lead_planner`` process, ``use_sim_time``) is fed the sample bag by the
+   replayer with /clock in lockstep, and its paths are recorded.
+3. ``evaluate-bag`` runs on the same bag; live and offline paths are compared frame by frame.
+
+Exits non-zero if any step fails. Run it through ``make demo``, which sets loopback-only DDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from lead_ros.weights.source import OFFICIAL_SOURCE
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_BAG = REPO / "data" / "sample_bag"
+PARAMS = (REPO / "config" / "lead_ros.yaml", REPO / "config" / "sample.yaml")
+PATH_TOPIC = "/lead_planner/output/path"
+log = logging.getLogger("lead_ros.demo")
+
+
+def resolve_weights(requested: str | None, out: Path) -> tuple[str, bool]:
+    """The weights to use and whether they are synthetic."""
+    from lead_ros.weights.errors import WeightsError
+    from lead_ros.weights.loader import load_checkpoint
+    from lead_ros.weights.synthetic import write_synthetic_checkpoint
+
+    if requested:
+        return requested, False
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo never downloads; a cached copy is used
+    try:
+        load_checkpoint(OFFICIAL_SOURCE)
+        return OFFICIAL_SOURCE, False
+    except WeightsError:
+        log.info("the official checkpoint %s is not in the Hugging Face cache", OFFICIAL_SOURCE)
+    synthetic = out / "synthetic_weights"
+    if not (synthetic / "model_0000.pth").is_file():
+        write_synthetic_checkpoint(synthetic)
+    return str(synthetic), True
+
+
+def _start_node(weights: str, device: str, log_path: Path) -> subprocess.Popen:
+    command = [str(Path(sys.executable).with_name("lead_planner")), "--ros-args"]
+    for params in PARAMS:
+        command += ["--params-file", str(params)]
+    command += ["-p", f"weights:={weights}", "-p", f"device:={device}", "-p", "use_sim_time:=true"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"}
+    return subprocess.Popen(command, stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=env)
+
+
+def _wait_for_line(path: Path, text: str, process: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"the node exited with code {process.returncode}; see {path}")
+        time.sleep(0.2)
+    raise RuntimeError(f"the node did not get ready within {timeout_s:.0f} s; see {path}")
+
+
+def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dict]:
+    """Node process + lockstep replay with /clock + path recording; returns the recorded bag."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from lead_ros.bag.record import PathRecorder
+    from lead_ros.bag.replay import BagReplayer
+
+    node_log = out / "node.log"
+    process = _start_node(weights, device, node_log)
+    recorded = out / "live_paths"
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("lead_ros_demo", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        _wait_for_line(node_log, "LTFv6 planner ready", process, 300)
+        recorder = PathRecorder(node, [PATH_TOPIC], recorded)
+        replayer = BagReplayer(node, bag, clock=True, lockstep_topic=PATH_TOPIC, lockstep_timeout_s=60)
+        if not replayer.wait_for_subscribers(30):
+            raise RuntimeError("the node did not subscribe to the sample bag's cameras within 30 s")
+        time.sleep(1.0)  # let every input topic finish matching (discovery is per topic)
+        stats = replayer.run()
+        replayer.close()
+        recorder.close()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+        executor.shutdown()
+        node.destroy_node()
+        context.try_shutdown()
+    if code != 0:
+        raise RuntimeError(f"the node exited with code {code}; see {node_log}")
+    return recorded, {"anchors": stats.anchors, "published": stats.published,
+                      "lockstep_timeouts": stats.lockstep_timeouts, "recorded_paths": recorder.count}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lead_ros.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="out/demo", help="output directory (replaced)")
+    parser.add_argument("--weights", default=os.environ.get("LEAD_ROS_WEIGHTS"), help="weights source")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--bag", default=str(SAMPLE_BAG), help="bag to drive with (default: the sample)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
+
+    from lead_ros.bag.compare import compare_paths, read_paths
+    from lead_ros.bag.evaluate import EvaluationOptions, PlannerSpec, evaluate_bags, prepare_output_dir
+    from lead_ros.bag.reader import default_topics
+    from lead_ros.node_config import NodeConfig
+
+    out = Path(args.out)
+    prepare_output_dir(out, overwrite=True)
+    weights, synthetic = resolve_weights(args.weights, out)
+    banner = "UNTRAINED SYNTHETIC WEIGHTS: the paths show the pipeline working, not a driving policy"
+    if synthetic:
+        print(f"\n*** {banner} ***\n", flush=True)
+    bag = Path(args.bag)
+    print(f"[1/3] live: lead_planner + lockstep replay of {bag} with /clock, recording {PATH_TOPIC}", flush=True)
+    recorded, live = run_live(bag, weights, args.device, out)
+    print(f"      {live['anchors']} frames replayed, {live['recorded_paths']} paths recorded", flush=True)
+
+    print("[2/3] offline: evaluate-bag on the same bag", flush=True)
+    config = NodeConfig.from_yaml(PARAMS[1])
+    options = EvaluationOptions(config=config, topics=default_topics(), progress=False)
+    offline_dir = out / "offline"
+    summary = evaluate_bags([bag], offline_dir, PlannerSpec(weights, args.device, config.precision), options)
+
+    print("[3/3] compare live vs offline, frame by frame", flush=True)
+    live_paths = read_paths(recorded, PATH_TOPIC)
+    offline_paths = read_paths(Path(summary["outputs"]["bag"]), PATH_TOPIC)
+    comparison = compare_paths(live_paths, offline_paths)
+    same_frames = not comparison.only_first and not comparison.only_second
+    ok = same_frames and comparison.matches() and live["lockstep_timeouts"] == 0 and comparison.common > 0
+    print(
+        f"\nframes planned: live {len(live_paths)}, offline {len(offline_paths)}, in common {comparison.common}\n"
+        f"max |live - offline|: position {comparison.max_abs_position_m:.2e} m, "
+        f"heading {comparison.max_abs_heading_rad:.2e} rad (tolerance 1e-4)\n"
+        f"weights: {weights}{' (UNTRAINED)' if synthetic else ''}, device {summary['device']}, "
+        f"offline {summary['frames_per_second']:.2f} frames/s\n"
+        f"pictures: {', '.join(summary['outputs']['pictures'])}\n"
+        f"offline bag: {summary['outputs']['bag']}   per-frame records: {summary['outputs']['frames']}\n"
+        f"live bag: {recorded}   node log: {out / 'node.log'}\n"
+        f"result: {'OK, live and offline agree' if ok else 'MISMATCH'}",
+        flush=True,
+    )
+    if synthetic:
+        print(f"*** {banner} ***", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The sample drive shipped in ``data/sample_bag``: 2 s at 10 Hz of four procedurally drawn
+1080x1920 road cameras (JPEG CompressedImage), 50 Hz odometry and IMU, and a route command
+that changes, on the node's default input topics. Deterministic: regenerating it gives
+the same bytes (rosbags' CDR writer, fixed stamps, OpenCV JPEG)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from lead_ros.bag.reader import default_topics
+
+START_NS = 1_700_000_000 * 1_000_000_000
+CAMERA_RATE_HZ = 10.0
+STATE_RATE_HZ = 50.0
+DURATION_S = 2.0
+JPEG_QUALITY = 80
+CAMERA_SIZE = (1080, 1920)
+# (time s, command): straight, then left, then right.
+COMMANDS = ((0.0, 1), (0.8, 0), (1.5, 2))
+
+
+def speed_at(t: float) -> float:
+    return 6.0 + 1.0 * t
+
+
+def yaw_rate_at(t: float) -> float:
+    return 0.15 * math.sin(1.5 * t)
+
+
+def draw_camera(index: int, t: float, size: tuple[int, int] = CAMERA_SIZE) -> np.ndarray:
+    """Camera ``index`` (0 l0, 1 f0, 2 r0, 3 b0) at time ``t``: RGB uint8."""
+    h, w = size
+    horizon = int(h * 0.45)
+    image = np.empty((h, w, 3), np.uint8)
+    rows = np.linspace(0.0, 1.0, horizon)[:, None]
+    image[:horizon] = (np.array([110, 150, 210]) * (1 - 0.4 * rows)[..., None]).astype(np.uint8)
+    image[horizon:] = (70 + 10 * index, 110, 60)
+    travelled = 8.0 * t + 1.0 * t * t / 2  # metres, matches speed_at
+    if index in (1, 3):  # front and back: the road ahead/behind with a moving dashed line
+        road = np.array([[w * 0.46, horizon], [w * 0.54, horizon], [w * 0.95, h], [w * 0.05, h]], np.int32)
+        cv2.fillPoly(image, [road], (85, 85, 90))
+        phase = (travelled * (1 if index == 1 else -1)) % 4.0
+        for k in range(12):
+            near = (k * 4.0 + phase) / 48.0
+            far = (k * 4.0 + phase + 2.0) / 48.0
+            y0, y1 = int(h - (h - horizon) * near), int(h - (h - horizon) * far)
+            cv2.line(image, (w // 2, y0), (w // 2, y1), (235, 235, 235), max(2, int(18 * (1 - near))))
+        shift = int(80 * math.sin(0.7 * t + index))
+        cv2.rectangle(image, (w // 3 + shift, horizon - 140), (w // 3 + 260 + shift, horizon + 60), (180, 40, 40), -1)
+    else:  # sides: kerb and buildings sliding past
+        direction = 1 if index == 0 else -1
+        cv2.line(image, (0, int(h * 0.8)), (w, int(h * 0.7)), (200, 200, 200), 14)
+        for k in range(6):
+            x = int((k * 420 + direction * travelled * 60) % (w + 400)) - 400
+            top = horizon - 200 - 40 * ((k + index) % 3)
+            colour = (120 + 20 * k % 100, 100 + 30 * index, 90 + 15 * k)
+            cv2.rectangle(image, (x, top), (x + 300, horizon + 40), colour, -1)
+    return image
+
+
+def write_sample_bag(out: Path) -> Path:
+    """Write the bag directory ``out`` (it must not exist yet)."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    types = typestore.types
+    Time, Header = types["builtin_interfaces/msg/Time"], types["std_msgs/msg/Header"]
+    topics = default_topics()
+
+    def header(ns: int, frame: str):
+        return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=frame)
+
+    events = []  # (record time, topic, message type, message)
+    for i in range(int(DURATION_S * CAMERA_RATE_HZ)):
+        t = i / CAMERA_RATE_HZ
+        ns = START_NS + round(t * 1e9)
+        for k, name in enumerate(("l0", "f0", "r0", "b0")):
+            ok, jpeg = cv2.imencode(".jpg", draw_camera(k, t)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            assert ok
+            msg = types["sensor_msgs/msg/CompressedImage"](
+                header=header(ns, f"cam_{name}"), format="rgb8; jpeg compressed bgr8", data=jpeg.ravel()
+            )
+            events.append((ns + k, topics[name], "sensor_msgs/msg/CompressedImage", msg))
+    vector3, quaternion = types["geometry_msgs/msg/Vector3"], types["geometry_msgs/msg/Quaternion"]
+    point, pose = types["geometry_msgs/msg/Point"], types["geometry_msgs/msg/Pose"]
+    x = y = yaw = 0.0
+    period = 1.0 / STATE_RATE_HZ
+    for j in range(int((DURATION_S + 0.5) * STATE_RATE_HZ)):
+        t = j * period - 0.2  # state starts before the first frame
+        ns = START_NS + round(t * 1e9) + 7_000_000  # not aligned with the cameras
+        v, r = speed_at(t), yaw_rate_at(t)
+        x, y, yaw = x + v * math.cos(yaw) * period, y + v * math.sin(yaw) * period, yaw + r * period
+        twist = types["geometry_msgs/msg/Twist"](linear=vector3(x=v, y=0.0, z=0.0), angular=vector3(x=0.0, y=0.0, z=r))
+        odometry = types["nav_msgs/msg/Odometry"](
+            header=header(ns, "odom"), child_frame_id="base_link",
+            pose=types["geometry_msgs/msg/PoseWithCovariance"](
+                pose=pose(position=point(x=x, y=y, z=0.0),
+                          orientation=quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))),
+                covariance=np.zeros(36)),
+            twist=types["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=np.zeros(36)),
+        )  # fmt: skip
+        events.append((ns, topics["odometry"], "nav_msgs/msg/Odometry", odometry))
+        imu = types["sensor_msgs/msg/Imu"](
+            header=header(ns, "imu"), orientation=quaternion(x=0.0, y=0.0, z=0.0, w=1.0),
+            orientation_covariance=np.zeros(9), angular_velocity=vector3(x=0.0, y=0.0, z=r),
+            angular_velocity_covariance=np.zeros(9), linear_acceleration=vector3(x=1.0, y=v * r, z=9.81),
+            linear_acceleration_covariance=np.zeros(9),
+        )  # fmt: skip
+        events.append((ns + 1, topics["imu"], "sensor_msgs/msg/Imu", imu))
+    for t, value in COMMANDS:
+        events.append((START_NS + round(t * 1e9) - 1, topics["command"], "std_msgs/msg/UInt8",
+                       types["std_msgs/msg/UInt8"](data=value)))  # fmt: skip
+    events.sort(key=lambda e: (e[0], e[1]))
+    writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
+    with writer:
+        connections = {}
+        for _, topic, msgtype, _ in events:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, msgtype, typestore=typestore)
+        for ns, topic, msgtype, msg in events:
+            writer.write(connections[topic], ns, typestore.serialize_cdr(msg, msgtype))
+    return out
