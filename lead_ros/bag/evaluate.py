@@ -29,6 +29,7 @@ from lead_ros.bag.reader import (
     TYPE_NAMES,
     BagInputError,
     ReadStats,
+    check_bag_inputs,
     check_bag_path,
     expected_classes,
     stream_messages,
@@ -277,6 +278,7 @@ def evaluate_bags(
     bags = find_bags(paths)
     prepare_output_dir(out_dir, overwrite)
     if len(bags) == 1:
+        check_bag_inputs(bags[0], options.topics, expected_classes(options.config))  # before the slow model load
         return evaluate_bag(bags[0], out_dir, spec.build(options.config), options)
     names = [b.name for b in bags]
     outs = [out_dir / (name if names.count(name) == 1 else f"{i:02d}_{name}") for i, name in enumerate(names)]

@@ -99,6 +99,44 @@ def _describe_topics(reader: AnyReader) -> str:
     return ", ".join(topics) if topics else "no topics at all"
 
 
+def _open(bag: Path) -> AnyReader:
+    try:
+        reader = AnyReader([check_bag_path(bag)], default_typestore=get_typestore(Stores.ROS2_KILTED))
+        reader.open()
+    except BagInputError:
+        raise
+    except Exception as error:  # rosbags raises several types for unreadable bags
+        raise BagInputError(f"{bag}: could not open the bag ({type(error).__name__}: {error})") from error
+    return reader
+
+
+def _select(reader: AnyReader, bag: Path, by_topic: dict[str, str], classes: dict[str, type]) -> list:
+    """The connections of the requested topics, type-checked; raises when none is there."""
+    selected = []
+    for connection in reader.connections:
+        key = by_topic.get(connection.topic)
+        if key is None:
+            continue
+        expected = TYPE_NAMES[classes[key]]
+        if connection.msgtype != expected:
+            raise BagInputError(f"{bag}: topic {connection.topic} ({key}) has type {connection.msgtype}, "
+                                f"expected {expected} for this configuration")  # fmt: skip
+        selected.append(connection)
+    if not selected:
+        raise BagInputError(f"{bag}: none of the requested topics ({', '.join(sorted(by_topic))}) is in the bag; "
+                            f"it has: {_describe_topics(reader)}")  # fmt: skip
+    return selected
+
+
+def check_bag_inputs(bag: Path, topics: dict[str, str], classes: dict[str, type]) -> None:
+    """Open the bag and check its topics and types, without reading messages."""
+    reader = _open(bag)
+    try:
+        _select(reader, bag, {topics[key]: key for key in classes}, classes)
+    finally:
+        reader.close()
+
+
 def stream_messages(
     bag: Path,
     topics: dict[str, str],
@@ -108,29 +146,11 @@ def stream_messages(
 ) -> Iterator[BagMessage]:
     """Yield the bag's input messages in header-stamp order (within the reorder window)."""
     by_topic = {topics[key]: key for key in classes}
+    reader = _open(bag)
     try:
-        reader = AnyReader([check_bag_path(bag)], default_typestore=get_typestore(Stores.ROS2_KILTED))
-        reader.open()
-    except BagInputError:
-        raise
-    except Exception as error:  # rosbags raises several types for unreadable bags
-        raise BagInputError(f"{bag}: could not open the bag ({type(error).__name__}: {error})") from error
-    try:
-        selected = []
-        for connection in reader.connections:
-            key = by_topic.get(connection.topic)
-            if key is None:
-                continue
-            expected = TYPE_NAMES[classes[key]]
-            if connection.msgtype != expected:
-                raise BagInputError(f"{bag}: topic {connection.topic} ({key}) has type {connection.msgtype}, "
-                                    f"expected {expected} for this configuration")  # fmt: skip
-            selected.append(connection)
+        selected = _select(reader, bag, by_topic, classes)
         present = {c.topic for c in selected}
         stats.missing_topics = sorted(set(by_topic) - present)
-        if not selected:
-            raise BagInputError(f"{bag}: none of the requested topics ({', '.join(sorted(by_topic))}) is in the bag; "
-                                f"it has: {_describe_topics(reader)}")  # fmt: skip
         stats.skipped_connections = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections
                                             if c.topic not in present})  # fmt: skip
         expected_count = sum(c.msgcount for c in selected)

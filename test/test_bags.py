@@ -1,0 +1,344 @@
+"""evaluate-bag, replay and record-path on synthetic and real rosbag2 bags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from bag_factory import MS, START, BagSpec, command, imu, jpeg_image, odometry, raw_image
+from conftest import DATA, REPO, read_rgb
+from lead_ros.bag.compare import read_paths
+from lead_ros.bag.evaluate import (
+    OUTPUT_PATH_TOPIC,
+    BagOutputError,
+    EvaluationOptions,
+    PlannerSpec,
+    evaluate_bag,
+    evaluate_bags,
+)
+from lead_ros.bag.reader import BagInputError, default_topics
+from lead_ros.cli import main
+from lead_ros.node_config import NodeConfig
+from lead_ros.observation import Command, Observation
+from lead_ros.sample_bag import write_sample_bag
+from lead_ros.synthetic_cameras import reference_cameras
+
+STITCHED = read_rgb(DATA / "images" / "case_02.png")
+CAMERAS = dict(zip(("l0", "f0", "r0", "b0"), reference_cameras(540, 960), strict=True))
+REAL_BAGS = DATA.parent / "real_bags"
+
+
+def _options(**params) -> EvaluationOptions:
+    return EvaluationOptions(config=NodeConfig.from_values(params), topics=default_topics(), progress=False)
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_stitched_raw_bag_with_imu_command_changes_and_an_odometry_gap(tmp_path, planner, storage):
+    bag = BagSpec()
+    frames = [START + k * 100 * MS for k in range(5)]
+    for j in range(-10, 30):  # 50 Hz odometry and IMU; odometry stops after 220 ms
+        ns = START + j * 20 * MS + 5 * MS
+        if ns - START < 220 * MS:
+            bag.add(ns, "odometry", "nav_msgs/msg/Odometry", odometry(ns, 4.0 + (ns - START) / 1e9))
+        bag.add(ns + 1, "imu", "sensor_msgs/msg/Imu", imu(ns, 0.6, 0.8))
+    bag.add(START - 50 * MS, "command", "std_msgs/msg/UInt8", command(Command.LEFT))
+    bag.add(START + 150 * MS, "command", "std_msgs/msg/UInt8", command(Command.RIGHT))
+    for ns in frames:
+        bag.add(ns + 2 * MS, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, ns))
+    path = bag.write(tmp_path / "bag", storage)
+    options = _options(camera_mode="stitched", acceleration_source="imu")
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = evaluate_bag(path, out, planner, options)
+    assert summary["frames_read"] == 5 and summary["planned"] == 3
+    assert summary["skipped_by_reason"] == {"odometry_unavailable": 2}
+    records = {r["stamp_ns"]: r for r in _records(out)}
+    assert records[frames[3]]["status"] == "skipped" and records[frames[3]]["reason"] == "odometry_unavailable"
+    paths = read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)
+    assert sorted(paths) == frames[:3]
+    for ns in paths:
+        speed = 4.0 + (ns - START) / 1e9
+        cmd = Command.LEFT if ns - START < 150 * MS else Command.RIGHT
+        plan = planner.plan(Observation(speed, 1.0, cmd, image=STITCHED))
+        np.testing.assert_allclose(paths[ns][:, :2], plan.waypoints, atol=1e-4)
+        assert records[ns]["command"] == cmd.name.lower() and records[ns]["acceleration_mps2"] == pytest.approx(1.0)
+
+
+def test_compressed_four_camera_bag_with_out_of_tolerance_camera(tmp_path, planner):
+    bag = BagSpec()
+    frames = [START + k * 100 * MS for k in range(3)]
+    for j in range(-10, 20):
+        ns = START + j * 20 * MS
+        bag.add(ns, "odometry", "nav_msgs/msg/Odometry", odometry(ns, 3.0))
+    messages = {}
+    for i, ns in enumerate(frames):
+        for name, image in CAMERAS.items():
+            offset = 80 * MS if (i == 1 and name == "r0") else 0
+            messages[(ns, name)] = jpeg_image(image, ns + offset)
+            bag.add(ns + offset + 1, name, "sensor_msgs/msg/CompressedImage", messages[(ns, name)])
+    path = bag.write(tmp_path / "bag")
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = evaluate_bag(path, out, planner, _options(image_transport="compressed"))
+    assert (summary["planned"], summary["skipped_by_reason"]) == (2, {"camera_missing": 1})
+    paths = read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)
+    for ns in (frames[0], frames[2]):
+        decoded = tuple(cv2.imdecode(np.asarray(messages[(ns, n)].data), cv2.IMREAD_COLOR) for n in CAMERAS)
+        plan = planner.plan(Observation(3.0, 0.0, Command.UNKNOWN, cameras=decoded, encoding="bgr8"))
+        np.testing.assert_allclose(paths[ns][:, :2], plan.waypoints, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def sample_evaluation(tmp_path_factory, navsim_weights):
+    """evaluate-bag on the shipped sample, through the CLI, with inputs copied."""
+    out = tmp_path_factory.mktemp("sample") / "eval"
+    argv = ["evaluate-bag", str(REPO / "data" / "sample_bag"), "--weights", str(navsim_weights), "--out", str(out)]
+    code = main([*argv, "--params-file", str(REPO / "config" / "sample.yaml"), "--device", "cpu", "--write-inputs"])
+    assert code == 0
+    return out
+
+
+def test_sample_evaluation_outputs(sample_evaluation):
+    summary = json.loads((sample_evaluation / "summary.json").read_text())
+    assert summary["frames_read"] == 20 and summary["planned"] == 20 and summary["skipped"] == 0
+    assert summary["untrained"] is True and summary["device"] == "cpu" and len(summary["weights_sha256"]) == 1
+    assert summary["skipped_connections"] == ["/lead_planner/input/imu (sensor_msgs/msg/Imu)"]
+    assert summary["latency_ms"]["inference_ms"]["p50"] > 0
+    assert (sample_evaluation / "contact_sheet.png").stat().st_size > 10_000
+    assert (sample_evaluation / "frames.mp4").stat().st_size > 1_000
+    sheet = cv2.imread(str(sample_evaluation / "contact_sheet.png"))
+    assert sheet is not None and sheet.shape[0] > 100
+    records = _records(sample_evaluation)
+    assert records[0]["command"] == "straight" and records[-1]["command"] == "right"
+    metadata = yaml.safe_load((sample_evaluation / "output_bag" / "metadata.yaml").read_text())
+    topics = {t["topic_metadata"]["name"] for t in metadata["rosbag2_bagfile_information"]["topics_with_message_count"]}
+    assert OUTPUT_PATH_TOPIC in topics and "/lead_planner/input/cameras/f0" in topics  # --write-inputs
+
+
+def test_sample_bag_regenerates_bit_identically(tmp_path):
+    regenerated = write_sample_bag(tmp_path / "sample_bag")
+    shipped = REPO / "data" / "sample_bag"
+    assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in regenerated.iterdir())
+    for file in shipped.iterdir():
+        assert file.read_bytes() == (regenerated / file.name).read_bytes(), file.name
+    assert sum(f.stat().st_size for f in shipped.iterdir()) < 15 * 2**20
+
+
+def test_reorder_window_restores_header_stamp_order(tmp_path, planner):
+    """An image recorded 150 ms late (after later odometry) is put back in stamp order."""
+    bag = BagSpec()
+    for j in range(-5, 10):
+        bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 2.0))
+    bag.add(START + 150 * MS, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, START))
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = evaluate_bag(bag.write(tmp_path / "bag"), out, planner, _options(camera_mode="stitched"))
+    assert summary["planned"] == 1
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def _cli_error(capsys, *argv) -> str:
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_not_a_bag(capsys, tmp_path, navsim_weights):
+    text = tmp_path / "notes.txt"
+    text.write_text("x")
+    err = _cli_error(capsys, "evaluate-bag", text, "--weights", navsim_weights, "--out", tmp_path / "o")
+    assert f"{text} is not a rosbag2 bag" in err
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    err = _cli_error(capsys, "evaluate-bag", empty, "--weights", navsim_weights, "--out", tmp_path / "o")
+    assert "is a directory without metadata.yaml" in err
+
+
+def test_wrong_topic_types(capsys, tmp_path, navsim_weights):
+    # The sample's cameras are CompressedImage; the default params expect raw Image.
+    err = _cli_error(capsys, "evaluate-bag", REPO / "data" / "sample_bag", "--weights", navsim_weights,
+                     "--out", tmp_path / "o")  # fmt: skip
+    assert "has type sensor_msgs/msg/CompressedImage, expected sensor_msgs/msg/Image" in err
+
+
+def test_decode_failures_and_unknown_connections_are_counted(tmp_path, planner):
+    from bag_factory import T
+
+    bag = BagSpec()
+    for j in range(-5, 10):
+        ns = START + j * 20 * MS
+        bag.add(ns, "odometry", "nav_msgs/msg/Odometry", odometry(ns, 2.0) if j != 3 else b"\x00\x01garbage")
+    bag.add(START + 1, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, START))
+    bag.add(START + 2, "/chatter", "std_msgs/msg/String", T["std_msgs/msg/String"](data="hi"))
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = evaluate_bag(bag.write(tmp_path / "bag"), out, planner, _options(camera_mode="stitched"))
+    assert summary["decode_failures"] == {"/lead_planner/input/odometry": 1}
+    assert summary["skipped_connections"] == ["/chatter (std_msgs/msg/String)"]
+    assert summary["missing_topics"] == ["/lead_planner/input/command"]
+    assert summary["planned"] == 1
+
+
+def test_metadata_that_disagrees_with_storage_is_reported(tmp_path, planner):
+    bag = BagSpec()
+    for j in range(-5, 10):
+        bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 2.0))
+    bag.add(START + 1, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, START))
+    path = bag.write(tmp_path / "bag")
+    metadata = path / "metadata.yaml"
+    data = yaml.safe_load(metadata.read_text())
+    for topic in data["rosbag2_bagfile_information"]["topics_with_message_count"]:
+        topic["topic_metadata"]["offered_qos_profiles"] = (
+            "- history: 3\n  depth: 0\n  reliability: 1\n  durability: 2\n  deadline:\n    sec: 0\n    nsec: 0\n"
+            "  lifespan:\n    sec: 0\n    nsec: 0\n  liveliness: 1\n  liveliness_lease_duration:\n    sec: 0\n"
+            "    nsec: 0\n  avoid_ros_namespace_conventions: false"
+        )
+    metadata.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(BagInputError, match="metadata and storage disagree"):
+        evaluate_bag(path, out, planner, _options(camera_mode="stitched"))
+
+
+def test_empty_bag(capsys, tmp_path, navsim_weights):
+    err = _cli_error(capsys, "evaluate-bag", REAL_BAGS / "empty_bag_sqlite3", "--weights", navsim_weights,
+                     "--out", tmp_path / "o")  # fmt: skip
+    assert "none of the requested topics" in err and "it has: /parameter_events" in err
+
+
+def test_existing_output_directory_needs_overwrite(capsys, tmp_path, navsim_weights):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "old.txt").write_text("keep me")
+    err = _cli_error(capsys, "evaluate-bag", REPO / "data" / "sample_bag", "--weights", navsim_weights, "--out", out)
+    assert f"output directory {out} exists and is not empty; pass --overwrite" in err
+    assert (out / "old.txt").exists()
+
+
+def test_unwritable_output_names_the_path(capsys, tmp_path, navsim_weights):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    err = _cli_error(capsys, "evaluate-bag", REPO / "data" / "sample_bag", "--weights", navsim_weights,
+                     "--out", blocker / "out")  # fmt: skip
+    assert f"cannot create output directory {blocker / 'out'}" in err
+
+
+def test_disk_full_while_writing_says_the_output_is_incomplete(tmp_path, planner, monkeypatch):
+    from rosbags.rosbag2 import Writer
+
+    def full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Writer, "write", full)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(BagOutputError, match=r"No space left on device.*the output there is incomplete"):
+        evaluate_bag(REPO / "data" / "sample_bag", out, planner, _options(image_transport="compressed"))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in REAL_BAGS.iterdir() if p.is_dir()))
+def test_real_rosbag2_bags_give_a_result_or_a_clear_error(capsys, tmp_path, navsim_weights, name):
+    code = main(["evaluate-bag", str(REAL_BAGS / name), "--weights", str(navsim_weights), "--out", str(tmp_path / "o"),
+                 "--device", "cpu"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    if code == 2:
+        assert "none of the requested topics" in captured.err or "could not open the bag" in captured.err
+    else:  # a folder of single-file bags: one overall summary that names each failure
+        assert code == 1
+        overall = json.loads(captured.out)
+        assert overall["bags"] == 3 and len(overall["failed_bags"]) == 3
+
+
+def test_parallel_jobs_over_a_directory_of_bags(tmp_path, navsim_weights):
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    for i in range(2):
+        bag = BagSpec()
+        for j in range(-5, 10):
+            bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 1.0 + i))
+        bag.add(START + 1, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, START))
+        bag.write(folder / f"drive_{i}")
+    overall = evaluate_bags([folder], tmp_path / "out", PlannerSpec(str(navsim_weights), "cpu", "fp32"),
+                            _options(camera_mode="stitched"), jobs=2)  # fmt: skip
+    assert overall["bags"] == 2 and overall["planned"] == 2 and not overall["failed_bags"]
+    for i in range(2):
+        assert json.loads((tmp_path / "out" / f"drive_{i}" / "summary.json").read_text())["planned"] == 1
+
+
+# --- live node vs offline evaluation -----------------------------------------------------------
+
+
+def test_lockstep_live_run_equals_offline_evaluation(ros_context, tmp_path, navsim_weights, capsys):
+    """The demo's path: lead_planner process <- lockstep replay with /clock -> record -> compare."""
+    from lead_ros.demo import main as demo
+
+    code = demo(["--out", str(tmp_path / "demo"), "--weights", str(navsim_weights), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "frames planned: live 20, offline 20, in common 20" in out
+    assert "result: OK, live and offline agree" in out
+
+
+def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_path, planner, sample_evaluation):
+    """At real-time rate a CPU node drops frames; each frame it plans equals its offline twin."""
+    import threading
+    import time
+
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from lead_ros.bag.compare import compare_paths
+    from lead_ros.bag.record import PathRecorder
+    from lead_ros.bag.replay import BagReplayer
+    from lead_ros.ros.node import LeadPlannerNode
+
+    overrides = [Parameter("image_transport", value="compressed"), Parameter("use_sim_time", value=True)]
+    node = LeadPlannerNode(planner=planner, context=ros_context, parameter_overrides=overrides)
+    driver = rclpy.create_node("realtime_driver", context=ros_context)
+    recorded = tmp_path / "live"
+    recorder = PathRecorder(driver, [OUTPUT_PATH_TOPIC], recorded)
+    replayer = BagReplayer(driver, REPO / "data" / "sample_bag", rate=1.0, clock=True)
+    executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
+    executor.add_node(node)
+    executor.add_node(driver)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        assert replayer.wait_for_subscribers(20)
+        time.sleep(1.0)
+        replayer.run()
+        queue = node.queue
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and node.stats.snapshot()["planned"] + queue.dropped_count < queue.put_count:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the last path reaches the recorder
+    finally:
+        replayer.close()
+        node.shutdown()
+        executor.shutdown(timeout_sec=5)
+        recorder.close()
+        node.destroy_node()
+        driver.destroy_node()
+    planned = node.stats.snapshot()["planned"]
+    assert queue.put_count == planned + queue.dropped_count  # frames in = processed + dropped, exactly
+    assert 1 <= planned < 20 and queue.dropped_count >= 1
+    live = read_paths(recorded, OUTPUT_PATH_TOPIC)
+    offline = read_paths(sample_evaluation / "output_bag", OUTPUT_PATH_TOPIC)
+    comparison = compare_paths(live, offline)
+    assert len(live) == planned and comparison.common == planned and not comparison.only_first
+    assert comparison.matches(1e-4), comparison
