@@ -226,6 +226,16 @@ def cmd_record_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_node(args: argparse.Namespace) -> int:
+    from lead_ros.ros.node_bench import format_reports, run
+
+    if len(args.rates) != len(args.durations_s):
+        raise ValueError("--rates and --durations-s need the same number of values")
+    reports = run(args.weights, args.device, args.precision, list(zip(args.rates, args.durations_s, strict=True)))
+    print(format_reports(reports))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lead-ros", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -253,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--heights", type=int, nargs="+", default=[256, 270], help="model input heights")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.set_defaults(func=cmd_bench)
+
+    bench_node = sub.add_parser("bench-node", help="benchmark the node in-process under a 4-camera stream")
+    _add_planner_args(bench_node)
+    bench_node.add_argument("--rates", type=float, nargs="+", default=[10.0, 30.0], help="camera rates, Hz")
+    bench_node.add_argument("--durations-s", type=float, nargs="+", default=[30.0, 130.0], help="seconds per rate")
+    bench_node.set_defaults(func=cmd_bench_node)
 
     evaluate = sub.add_parser("evaluate-bag", help="run the planner over rosbag2 bags offline")
     evaluate.add_argument(

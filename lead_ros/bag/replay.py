@@ -96,9 +96,10 @@ class BagReplayer:
             self._answers += 1
             self._answered.notify_all()
 
-    def wait_for_subscribers(self, timeout_s: float) -> bool:
-        """Wait until the anchor topic (or every topic) has a subscriber."""
-        wanted = [self.publishers[self.anchor_topic]] if self.anchor_topic in self.publishers else []
+    def wait_for_subscribers(self, timeout_s: float, topics: list[str] | None = None) -> bool:
+        """Wait until each of ``topics`` (default: the anchor topic) has a subscriber."""
+        names = topics if topics is not None else [self.anchor_topic]
+        wanted = [self.publishers[t] for t in names if t in self.publishers]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if all(p.get_subscription_count() > 0 for p in wanted):

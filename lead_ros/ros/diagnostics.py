@@ -16,6 +16,17 @@ OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.E
 INPUT_STALE_S = 1.0
 _RATE_WINDOW = 20
 _LATENCY_WINDOW = 200
+_TIMING_WINDOW = 5000
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Where one planned frame's time went (milliseconds)."""
+
+    pipeline_latency_ms: float  # anchor stamp -> path published (node clock)
+    queue_wait_ms: float  # synchronization complete -> worker pickup
+    node_overhead_ms: float  # worker pickup -> path published, minus model inference
+    inference_ms: float
 
 
 @dataclass
@@ -44,6 +55,7 @@ class PipelineStats:
         self.last_latency_ms: float | None = None
         self.last_inference_ms: float | None = None
         self.last_error = ""
+        self.timings: deque[FrameTiming] = deque(maxlen=_TIMING_WINDOW)
 
     def received(self, name: str, now_ns: int) -> None:
         with self._lock:
@@ -61,14 +73,19 @@ class PipelineStats:
             self.consecutive_failures += 1
             self.last_error = f"{reason}: {detail}"
 
-    def succeeded(self, processing_ms: float, inference_ms: float, budget_ms: float) -> None:
+    def succeeded(self, processing_ms: float, timing: FrameTiming, budget_ms: float) -> None:
         with self._lock:
             self.planned += 1
             self.consecutive_failures = 0
             self.latencies_ms.append(processing_ms)
             self.last_latency_ms = processing_ms
-            self.last_inference_ms = inference_ms
+            self.last_inference_ms = timing.inference_ms
             self.over_budget += processing_ms > budget_ms
+            self.timings.append(timing)
+
+    def timing_samples(self) -> list[FrameTiming]:
+        with self._lock:
+            return list(self.timings)
 
     def snapshot(self) -> dict:
         with self._lock:

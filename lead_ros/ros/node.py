@@ -40,7 +40,7 @@ from lead_ros.ros.conversions import (
     plan_to_markers,
     plan_to_path,
 )
-from lead_ros.ros.diagnostics import DiagnosticsContext, PipelineStats, build_diagnostics
+from lead_ros.ros.diagnostics import DiagnosticsContext, FrameTiming, PipelineStats, build_diagnostics
 from lead_ros.ros.intake import Event, InputIntake, InputRejected, ReadyFrame
 from lead_ros.sync import SyncFailure
 from lead_ros.visualization import render_plan
@@ -270,15 +270,17 @@ class LeadPlannerNode(Node):
             return
         self.path_pub.publish(plan_to_path(plan, frame.stamp_ns, self.config.frame_id, self.config.prepend_origin_pose))
         published = time.perf_counter()
+        latency_ms = (self._now_ns() - frame.stamp_ns) / 1e6
         processing_ms = 1e3 * (published - item.synced_at)
-        self.stats.succeeded(processing_ms, plan.timings.inference_ms, self.config.processing_budget_ms)
-        self.last_timing = {
-            "queue_wait_ms": 1e3 * (picked - item.synced_at),
-            "node_overhead_ms": 1e3 * (published - picked) - plan.timings.inference_ms,
-            "inference_ms": plan.timings.inference_ms,
-        }
+        timing = FrameTiming(
+            pipeline_latency_ms=latency_ms,
+            queue_wait_ms=1e3 * (picked - item.synced_at),
+            node_overhead_ms=1e3 * (published - picked) - plan.timings.inference_ms,
+            inference_ms=plan.timings.inference_ms,
+        )
+        self.stats.succeeded(processing_ms, timing, self.config.processing_budget_ms)
         self.inference_time_pub.publish(Float64(data=plan.timings.inference_ms))
-        self.latency_pub.publish(Float64(data=(self._now_ns() - frame.stamp_ns) / 1e6))
+        self.latency_pub.publish(Float64(data=latency_ms))
         if self.markers_pub.get_subscription_count():
             self.markers_pub.publish(plan_to_markers(plan, frame.stamp_ns, self.config.frame_id))
         if self.debug_image_pub is not None:

@@ -1,0 +1,139 @@
+"""``lead-ros bench-node``: the node in-process under a camera stream (a benchmark, never a
+timed test).
+
+A publisher sends four 1080x1920 rgb8 cameras at each requested rate plus 50 Hz odometry;
+the figures are the node's own per-frame timings: pipeline latency (anchor stamp -> path
+published), queue wait (sync complete -> worker pickup), node overhead (pickup -> publish
+minus inference: conversion, preprocessing, path building), drop accounting, and RSS after
+warm-up vs at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import psutil
+import rclpy
+from nav_msgs.msg import Odometry
+from rclpy.executors import MultiThreadedExecutor
+from std_msgs.msg import UInt8
+
+from lead_ros.planner import Planner
+from lead_ros.ros.conversions import array_to_image, ns_to_stamp
+from lead_ros.ros.node import COMMAND_QOS, LeadPlannerNode
+from lead_ros.synthetic_cameras import reference_cameras
+
+ODOMETRY_RATE_HZ = 50.0
+WARMUP_S = 10.0
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {}
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"p50": round(float(p50), 2), "p90": round(float(p90), 2), "p99": round(float(p99), 2), "n": len(values)}
+
+
+@dataclass
+class RateReport:
+    rate_hz: float
+    duration_s: float
+    frames_published: int
+    frames_in: int  # synchronized frames offered to the worker
+    processed: int
+    dropped: int
+    sync_failures: dict
+    pipeline_latency_ms: dict
+    queue_wait_ms: dict
+    node_overhead_ms: dict
+    inference_ms: dict
+    rss_after_warmup_mib: float
+    rss_end_mib: float
+
+
+def _publish_stream(driver, stop: threading.Event, rate_hz: float, counter: list[int]) -> None:
+    cameras = {n: array_to_image(img, 0, f"cam_{n}") for n, img in zip(("l0", "f0", "r0", "b0"), reference_cameras(),
+                                                                        strict=True)}  # fmt: skip
+    base = "/lead_planner/input"
+    publishers = {n: driver.create_publisher(type(m), f"{base}/cameras/{n}", 5) for n, m in cameras.items()}
+    odometry = driver.create_publisher(Odometry, f"{base}/odometry", 50)
+    driver.create_publisher(UInt8, f"{base}/command", COMMAND_QOS).publish(UInt8(data=1))
+    period, odom_period = 1.0 / rate_hz, 1.0 / ODOMETRY_RATE_HZ
+    next_frame = next_odom = time.monotonic()
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= next_odom:
+            msg = Odometry()
+            msg.header.stamp = driver.get_clock().now().to_msg()
+            msg.twist.twist.linear.x = 8.0
+            odometry.publish(msg)
+            next_odom += odom_period
+        if now >= next_frame:
+            stamp = ns_to_stamp(driver.get_clock().now().nanoseconds)
+            for name in ("l0", "r0", "b0", "f0"):
+                cameras[name].header.stamp = stamp
+                publishers[name].publish(cameras[name])
+            counter[0] += 1
+            next_frame += period
+        time.sleep(max(0.0, min(next_odom, next_frame) - time.monotonic()))
+
+
+def bench_rate(context, planner: Planner, rate_hz: float, duration_s: float) -> RateReport:
+    process = psutil.Process()
+    node = LeadPlannerNode(planner=planner, context=context)
+    driver = rclpy.create_node("bench_driver", context=context)
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    executor.add_node(driver)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    stop, published = threading.Event(), [0]
+    publisher = threading.Thread(target=_publish_stream, args=(driver, stop, rate_hz, published), daemon=True)
+    publisher.start()
+    time.sleep(min(WARMUP_S, duration_s / 2))
+    rss_warm = process.memory_info().rss / 2**20
+    time.sleep(max(0.0, duration_s - WARMUP_S))
+    stop.set()
+    publisher.join()
+    time.sleep(2.0)  # let the frame in flight finish
+    node.shutdown()
+    rss_end = process.memory_info().rss / 2**20
+    snapshot = node.stats.snapshot()
+    timings = node.stats.timing_samples()
+    report = RateReport(
+        rate_hz=rate_hz,
+        duration_s=duration_s,
+        frames_published=published[0],
+        frames_in=node.queue.put_count,
+        processed=snapshot["planned"],
+        dropped=node.queue.dropped_count,
+        sync_failures=snapshot["failures"],
+        pipeline_latency_ms=_stats([t.pipeline_latency_ms for t in timings]),
+        queue_wait_ms=_stats([t.queue_wait_ms for t in timings]),
+        node_overhead_ms=_stats([t.node_overhead_ms for t in timings]),
+        inference_ms=_stats([t.inference_ms for t in timings]),
+        rss_after_warmup_mib=round(rss_warm, 1),
+        rss_end_mib=round(rss_end, 1),
+    )
+    executor.shutdown(timeout_sec=5)
+    node.destroy_node()
+    driver.destroy_node()
+    return report
+
+
+def run(weights: str, device: str, precision: str, runs: list[tuple[float, float]]) -> list[dict]:
+    planner = Planner(weights, device, precision)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        return [asdict(bench_rate(context, planner, rate, duration)) for rate, duration in runs]
+    finally:
+        context.try_shutdown()
+
+
+def format_reports(reports: list[dict]) -> str:
+    return json.dumps(reports, indent=2)
