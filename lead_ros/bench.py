@@ -42,6 +42,7 @@ class BenchReport:
     preprocess_4cam: LatencyStats
     inference_by_height: dict[int, LatencyStats]
     end_to_end_fps: float
+    reference_forward_by_height: dict[int, LatencyStats]
     peak_rss_mib: float
     cuda_max_allocated_mib: float | None
     untrained: bool
@@ -49,6 +50,7 @@ class BenchReport:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["inference_by_height"] = {str(h): asdict(s) for h, s in self.inference_by_height.items()}
+        data["reference_forward_by_height"] = {str(h): asdict(s) for h, s in self.reference_forward_by_height.items()}
         return data
 
 
@@ -65,7 +67,25 @@ def _time_inference_ms(planner: Planner, image: np.ndarray) -> float:
     return 1e3 * (time.perf_counter() - t0)
 
 
-def run_bench(planner: Planner, iters: int = 20, heights: tuple[int, ...] = (256, 270), warmup: int = 2) -> BenchReport:
+def _time_reference_forward_ms(model, rgb: torch.Tensor, inputs: tuple) -> float:
+    """The unoptimised model's full forward, auxiliary heads included: the computation the
+    reference latency figures time, measured on this machine for an apples-to-apples ratio."""
+    model.backbone.clear_cache()  # the reference computes the LTF stem every time
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        bev = model.backbone(rgb)
+        model.planning_decoder.heads(model.planning_decoder.decode(bev, *inputs))
+        model.auxiliary(bev)
+    return 1e3 * (time.perf_counter() - t0)
+
+
+def run_bench(
+    planner: Planner,
+    iters: int = 20,
+    heights: tuple[int, ...] = (256, 270),
+    warmup: int = 2,
+    reference_model=None,
+) -> BenchReport:
     cameras = reference_cameras()
     observation = Observation(5.0, 0.5, Command.STRAIGHT, cameras=cameras)
     preprocess = []
@@ -80,6 +100,13 @@ def run_bench(planner: Planner, iters: int = 20, heights: tuple[int, ...] = (256
         image = rng.integers(0, 256, (height, MODEL_IMAGE_WIDTH, 3), dtype=np.uint8)
         samples = [_time_inference_ms(planner, image) for _ in range(warmup + iters)]
         by_height[height] = LatencyStats.of(samples[warmup:])
+    reference = {}
+    if reference_model is not None:
+        inputs = (torch.tensor([[5.0]]), torch.tensor([[0.5]]), torch.tensor([Command.STRAIGHT.one_hot()]))
+        for height in heights:
+            rgb = torch.from_numpy(rng.integers(0, 256, (1, 3, height, MODEL_IMAGE_WIDTH)).astype(np.float32))
+            samples = [_time_reference_forward_ms(reference_model, rgb, inputs) for _ in range(warmup + iters)]
+            reference[height] = LatencyStats.of(samples[warmup:])
     t0 = time.perf_counter()
     frames = max(1, iters // 2)
     for _ in range(frames):
@@ -93,6 +120,7 @@ def run_bench(planner: Planner, iters: int = 20, heights: tuple[int, ...] = (256
         preprocess_4cam=LatencyStats.of(preprocess),
         inference_by_height=by_height,
         end_to_end_fps=fps,
+        reference_forward_by_height=reference,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         cuda_max_allocated_mib=torch.cuda.max_memory_allocated(planner.device) / 2**20 if cuda else None,
         untrained=planner.info.untrained,
@@ -109,6 +137,9 @@ def format_report(report: BenchReport) -> str:
         row("preprocess 4x1080x1920", report.preprocess_4cam),
     ]
     lines += [row(f"inference {h}x1920", s) for h, s in report.inference_by_height.items()]
+    for h, s in report.reference_forward_by_height.items():
+        ratio = report.inference_by_height[h].p50_ms / s.p50_ms
+        lines.append(row(f"unoptimised full fwd {h}", s) + f"  (inference/this = {ratio:.2f})")
     lines.append(f"end-to-end throughput        {report.end_to_end_fps:.2f} frames/s (4 cameras -> plan)")
     lines.append(f"peak RSS                     {report.peak_rss_mib:.0f} MiB")
     if report.cuda_max_allocated_mib is not None:

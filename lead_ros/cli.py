@@ -89,7 +89,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from lead_ros.bench import format_report, run_bench
 
-    report = run_bench(_planner(args), iters=args.iters, heights=tuple(args.heights))
+    planner = _planner(args)
+    reference = None
+    if args.reference:
+        from lead_ros.weights.loader import build_models, load_checkpoint
+
+        if planner.device.type != "cpu":
+            raise ValueError("--reference compares CPU timings; use --device cpu")
+        reference = build_models(load_checkpoint(args.weights))[0]
+    report = run_bench(planner, iters=args.iters, heights=tuple(args.heights), reference_model=reference)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -262,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--iters", type=int, default=20, help="timed runs per measurement (default 20)")
     bench.add_argument("--heights", type=int, nargs="+", default=[256, 270], help="model input heights")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time the unoptimised full forward (with auxiliary heads) for a same-machine ratio",
+    )
     bench.set_defaults(func=cmd_bench)
 
     bench_node = sub.add_parser("bench-node", help="benchmark the node in-process under a 4-camera stream")

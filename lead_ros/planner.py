@@ -16,7 +16,7 @@ import torch
 
 from lead_ros.frames import carla_to_iso8855
 from lead_ros.model import LTFv6Config
-from lead_ros.model.inference import optimize_for_inference
+from lead_ros.model.inference import optimize_for_inference, trace_for_inference
 from lead_ros.observation import Observation, Plan, PlanTimings
 from lead_ros.preprocessing import MODEL_IMAGE_WIDTH, prepare_stitched, stitch_cameras
 from lead_ros.weights.loader import build_models, load_checkpoint
@@ -100,6 +100,7 @@ class Planner:
         self._cuda = self.device.type == "cuda"
         self._inputs: dict[int, torch.Tensor] = {}
         self._staging: dict[int, torch.Tensor] = {}
+        self._traced: dict[int, list[torch.jit.ScriptModule]] = {}
         self._speed = torch.zeros(1, 1, device=self.device)
         self._acceleration = torch.zeros(1, 1, device=self.device)
         self._command = torch.zeros(1, 4, device=self.device)
@@ -146,13 +147,26 @@ class Planner:
         self._acceleration.fill_(acceleration_mps2)
         self._command.zero_()[0, int(command)] = 1.0
         total = None
-        for model in self.models:
-            out = model(rgb, self._speed, self._acceleration, self._command, autocast_dtype=self._autocast)
-            joined = torch.cat((out.waypoints, out.headings.unsqueeze(-1)), dim=-1)
+        for waypoints, headings in self._forward(rgb):
+            joined = torch.cat((waypoints, headings.unsqueeze(-1)), dim=-1)
             total = joined if total is None else total + joined
         # One device-to-host copy per frame: the only synchronisation point.
         result = (total / len(self.models))[0].double().cpu().numpy()
         return result[:, :2], result[:, 2]
+
+    def _forward(self, rgb: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each ensemble member's (waypoints, headings): traced in fp32 (one trace per image
+        height, made on first use), eager under autocast for bf16/fp16."""
+        inputs = (rgb, self._speed, self._acceleration, self._command)
+        if self._autocast is not None:
+            outs = [m(*inputs, autocast_dtype=self._autocast) for m in self.models]
+            return [(o.waypoints, o.headings) for o in outs]
+        height = rgb.shape[2]
+        if height not in self._traced:
+            with torch.inference_mode(False):
+                example = tuple(t.clone() for t in inputs)
+                self._traced[height] = [trace_for_inference(m, example) for m in self.models]
+        return [traced(*inputs) for traced in self._traced[height]]
 
     def plan(self, observation: Observation) -> Plan:
         """Preprocess, infer, convert to ISO 8855; timings in milliseconds."""

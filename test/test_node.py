@@ -250,3 +250,30 @@ def test_invalid_parameters_are_refused_at_start(ros_context, planner, params, m
         LeadPlannerNode(planner=planner, context=ros_context, namespace="/bad",
                         parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])  # fmt: skip
     assert message in str(error.value)
+
+
+def test_debug_image_and_markers(harness, ros_context):
+    from sensor_msgs.msg import Image as ImageMsg
+    from std_msgs.msg import Float64
+    from visualization_msgs.msg import MarkerArray
+
+    h = harness(camera_mode="stitched", publish_debug_image=True)
+    base = f"{h.namespace}/lead_planner/debug"
+    images, markers, inference = [], [], []
+    h.driver.create_subscription(ImageMsg, f"{base}/image", images.append, 5)
+    h.driver.create_subscription(MarkerArray, f"{base}/markers", markers.append, 5)
+    h.driver.create_subscription(Float64, f"{base}/inference_time_ms", inference.append, 5)
+    h.wait_for(lambda: h.node.markers_pub.get_subscription_count() > 0, what="markers subscription")
+    stamp = h.now_ns()
+    h.send_frame({"image": STITCHED}, stamp)
+    h.wait_for(lambda: images and markers and inference, what="debug outputs")
+    image = images[0]
+    assert (image.height, image.width, image.encoding) == (256, 1920 + 256, "rgb8")
+    assert image.header.stamp == h.paths[0].header.stamp
+    pixels = np.frombuffer(image.data, np.uint8).reshape(256, 2176, 3)
+    # The model input, below the banner and right of the caption.
+    np.testing.assert_array_equal(pixels[30:, 480:1920], STITCHED[30:, 480:])
+    line = markers[0].markers[0]
+    assert len(line.points) == 9 and len(markers[0].markers) == 9  # origin + 8 waypoints; 8 heading arrows
+    assert abs(line.points[-1].x - h.paths[0].poses[-1].pose.position.x) < 1e-9
+    assert inference[0].data > 0

@@ -1,8 +1,13 @@
 """Inference-only rewrites of a loaded LTFv6: BatchNorm folded into the preceding
 convolution and channels-last memory layout (about 15 % faster on CPU, within 1e-5 m of
-the unfused model on the golden cases). The result no longer has the checkpoint's keys."""
+the unfused model on the golden cases; the result no longer has the checkpoint's keys),
+and a frozen TorchScript trace per input height, whose forward runs without the Python
+interpreter between operators: a node's callback threads then cannot stall it on the GIL
+(measured: 3.3 s -> 1.3 s per frame beside a busy Python thread on 2 cores)."""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import nn
@@ -39,3 +44,32 @@ def optimize_for_inference(model: LTFv6) -> LTFv6:
     _fold(model)
     model.backbone.clear_cache()
     return model.to(memory_format=torch.channels_last)
+
+
+class _PlanningOutputs(nn.Module):
+    """Tuple-returning wrapper, since a trace cannot return a dataclass."""
+
+    def __init__(self, model: LTFv6) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, rgb, speed, acceleration, command):
+        out = self.model(rgb, speed, acceleration, command)
+        return out.waypoints, out.headings
+
+
+def trace_for_inference(model: LTFv6, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
+    """A frozen trace of the fp32 planning forward for inputs shaped like ``example``.
+
+    The model runs once eagerly first, so the input-independent LTF features are cached
+    and become a constant of the trace.
+    """
+    with torch.no_grad(), warnings.catch_warnings():
+        # Shapes become constants of the trace; that is intended (one trace per height).
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # torch 2.14 marks jit.trace/freeze deprecated; they remain the way to run a forward
+        # without the Python interpreter on CPU without a compiler toolchain.
+        warnings.simplefilter("ignore", FutureWarning)
+        model(*example)
+        traced = torch.jit.trace(_PlanningOutputs(model).eval(), example, check_trace=False)
+        return torch.jit.freeze(traced)
