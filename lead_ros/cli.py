@@ -163,7 +163,7 @@ def cmd_make_sample_bag(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         raise ValueError(f"{out} exists; remove it first (the bag is regenerated whole)")
-    write_sample_bag(out)
+    write_sample_bag(out, args.duration_s)
     print(out)
     return 0
 
@@ -244,6 +244,12 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_bag(args: argparse.Namespace) -> int:
+    from lead_ros.bag.bench import main as bench_bag
+
+    return bench_bag(args.weights, args.device, args.durations_s)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lead-ros", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -282,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_node.add_argument("--rates", type=float, nargs="+", default=[10.0, 30.0], help="camera rates, Hz")
     bench_node.add_argument("--durations-s", type=float, nargs="+", default=[30.0, 130.0], help="seconds per rate")
     bench_node.set_defaults(func=cmd_bench_node)
+
+    bench_bag = sub.add_parser("bench-bag", help="offline evaluation throughput and memory vs bag length")
+    bench_bag.add_argument("--weights", required=True, help="weights source")
+    bench_bag.add_argument("--device", default="cpu", help="device (default cpu)")
+    bench_bag.add_argument("--durations-s", type=float, nargs="+", default=[2.0, 8.0], help="sample drive lengths")
+    bench_bag.set_defaults(func=cmd_bench_bag)
 
     evaluate = sub.add_parser("evaluate-bag", help="run the planner over rosbag2 bags offline")
     evaluate.add_argument(
@@ -325,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("make-sample-bag", help="regenerate the shipped sample bag")
     sample.add_argument("--out", required=True, help="bag directory to create")
+    sample.add_argument("--duration-s", type=float, default=2.0, help="length; 2.0 gives data/sample_bag")
     sample.set_defaults(func=cmd_make_sample_bag)
 
     weights = sub.add_parser("weights", help="weights utilities").add_subparsers(dest="weights_command", required=True)

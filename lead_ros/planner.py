@@ -17,6 +17,7 @@ import torch
 from lead_ros.frames import carla_to_iso8855
 from lead_ros.model import LTFv6Config
 from lead_ros.model.inference import optimize_for_inference, trace_for_inference
+from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Observation, Plan, PlanTimings
 from lead_ros.preprocessing import MODEL_IMAGE_WIDTH, prepare_stitched, stitch_cameras
 from lead_ros.weights.loader import build_models, load_checkpoint
@@ -100,6 +101,7 @@ class Planner:
         self._cuda = self.device.type == "cuda"
         self._inputs: dict[int, torch.Tensor] = {}
         self._staging: dict[int, torch.Tensor] = {}
+        self._device_u8: dict[int, torch.Tensor] = {}
         self._traced: dict[int, list[torch.jit.ScriptModule]] = {}
         self._speed = torch.zeros(1, 1, device=self.device)
         self._acceleration = torch.zeros(1, 1, device=self.device)
@@ -112,6 +114,21 @@ class Planner:
             self.info.device,
             precision,
             ", UNTRAINED synthetic weights" if self.info.untrained else "",
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: NodeConfig, weights: str | None = None, device: str | None = None, precision: str | None = None
+    ) -> Planner:
+        """The planner a node configuration describes (node and bag tools alike)."""
+        return cls(
+            weights or config.weights,
+            device or config.device,
+            precision or config.precision,
+            jpeg_roundtrip=config.jpeg_roundtrip,
+            ensemble_size=config.ensemble_size or None,
+            cache_dir=config.hf_cache_dir or None,
+            expected_sha256=config.expected_sha256_list,
         )
 
     def preprocess(self, observation: Observation) -> np.ndarray:
@@ -129,11 +146,13 @@ class Planner:
             target = self._inputs[height] = target.contiguous(memory_format=torch.channels_last)
         source = torch.from_numpy(image)
         if self._cuda:
-            staging = self._staging.get(height)
-            if staging is None:
-                staging = self._staging[height] = torch.empty(image.shape, dtype=torch.uint8, pin_memory=True)
-            staging.copy_(source)
-            source = staging.to(self.device, non_blocking=True)
+            # Pinned host buffer -> device buffer, both reused: no per-frame allocation, and
+            # the copy overlaps with host work until the result is read back.
+            if height not in self._staging:
+                self._staging[height] = torch.empty(image.shape, dtype=torch.uint8, pin_memory=True)
+                self._device_u8[height] = torch.empty(image.shape, dtype=torch.uint8, device=self.device)
+            self._staging[height].copy_(source)
+            source = self._device_u8[height].copy_(self._staging[height], non_blocking=True)
         target[0].copy_(source.permute(2, 0, 1))
         return target
 

@@ -64,8 +64,8 @@ def draw_camera(index: int, t: float, size: tuple[int, int] = CAMERA_SIZE) -> np
     return image
 
 
-def write_sample_bag(out: Path) -> Path:
-    """Write the bag directory ``out`` (it must not exist yet)."""
+def write_sample_bag(out: Path, duration_s: float = DURATION_S) -> Path:
+    """Write the bag directory ``out`` (it must not exist yet); longer drives for benchmarks."""
     typestore = get_typestore(Stores.ROS2_KILTED)
     types = typestore.types
     Time, Header = types["builtin_interfaces/msg/Time"], types["std_msgs/msg/Header"]
@@ -75,7 +75,7 @@ def write_sample_bag(out: Path) -> Path:
         return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=frame)
 
     events = []  # (record time, topic, message type, message)
-    for i in range(int(DURATION_S * CAMERA_RATE_HZ)):
+    for i in range(round(duration_s * CAMERA_RATE_HZ)):
         t = i / CAMERA_RATE_HZ
         ns = START_NS + round(t * 1e9)
         for k, name in enumerate(("l0", "f0", "r0", "b0")):
@@ -89,7 +89,7 @@ def write_sample_bag(out: Path) -> Path:
     point, pose = types["geometry_msgs/msg/Point"], types["geometry_msgs/msg/Pose"]
     x = y = yaw = 0.0
     period = 1.0 / STATE_RATE_HZ
-    for j in range(int((DURATION_S + 0.5) * STATE_RATE_HZ)):
+    for j in range(round((duration_s + 0.5) * STATE_RATE_HZ)):
         t = j * period - 0.2  # state starts before the first frame
         ns = START_NS + round(t * 1e9) + 7_000_000  # not aligned with the cameras
         v, r = speed_at(t), yaw_rate_at(t)

@@ -111,6 +111,11 @@ class FrameSynchronizer:
         self._pending: deque[_Pending] = deque()
         self._last_anchor_ns: int | None = None
 
+    @property
+    def pending(self) -> int:
+        """Anchor frames waiting for their inputs."""
+        return len(self._pending)
+
     def reset(self) -> None:
         """Forget everything (time jumped back, e.g. a looping bag)."""
         self.odometry.clear()

@@ -9,6 +9,7 @@ record per frame, a summary JSON, a contact sheet and a video.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import sys
 import time
@@ -210,6 +211,7 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
         "skipped_connections": stats.skipped_connections,
         "latency_ms": {k: _percentiles(v) for k, v in evaluation.timings.items()},
         "wall_time_s": elapsed,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "frames_per_second": evaluation.planned / elapsed if elapsed > 0 else None,
         "weights": info.weights,
         "weights_sha256": list(info.weights_sha256),
@@ -235,15 +237,7 @@ class PlannerSpec:
     precision: str
 
     def build(self, config: NodeConfig) -> Planner:
-        return Planner(
-            self.weights,
-            self.device,
-            self.precision,
-            jpeg_roundtrip=config.jpeg_roundtrip,
-            ensemble_size=config.ensemble_size or None,
-            cache_dir=config.hf_cache_dir or None,
-            expected_sha256=config.expected_sha256_list,
-        )
+        return Planner.from_config(config, self.weights, self.device, self.precision)
 
 
 def find_bags(paths: list[Path]) -> list[Path]:

@@ -99,15 +99,7 @@ class LeadPlannerNode(Node):
         super().__init__(node_name, **kwargs)
         self.config = self._declare_parameters()
         self.warnings = ThrottledWarnings(self.get_logger())
-        self.planner = planner or Planner(
-            self.config.weights,
-            self.config.device,
-            self.config.precision,
-            jpeg_roundtrip=self.config.jpeg_roundtrip,
-            ensemble_size=self.config.ensemble_size or None,
-            cache_dir=self.config.hf_cache_dir or None,
-            expected_sha256=self.config.expected_sha256_list,
-        )
+        self.planner = planner or Planner.from_config(self.config)
         self.intake = InputIntake(self.config)
         self.commands = self.intake.commands
         self.queue: LatestFrameQueue[QueuedFrame] = LatestFrameQueue()

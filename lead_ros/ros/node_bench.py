@@ -29,6 +29,7 @@ from lead_ros.synthetic_cameras import reference_cameras
 
 ODOMETRY_RATE_HZ = 50.0
 WARMUP_S = 10.0
+RSS_SAMPLE_S = 10.0
 
 
 def _stats(values: list[float]) -> dict:
@@ -53,6 +54,7 @@ class RateReport:
     inference_ms: dict
     rss_after_warmup_mib: float
     rss_end_mib: float
+    rss_timeline_mib: list  # every RSS_SAMPLE_S after warm-up
 
 
 def _publish_stream(driver, stop: threading.Event, rate_hz: float, counter: list[int]) -> None:
@@ -96,7 +98,10 @@ def bench_rate(context, planner: Planner, rate_hz: float, duration_s: float) -> 
     publisher.start()
     time.sleep(min(WARMUP_S, duration_s / 2))
     rss_warm = process.memory_info().rss / 2**20
-    time.sleep(max(0.0, duration_s - WARMUP_S))
+    timeline, end = [], time.monotonic() + max(0.0, duration_s - WARMUP_S)
+    while time.monotonic() < end:
+        time.sleep(min(RSS_SAMPLE_S, max(0.0, end - time.monotonic())))
+        timeline.append(round(process.memory_info().rss / 2**20, 1))
     stop.set()
     publisher.join()
     time.sleep(2.0)  # let the frame in flight finish
@@ -118,6 +123,7 @@ def bench_rate(context, planner: Planner, rate_hz: float, duration_s: float) -> 
         inference_ms=_stats([t.inference_ms for t in timings]),
         rss_after_warmup_mib=round(rss_warm, 1),
         rss_end_mib=round(rss_end, 1),
+        rss_timeline_mib=timeline,
     )
     executor.shutdown(timeout_sec=5)
     node.destroy_node()
