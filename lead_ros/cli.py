@@ -1,6 +1,7 @@
-"""``lead-ros``: command-line entry to the core (predict, bench, weights synth).
+"""``lead-ros``: the command line. Core: predict, bench, weights synth. Bags: evaluate-bag,
+replay, record-path, make-sample-bag, bench-bag. Node: bench-node.
 
-Results go to stdout (JSON where asked), logs to stderr.
+Results go to stdout (JSON where asked), logs to stderr; bad input exits 2 with one line.
 """
 
 from __future__ import annotations
