@@ -271,24 +271,34 @@ def evaluate_bags(
     ``summary.json``. A bag that fails is reported in the overall summary; others go on."""
     bags = find_bags(paths)
     prepare_output_dir(out_dir, overwrite)
+    classes = expected_classes(options.config)
     if len(bags) == 1:
-        check_bag_inputs(bags[0], options.topics, expected_classes(options.config))  # before the slow model load
+        check_bag_inputs(bags[0], options.topics, classes)  # before the slow model load
         return evaluate_bag(bags[0], out_dir, spec.build(options.config), options)
     names = [b.name for b in bags]
     outs = [out_dir / (name if names.count(name) == 1 else f"{i:02d}_{name}") for i, name in enumerate(names)]
-    for out in outs:
-        out.mkdir()
-    if jobs > 1:
+    summaries: list[dict | None] = []
+    for bag in bags:  # bags that cannot be evaluated are reported without loading the model
+        try:
+            check_bag_inputs(bag, options.topics, classes)
+            summaries.append(None)
+        except BagInputError as error:
+            summaries.append({"bag": str(bag), "error": str(error)})
+    todo = [i for i, s in enumerate(summaries) if s is None]
+    for i in todo:
+        outs[i].mkdir()
+    if jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            summaries = list(pool.map(_evaluate_in_worker, bags, outs, [spec] * len(bags), [options] * len(bags)))
-    else:
+            args = ([bags[i] for i in todo], [outs[i] for i in todo], [spec] * len(todo), [options] * len(todo))
+            for i, summary in zip(todo, pool.map(_evaluate_in_worker, *args), strict=True):
+                summaries[i] = summary
+    elif todo:
         planner = spec.build(options.config)
-        summaries = []
-        for bag, out in zip(bags, outs, strict=True):
+        for i in todo:
             try:
-                summaries.append(evaluate_bag(bag, out, planner, options))
+                summaries[i] = evaluate_bag(bags[i], outs[i], planner, options)
             except BagInputError as error:
-                summaries.append({"bag": str(bag), "error": str(error)})
+                summaries[i] = {"bag": str(bags[i]), "error": str(error)}
     done = [s for s in summaries if "error" not in s]
     overall = {
         "bags": len(bags),
