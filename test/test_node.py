@@ -222,6 +222,14 @@ def test_diagnostics_report_model_inputs_processing_and_levels(harness):
     h.send_frame({"image": STITCHED}, stamp)
     h.wait_paths(1)
     h.wait_for(lambda: "budget" in _status(h, "processing").message, what="over-budget WARN")
+
+    # The camera then stops: a second without messages and the inputs status warns again.
+    def camera_stopped():
+        values = {kv.key: kv.value for kv in _status(h, "inputs").values}
+        return values["image age_s"] != "never received" and float(values["image age_s"]) > 1.0
+
+    h.wait_for(camera_stopped, what="camera stopped")
+    assert _level(_status(h, "inputs")) == 1 and "image" in _status(h, "inputs").message
     assert _level(_status(h, "processing")) == 1
     for k in range(2):  # one at a time: a frame still queued when the next comes is dropped
         h.send_odometry(stamp + (k + 1) * 100 * MS + 10 * MS, 5.0)

@@ -165,7 +165,8 @@ def build_diagnostics(
         input_values[f"{input_name} age_s"] = "never received" if age is None else f"{age:.2f}"
         input_values[f"{input_name} received"] = count
         input_values[f"{input_name} rejected"] = rejected
-        if age is None or age > INPUT_STALE_S:
+        # The command is held until replaced, so its age is no fault (it has its own status).
+        if input_name != "command" and (age is None or age > INPUT_STALE_S):
             stale.append(input_name)
     inputs = status(
         "inputs",

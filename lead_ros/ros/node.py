@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -287,18 +287,20 @@ class LeadPlannerNode(Node):
         state = self.commands.state(now.nanoseconds)
         snapshot = self.stats.snapshot()
         queue = {"put": self.queue.put_count, "dropped": self.queue.dropped_count}
-        self.diagnostics_pub.publish(
-            build_diagnostics(
-                self._diagnostics_context,
-                self.planner.info,
-                "",
-                snapshot,
-                queue,
-                (state.command.name.lower(), state.source),
-                now.nanoseconds,
-                now.to_msg(),
-            )
+        diagnostics = build_diagnostics(
+            self._diagnostics_context,
+            self.planner.info,
+            "",
+            snapshot,
+            queue,
+            (state.command.name.lower(), state.source),
+            now.nanoseconds,
+            now.to_msg(),
         )
+        self.diagnostics_pub.publish(diagnostics)
+        inputs = diagnostics.status[1]
+        if inputs.level != DiagnosticStatus.OK:  # a camera or odometry that stopped, or never started
+            self.warnings.warn(("inputs", "stale"), f"inputs: {inputs.message}")
 
     def shutdown(self) -> None:
         """Stop the worker (the frame in flight finishes) and release the queue."""
