@@ -21,7 +21,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from lead_ros.frames import yaw_to_quaternion
 from lead_ros.observation import Command, Observation, Plan
-from lead_ros.preprocessing import SUPPORTED_ENCODINGS, ImageInputError
+from lead_ros.preprocessing import ImageInputError, check_encoding
 from lead_ros.sync import SyncedFrame
 
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
@@ -37,10 +37,7 @@ def ns_to_stamp(ns: int) -> Time:
 
 def image_to_array(msg: Image, name: str) -> tuple[np.ndarray, str]:
     """A raw rgb8/bgr8 Image as an (H, W, 3) uint8 view and its encoding."""
-    if msg.encoding not in SUPPORTED_ENCODINGS:
-        raise ImageInputError(
-            f"{name}: unsupported encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
-        )
+    check_encoding(msg.encoding, name)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0 or step < 3 * width:
         raise ImageInputError(f"{name}: invalid geometry {width}x{height} with step {step}")

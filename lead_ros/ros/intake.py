@@ -17,7 +17,7 @@ from std_msgs.msg import UInt8
 from lead_ros.command import CommandTracker
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command
-from lead_ros.preprocessing import SUPPORTED_ENCODINGS
+from lead_ros.preprocessing import ImageInputError, check_encoding
 from lead_ros.ros.conversions import imu_planar_acceleration, odometry_speed_yaw_rate, stamp_to_ns
 from lead_ros.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
 
@@ -58,9 +58,11 @@ class InputIntake:
 
     def camera(self, name: str, msg, now_ns: int) -> list[Event]:
         encoding = getattr(msg, "encoding", None)  # raw Image only; compressed is checked on decode
-        if encoding is not None and encoding not in SUPPORTED_ENCODINGS:
-            detail = f"camera {name}: unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
-            return [InputRejected(f"camera {name}", BAD_INPUT, detail, fails_frame=name == self.policy.anchor)]
+        if encoding is not None:
+            try:
+                check_encoding(encoding, f"camera {name}")
+            except ImageInputError as error:
+                return [InputRejected(f"camera {name}", BAD_INPUT, str(error), fails_frame=name == self.policy.anchor)]
         return self._wrap(self.sync.add_camera(name, stamp_to_ns(msg.header.stamp), msg, now_ns))
 
     def odometry(self, msg: Odometry) -> list[Event]:
