@@ -27,7 +27,7 @@ setup(
     entry_points={
         "console_scripts": [
             "lead-ros = lead_ros.cli:main",
-            "lead_planner = lead_ros.ros.node:main",
+            "lead_planner = lead_ros.ros.process:main",
         ],
     },
 )

@@ -1,5 +1,8 @@
 """Launch the LTFv6 planner node: ``ros2 launch lead_ros lead_ros.launch.py``.
 
+The node is a lifecycle node; with ``autostart:=true`` (default) it configures and activates
+itself. Ctrl-C stops it cleanly (exit 0), also with launch's second, forwarded SIGINT.
+
 Arguments given on the command line override the params file. Equivalent direct command:
 ``ros2 run lead_ros lead_planner --ros-args --params-file <share>/config/lead_ros.yaml``.
 """
@@ -25,8 +28,12 @@ def _topic_key(topic: str) -> str:
     return topic.replace("/", "_") + "_topic"
 
 
+def _flag(context, name: str) -> bool:
+    return LaunchConfiguration(name).perform(context).lower() == "true"
+
+
 def _launch_setup(context):
-    overrides = {"use_sim_time": LaunchConfiguration("use_sim_time").perform(context).lower() == "true"}
+    overrides = {"use_sim_time": _flag(context, "use_sim_time"), "autostart": _flag(context, "autostart")}
     for name in OVERRIDABLE:
         value = LaunchConfiguration(name).perform(context)
         if value:  # empty: keep the params file's value
@@ -59,6 +66,9 @@ def generate_launch_description() -> LaunchDescription:
                               description="fp32, fp16 or bf16; empty keeps the params file's."),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
         DeclareLaunchArgument("node_name", default_value="lead_planner", description="Name of the node."),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="Configure and activate at start-up; false leaves the lifecycle node "
+                              "unconfigured for a lifecycle manager (e.g. Nav2's, with bond_timeout 0.0)."),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="Follow /clock (true when replaying a bag with --clock)."),
         DeclareLaunchArgument("log_level", default_value="info",

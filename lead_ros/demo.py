@@ -89,7 +89,7 @@ def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dic
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        _wait_for_line(node_log, "LTFv6 planner ready", process, 300)
+        _wait_for_line(node_log, "active: planning", process, 300)
         recorder = PathRecorder(node, [PATH_TOPIC], recorded)
         replayer = BagReplayer(node, bag, clock=True, lockstep_topic=PATH_TOPIC, lockstep_timeout_s=60)
         if not replayer.wait_for_subscribers(30):

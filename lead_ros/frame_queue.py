@@ -37,6 +37,13 @@ class LatestFrameQueue(Generic[T]):
             item, self._item = self._item, None
             return item
 
+    def clear(self) -> None:
+        """Discard a frame still waiting (counted as dropped): planning stopped (deactivate)."""
+        with self._condition:
+            if self._item is not None:
+                self.dropped_count += 1
+                self._item = None
+
     def close(self) -> None:
         """Wake the consumer for shutdown; a frame still queued is counted as dropped."""
         with self._condition:

@@ -6,6 +6,7 @@ Pure Python: reading a params file here needs no rclpy.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,10 @@ CAMERA_QOS = ("sensor_data", "reliable")
 ACCELERATION_SOURCES = ("odometry", "imu")
 MISSING_CAMERA_POLICIES = ("skip", "fill_black")
 PRECISIONS = ("fp32", "fp16", "bf16")
+# processing_budget_ms = 0 resolves to this per device type at configure: one 10 Hz frame
+# period on a GPU; on CPU, where a forward alone takes 0.5-1.5 s, a budget that flags only
+# a stalled frame.
+AUTO_PROCESSING_BUDGET_MS = {"cuda": 100.0, "cpu": 2000.0}
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("autostart", True, "Configure and activate at start-up; false waits for a lifecycle manager."),
     ParamSpec("weights", OFFICIAL_SOURCE, "Weights source: local file/directory or hf://OWNER/REPO[@REVISION]."),
     ParamSpec("ensemble_size", 0, "Number of model*.pth files of a checkpoint directory to average; 0 = all.",
               min_value=0, max_value=64),
@@ -73,8 +79,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "3 unknown.", min_value=0, max_value=3),
     ParamSpec("frame_id", "base_link", "frame_id of the published Path (ISO 8855: x forward, y left, z up)."),
     ParamSpec("prepend_origin_pose", False, "Start the Path with the identity pose at the anchor stamp."),
-    ParamSpec("processing_budget_ms", 500.0, "Diagnostics WARN when a frame's processing exceeds this.",
-              min_value=1.0, max_value=60000.0),
+    ParamSpec("processing_budget_ms", 0.0, "Diagnostics WARN when a frame's processing exceeds this; "
+              "0 = auto: 100 ms on CUDA, 2000 ms on CPU.", min_value=0.0, max_value=60000.0),
     ParamSpec("max_consecutive_failures", 5, "Diagnostics ERROR after this many failed frames in a row.",
               min_value=1, max_value=1000),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, node-clock seconds.",
@@ -89,6 +95,7 @@ _BY_NAME = {p.name: p for p in PARAMETERS}
 class NodeConfig:
     """Validated parameter values (see ``PARAMETERS`` for their meaning)."""
 
+    autostart: bool
     weights: str
     ensemble_size: int
     expected_sha256: str
@@ -118,7 +125,7 @@ class NodeConfig:
         """Defaults overridden by ``values``; raises ValueError listing every bad value."""
         unknown = sorted(set(values) - set(_BY_NAME))
         merged = {p.name: _coerce(p, values.get(p.name, p.default)) for p in PARAMETERS}
-        errors = [f"unknown parameter {name!r}" for name in unknown]
+        errors = [_unknown(name) for name in unknown]
         errors += [e for spec in PARAMETERS if (e := check_value(spec, merged[spec.name]))]
         if errors:
             raise ValueError("invalid lead_planner parameters: " + "; ".join(errors))
@@ -137,6 +144,15 @@ class NodeConfig:
     @property
     def expected_sha256_list(self) -> tuple[str, ...]:
         return tuple(s.strip() for s in self.expected_sha256.split(",") if s.strip())
+
+    def processing_budget_for(self, device_type: str) -> float:
+        """The budget in milliseconds, with 0 (auto) resolved for a device type (cpu, cuda)."""
+        return self.processing_budget_ms or AUTO_PROCESSING_BUDGET_MS.get(device_type, AUTO_PROCESSING_BUDGET_MS["cpu"])
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name, _BY_NAME, n=1)
+    return f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
 def _coerce(spec: ParamSpec, value: Any) -> Any:
@@ -157,6 +173,6 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
         return f"{spec.name}: {value} is below the minimum {spec.min_value}"
     if spec.max_value is not None and value > spec.max_value:
         return f"{spec.name}: {value} is above the maximum {spec.max_value}"
-    if spec.name == "weights" and not value:
-        return "weights: must not be empty"
+    if spec.name in ("weights", "frame_id") and not value.strip():
+        return f"{spec.name}: must not be empty"
     return None

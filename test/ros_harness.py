@@ -34,12 +34,15 @@ def compressed(image_rgb: np.ndarray, stamp_ns: int, fmt: str = "jpeg") -> Compr
 
 
 class Harness:
-    def __init__(self, context, planner, **params) -> None:
+    def __init__(self, context, planner, *, bring_up: bool = True, **params) -> None:
+        """The node under test, configured and activated unless ``bring_up`` is False."""
         self.context = context
         self.namespace = f"/t{next(_NAMESPACES)}"
         overrides = [Parameter(k, value=v) for k, v in params.items()]
         self.node = LeadPlannerNode(planner=planner, context=context, namespace=self.namespace,
                                     parameter_overrides=overrides)  # fmt: skip
+        if bring_up:
+            assert self.node.bring_up()
         self.config = self.node.config
         self.driver = rclpy.create_node("driver", namespace=self.namespace, context=context)
         camera_type = CompressedImage if self.config.image_transport == "compressed" else Image
@@ -64,6 +67,10 @@ class Harness:
         self.executor.add_node(self.driver)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
+        if bring_up:
+            self.wait_for_subscribers()
+
+    def wait_for_subscribers(self) -> None:
         publishers = [*self.cameras.values(), self.odometry, self.command]
         if self.config.acceleration_source == "imu":
             publishers.append(self.imu)
@@ -131,7 +138,7 @@ class Harness:
         return self.node.stats.snapshot()["failures"]
 
     def close(self) -> None:
-        self.node.shutdown()
+        self.node.close()
         self.executor.shutdown(timeout_sec=5)
         self._thread.join(5)
         for node in (self.node, self.driver):

@@ -309,6 +309,7 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
 
     overrides = [Parameter("image_transport", value="compressed"), Parameter("use_sim_time", value=True)]
     node = LeadPlannerNode(planner=planner, context=ros_context, parameter_overrides=overrides)
+    assert node.bring_up()
     driver = rclpy.create_node("realtime_driver", context=ros_context)
     recorded = tmp_path / "live"
     recorder = PathRecorder(driver, [OUTPUT_PATH_TOPIC], recorded)
@@ -330,7 +331,7 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
         time.sleep(0.5)  # the last path reaches the recorder
     finally:
         replayer.close()
-        node.shutdown()
+        node.close()
         executor.shutdown(timeout_sec=5)
         recorder.close()
         node.destroy_node()

@@ -245,8 +245,10 @@ def test_diagnostics_report_model_inputs_processing_and_levels(harness):
     ("params", "message"),
     [
         ({"camera_mode": "fisheye"}, "camera_mode: 'fisheye' is not one of navsim_4cam, stitched"),
-        ({"sync_tolerance_ms": 5000.0}, "parameter sync_tolerance_ms"),
-        ({"default_command": "left"}, "parameter default_command"),
+        ({"sync_tolerance_ms": 5000.0}, "sync_tolerance_ms: 5000.0 is above the maximum 2000.0"),
+        ({"default_command": "left"}, "default_command: expected int, got 'left'"),
+        ({"sync_tolerence_ms": 80.0}, "unknown parameter 'sync_tolerence_ms' (did you mean 'sync_tolerance_ms'?)"),
+        ({"frame_id": ""}, "frame_id: must not be empty"),
     ],
 )
 def test_invalid_parameters_are_refused_at_start(ros_context, planner, params, message):
@@ -258,6 +260,23 @@ def test_invalid_parameters_are_refused_at_start(ros_context, planner, params, m
         LeadPlannerNode(planner=planner, context=ros_context, namespace="/bad",
                         parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])  # fmt: skip
     assert message in str(error.value)
+
+
+def test_integer_for_a_float_parameter_is_accepted_and_declared_as_double(ros_context, planner):
+    from rcl_interfaces.msg import ParameterType
+    from rclpy.parameter import Parameter
+
+    from lead_ros.ros.node import LeadPlannerNode
+
+    node = LeadPlannerNode(planner=planner, context=ros_context, namespace="/int_for_float",
+                           parameter_overrides=[Parameter("sync_tolerance_ms", value=80)])  # fmt: skip
+    try:
+        assert node.config.sync_tolerance_ms == 80.0 and isinstance(node.config.sync_tolerance_ms, float)
+        declared = node.get_parameter("sync_tolerance_ms").get_parameter_value()
+        assert declared.type == ParameterType.PARAMETER_DOUBLE and declared.double_value == 80.0
+    finally:
+        node.close()
+        node.destroy_node()
 
 
 def test_debug_image_and_markers(harness, ros_context):

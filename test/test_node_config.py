@@ -41,7 +41,12 @@ def test_spec_and_config_dataclass_agree():
         ({"default_command": 9}, "default_command: 9 is above the maximum 3"),
         ({"jpeg_roundtrip": "yes"}, "jpeg_roundtrip: expected bool, got 'yes'"),
         ({"weights": ""}, "weights: must not be empty"),
-        ({"sync_tolerence_ms": 3.0}, "unknown parameter 'sync_tolerence_ms'"),
+        ({"sync_tolerence_ms": 3.0}, "unknown parameter 'sync_tolerence_ms' (did you mean 'sync_tolerance_ms'?)"),
+        ({"xyz": 3.0}, "unknown parameter 'xyz'"),
+        ({"frame_id": ""}, "frame_id: must not be empty"),
+        ({"frame_id": "  "}, "frame_id: must not be empty"),
+        ({"autostart": 1}, "autostart: expected bool, got 1"),
+        ({"processing_budget_ms": -1.0}, "processing_budget_ms: -1.0 is below the minimum 0.0"),
     ],
 )
 def test_bad_values_are_named(values, message):
@@ -54,3 +59,19 @@ def test_integers_are_accepted_for_float_parameters(tmp_path):
     params.write_text("lead_planner:\n  ros__parameters:\n    sync_tolerance_ms: 80\n    use_sim_time: true\n")
     config = NodeConfig.from_yaml(params)
     assert config.sync_tolerance_ms == 80.0 and isinstance(config.sync_tolerance_ms, float)
+
+
+def test_every_bad_value_is_listed_in_one_message():
+    with pytest.raises(ValueError) as error:
+        NodeConfig.from_values({"frame_id": "", "camera_mode": "fisheye", "sync_tolerence_ms": 1.0})
+    message = str(error.value)
+    assert "\n" not in message
+    assert all(name in message for name in ("frame_id", "camera_mode", "sync_tolerence_ms"))
+
+
+def test_processing_budget_zero_is_auto_per_device():
+    auto = NodeConfig.from_values({})
+    assert auto.processing_budget_ms == 0.0
+    assert (auto.processing_budget_for("cpu"), auto.processing_budget_for("cuda")) == (2000.0, 100.0)
+    fixed = NodeConfig.from_values({"processing_budget_ms": 250})
+    assert fixed.processing_budget_for("cpu") == fixed.processing_budget_for("cuda") == 250.0

@@ -1,53 +1,231 @@
-"""lead_planner as a process: fail fast on bad weights, clean exit on SIGINT/SIGTERM."""
+"""lead_planner as a process: fail fast with one line on bad start-up input, and exit 0
+without a traceback or an error line on SIGINT/SIGTERM at any moment.
+
+``ros2 launch`` delivers Ctrl-C twice: SIGINT to the process group from the terminal, then a
+forwarded SIGINT. Each node process here runs in its own process group so that the first
+signal can go to the group and the second to the process, as under launch.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from lead_ros.ros.conversions import array_to_image, ns_to_stamp
+
 EXECUTABLE = Path(sys.executable).with_name("lead_planner")
+MS = 1_000_000
+FRAME_PERIOD_S = 0.25
+IMPORTING_DELAY_S = 0.3  # after the start: the process is still importing rclpy and torch
+_NAMESPACES = itertools.count()
 
 
-def _start(*ros_args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(EXECUTABLE), "--ros-args", *ros_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"},
-    )  # fmt: skip
+class NodeProcess:
+    """A lead_planner process in its own process group, with its output collected."""
+
+    def __init__(self, *ros_args: str) -> None:
+        self.namespace = f"/proc{os.getpid()}_{next(_NAMESPACES)}"
+        self.process = subprocess.Popen(
+            [str(EXECUTABLE), "--ros-args", "-r", f"__ns:={self.namespace}", *ros_args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"},
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.signalled_at: float | None = None
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_line(self, text: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert self.process.poll() is None, f"exited {self.process.returncode} before {text!r}:\n{self.output}"
+            assert time.monotonic() < deadline, f"no {text!r} within {timeout} s:\n{self.output}"
+            time.sleep(0.01)
+
+    def send(self, kind: str, gap_s: float = 0.0) -> None:
+        """``SIGINT``, ``SIGTERM``, or ``SIGINTx2``: the process group, then the process."""
+        self.signalled_at = time.monotonic()
+        if kind == "SIGINTx2":
+            os.killpg(self.process.pid, signal.SIGINT)
+            time.sleep(gap_s)
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGINT)
+        else:
+            self.process.send_signal(signal.Signals[kind])
+
+    def finish(self, timeout: float = 120.0) -> tuple[int, str, float]:
+        """Exit code, whole output, and seconds from the (first) signal to the exit."""
+        try:
+            self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self._reader.join(5)
+        stopped = time.monotonic() - (self.signalled_at or time.monotonic())
+        return self.process.returncode, self.output, stopped
+
+
+class Feeder:
+    """Publishes stitched 256 x 1920 frames with odometry to a node process and counts its paths."""
+
+    def __init__(self, context, namespace: str) -> None:
+        import rclpy
+        from nav_msgs.msg import Odometry, Path
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import Image
+
+        self.node = rclpy.create_node("feeder", namespace=namespace, context=context)
+        base = f"{namespace}/lead_planner"
+        self.image = self.node.create_publisher(Image, f"{base}/input/image", 5)
+        self.odometry = self.node.create_publisher(Odometry, f"{base}/input/odometry", 50)
+        self.paths: list = []
+        self.node.create_subscription(Path, f"{base}/output/path", self.paths.append, 10)
+        self._odometry_type = Odometry
+        self._picture = np.random.default_rng(0).integers(0, 256, (256, 1920, 3), dtype=np.uint8)
+        self._stop = threading.Event()
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self._threads = [threading.Thread(target=self.executor.spin, daemon=True),
+                         threading.Thread(target=self._publish, daemon=True)]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
+
+    def _publish(self) -> None:
+        while not self._stop.is_set():
+            stamp = time.time_ns()
+            for dt in (-300, -200, -100, 20):
+                msg = self._odometry_type()
+                msg.header.stamp = ns_to_stamp(stamp + dt * MS)
+                msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
+                msg.twist.twist.linear.x = 5.0
+                self.odometry.publish(msg)
+            self.image.publish(array_to_image(self._picture, stamp, "camera"))
+            self._stop.wait(FRAME_PERIOD_S)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.executor.shutdown(timeout_sec=5)
+        for thread in self._threads:
+            thread.join(5)
+        self.node.destroy_node()
+
+
+def _assert_one_line_failure(process: NodeProcess, *fragments: str) -> None:
+    code, output, _ = process.finish()
+    assert code == 1, output
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if "[FATAL]" in line or "[ERROR]" in line]
+    assert len(errors) == 1, output
+    for fragment in fragments:
+        assert fragment in errors[0], output
+
+
+# --- fail fast: one line, exit 1 ------------------------------------------------------------------
 
 
 def test_unloadable_weights_fail_fast_without_traceback(ros_context):
-    process = _start("-p", "weights:=/nonexistent/ltfv6.pth", "-p", "device:=cpu")
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 1, output
-    assert "cannot start" in output and "'/nonexistent/ltfv6.pth' is neither an existing path" in output
-    assert "Traceback" not in output
+    process = NodeProcess("-p", "weights:=/nonexistent/ltfv6.pth", "-p", "device:=cpu")
+    _assert_one_line_failure(process, "cannot configure", "'/nonexistent/ltfv6.pth' is neither an existing path")
 
 
-def test_invalid_parameter_fails_fast(ros_context, navsim_weights):
-    process = _start("-p", f"weights:={navsim_weights}", "-p", "camera_mode:=fisheye")
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 1 and "camera_mode: 'fisheye' is not one of" in output
-    assert "Traceback" not in output
+def test_text_file_named_like_a_checkpoint_fails_fast(ros_context, tmp_path):
+    fake = tmp_path / "model.pth"
+    fake.write_text("hello\n")
+    process = NodeProcess("-p", f"weights:={fake}", "-p", "device:=cpu")
+    _assert_one_line_failure(process, f"weights file {fake} could not be read: it is not a checkpoint")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_stops_the_node_cleanly(ros_context, navsim_weights, sig):
-    process = _start("-p", f"weights:={navsim_weights}", "-p", "device:=cpu", "-r", "__ns:=/signal_test")
-    lines = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        lines.append(line)
-        if "LTFv6 planner ready" in line or not line:
-            break
-    assert "LTFv6 planner ready" in lines[-1], "".join(lines)
-    process.send_signal(sig)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, "".join(lines) + output
-    assert "Traceback" not in output
+def test_invalid_unknown_and_ill_typed_parameters_fail_fast_together(ros_context, navsim_weights):
+    process = NodeProcess(
+        "-p", f"weights:={navsim_weights}", "-p", "camera_mode:=fisheye", "-p", "sync_tolerence_ms:=80",
+        "-p", "acceleration_window_s:=abc", "-p", "frame_id:=''",
+    )  # fmt: skip
+    _assert_one_line_failure(
+        process,
+        "cannot start: invalid lead_planner parameters",
+        "unknown parameter 'sync_tolerence_ms' (did you mean 'sync_tolerance_ms'?)",
+        "acceleration_window_s: expected float, got 'abc'",
+        "camera_mode: 'fisheye' is not one of",
+        "frame_id: must not be empty",
+    )
+
+
+def test_missing_params_file_fails_fast(ros_context, tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    _assert_one_line_failure(NodeProcess("--params-file", str(missing)), f"params file {missing} cannot be read")
+
+
+def test_malformed_params_file_fails_fast(ros_context, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("/**:\n  ros__parameters:\n    weights: [unclosed\n")
+    _assert_one_line_failure(NodeProcess("--params-file", str(broken)), f"params file {broken} is not valid YAML")
+
+
+# --- signals: exit 0, no traceback, no error line, within seconds ----------------------------------
+
+MOMENTS = ("importing", "loading", "idle", "planning")
+KINDS = ("SIGINT", "SIGTERM", "SIGINTx2")
+# Seconds from the first signal to the exit: loading finishes the weights and the trace first.
+STOP_WITHIN_S = {"importing": 8.0, "loading": 15.0, "idle": 5.0, "planning": 8.0}
+
+
+def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, gap_s: float = 0.03) -> float:
+    # An integer for a float parameter is accepted (sync_tolerance_ms is a double).
+    process = NodeProcess("-p", f"weights:={weights}", "-p", "device:=cpu", "-p", "camera_mode:=stitched",
+                          "-p", "camera_qos:=reliable", "-p", "sync_tolerance_ms:=100")  # fmt: skip
+    feeder = Feeder(ros_context, process.namespace) if moment == "planning" else None
+    try:
+        if moment == "importing":
+            time.sleep(IMPORTING_DELAY_S)
+        elif moment == "loading":
+            process.wait_for_line("autostart: configuring")
+        else:
+            process.wait_for_line("active: planning")
+        if feeder is not None:
+            deadline = time.monotonic() + 60
+            while not feeder.paths:
+                assert time.monotonic() < deadline, process.output
+                time.sleep(0.01)
+            time.sleep(0.2)  # the next frame is in flight now (a forward takes ~0.5 s here)
+        process.send(kind, gap_s)
+        code, output, stopped_s = process.finish()
+    finally:
+        if feeder is not None:
+            feeder.close()
+    context = f"{moment}/{kind} (gap {gap_s * 1e3:.0f} ms):\n{output}"
+    assert code == 0, context
+    assert "Traceback" not in output and "Exception" not in output, context
+    assert not [line for line in output.splitlines() if "[ERROR]" in line or "[FATAL]" in line], context
+    assert stopped_s < STOP_WITHIN_S[moment], f"took {stopped_s:.1f} s: {context}"
+    if moment == "importing":
+        assert "LTFv6 planner ready" not in output, context  # stopped before loading anything
+    return stopped_s
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_signal_at_any_moment_exits_cleanly(ros_context, navsim_weights, moment, kind):
+    _run_signal_case(ros_context, navsim_weights, moment, kind)
+
+
+def test_double_sigint_while_planning_ten_times_in_a_row(ros_context, navsim_weights):
+    gaps_s = (0.001, 0.005, 0.01, 0.03, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
+    stops = [_run_signal_case(ros_context, navsim_weights, "planning", "SIGINTx2", gap) for gap in gaps_s]
+    print("double SIGINT while planning, seconds to exit:", ", ".join(f"{s:.2f}" for s in stops))

@@ -26,6 +26,17 @@ def test_queue_keeps_the_newest_and_counts_drops():
     assert (queue.put_count, queue.dropped_count) == (4, 3)  # in = processed (1) + dropped (3)
 
 
+def test_queue_clear_discards_the_waiting_frame_and_counts_it():
+    queue = LatestFrameQueue()
+    queue.put(1)
+    queue.clear()
+    assert queue.get(timeout=0) is None and queue.pending == 0
+    queue.clear()  # nothing waiting: nothing counted
+    queue.put(2)
+    assert queue.get(timeout=0) == 2
+    assert (queue.put_count, queue.dropped_count) == (2, 1)
+
+
 def test_queue_wakes_a_waiting_consumer():
     queue = LatestFrameQueue()
     got = []

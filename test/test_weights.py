@@ -103,13 +103,21 @@ def test_truncated_file_is_refused(tmp_path, navsim_weights):
     data = (navsim_weights / "model_0000.pth").read_bytes()
     path = tmp_path / "model.pth"
     path.write_bytes(data[: len(data) // 3])
-    _expect_error(path, f"weights file {path}", "truncated, corrupted")
+    _expect_error(path, f"weights file {path}", "it is not a checkpoint", "truncated or corrupted")
 
 
 def test_corrupted_file_is_refused(tmp_path):
     path = tmp_path / "model.pth"
     path.write_bytes(b"\x00garbage" * 100)
-    _expect_error(path, "truncated, corrupted")
+    _expect_error(path, "it is not a checkpoint", "truncated or corrupted")
+
+
+@pytest.mark.parametrize("text", ["hello\n", "a\n", "hello", "not a checkpoint\n"])
+def test_text_file_named_like_a_checkpoint_is_refused(tmp_path, text):
+    # Each text makes torch's unpickler fail differently (IndexError, KeyError, UnpicklingError).
+    path = tmp_path / "model.pth"
+    path.write_text(text)
+    _expect_error(path, f"weights file {path}", "it is not a checkpoint")
 
 
 def test_nonexistent_source(tmp_path):

@@ -118,12 +118,14 @@ def _ms(value: float | None) -> str:
 class DiagnosticsContext:
     node_name: str
     hardware_id: str
-    budget_ms: float
+    budget_ms: float  # resolved at configure when the parameter is 0 (auto)
     max_consecutive_failures: int
+    budget_auto: bool = False
 
 
 def build_diagnostics(
     context: DiagnosticsContext,
+    lifecycle_state: str,
     info: PlannerInfo | None,
     model_error: str,
     snapshot: dict,
@@ -132,8 +134,10 @@ def build_diagnostics(
     now_ns: int,
     stamp,
 ) -> DiagnosticArray:
-    """Four statuses: model, inputs, processing, command."""
+    """Four statuses: model, inputs, processing, command. Outside the active state the node
+    does not plan by design, so silent inputs and idle processing are no fault then."""
     name = context.node_name
+    active = lifecycle_state == "active"
 
     def status(suffix: str, level: int, message: str, values: dict) -> DiagnosticStatus:
         return DiagnosticStatus(
@@ -141,7 +145,11 @@ def build_diagnostics(
         )
 
     if info is None:
-        model = status("model", ERROR, f"model failed to load: {model_error}", {})
+        model = (
+            status("model", ERROR, f"configure failed: {model_error}", {"lifecycle_state": lifecycle_state})
+            if model_error
+            else status("model", OK, f"no model loaded ({lifecycle_state})", {"lifecycle_state": lifecycle_state})
+        )
     else:
         model = status(
             "model",
@@ -155,6 +163,7 @@ def build_diagnostics(
                 "ensemble_size": info.ensemble_size,
                 "untrained": info.untrained,
                 "token_dim": info.config.token_dim,
+                "lifecycle_state": lifecycle_state,
             },
         )
 
@@ -166,7 +175,7 @@ def build_diagnostics(
         input_values[f"{input_name} received"] = count
         input_values[f"{input_name} rejected"] = rejected
         # The command is held until replaced, so its age is no fault (it has its own status).
-        if input_name != "command" and (age is None or age > INPUT_STALE_S):
+        if active and input_name != "command" and (age is None or age > INPUT_STALE_S):
             stale.append(input_name)
     inputs = status(
         "inputs",
@@ -186,6 +195,8 @@ def build_diagnostics(
         level = ERROR
     if snapshot["planned"] == 0 and not failures:
         message = "waiting for synchronized frames"
+    if not active:
+        level, message = OK, f"{lifecycle_state}: not planning"
     processing = status(
         "processing",
         level,
@@ -201,6 +212,8 @@ def build_diagnostics(
             "last_inference_ms": _ms(snapshot["last_inference_ms"]),
             "over_budget_frames": snapshot["over_budget"],
             "budget_ms": context.budget_ms,
+            "budget_source": "auto (per device)" if context.budget_auto else "processing_budget_ms",
+            "lifecycle_state": lifecycle_state,
         },
     )
     command_name, source = command

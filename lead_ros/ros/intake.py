@@ -52,6 +52,11 @@ class InputIntake:
         self.sync = FrameSynchronizer(self.policy)
         self.commands = CommandTracker(Command(config.default_command), config.command_timeout_s)
 
+    def reset_frames(self) -> None:
+        """Forget buffered cameras, odometry and IMU (the command stays in force): frames
+        resume from fresh messages, e.g. when the node is activated again."""
+        self.sync = FrameSynchronizer(self.policy)
+
     @property
     def camera_names(self) -> tuple[str, ...]:
         return (self.policy.anchor, *self.policy.side_cameras)

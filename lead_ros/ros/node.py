@@ -1,5 +1,11 @@
 """``lead_planner``: synchronized cameras + odometry + route command in, ISO 8855 Path out.
 
+A managed (lifecycle) node: **configure** loads the weights and creates the topics,
+**activate** starts planning and enables the publishers, **deactivate** stops planning,
+**cleanup** releases the model, **shutdown** works from any state. Parameters are checked
+in the constructor and fixed for the node's life. The process around it (signals,
+autostart) is ``lead_ros.ros.process``.
+
 Callbacks only buffer and synchronize; a worker thread plans on the newest synchronized
 frame (size-one queue, older frames dropped and counted), so a slow model never blocks
 message intake. All stamps are header stamps and the node clock, so ``use_sim_time`` works.
@@ -7,18 +13,17 @@ message intake. All stamps are header stamps and the node clock, so ``use_sim_ti
 
 from __future__ import annotations
 
-import sys
+import gc
 import threading
 import time
 from dataclasses import dataclass
 
-import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -47,10 +52,22 @@ from lead_ros.visualization import render_plan
 
 NODE_NAME = "lead_planner"
 WARNING_PERIOD_S = 5.0
+# Parameters rclpy itself handles; every other override must be one of ours.
+ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+ROS_OWN_PARAMETER_PREFIXES = ("qos_overrides.",)
 CAMERA_QOS_DEPTH = 5
 ODOMETRY_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class ParameterError(ValueError):
+    """An unknown, ill-typed or out-of-range parameter: the node cannot start."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one log line (rcl and YAML errors span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -91,15 +108,18 @@ class ThrottledWarnings:
             self._suppressed[key] = self._suppressed.get(key, 0) + 1
 
 
-class LeadPlannerNode(Node):
-    """The planner node. ``planner`` may be injected (tests); otherwise it is built from
-    the parameters and a failure to load raises, so ``main`` exits non-zero."""
+class LeadPlannerNode(LifecycleNode):
+    """The planner node. ``planner`` may be injected (tests, benchmarks); otherwise
+    **configure** builds it from the parameters. Invalid parameters raise ``ParameterError``
+    from the constructor, in every mode."""
 
     def __init__(self, node_name: str = NODE_NAME, *, planner: Planner | None = None, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.config = self._declare_parameters()
         self.warnings = ThrottledWarnings(self.get_logger())
-        self.planner = planner or Planner.from_config(self.config)
+        self._injected_planner = planner
+        self.planner: Planner | None = None
+        self.configure_error = ""
         self.intake = InputIntake(self.config)
         self.commands = self.intake.commands
         self.queue: LatestFrameQueue[QueuedFrame] = LatestFrameQueue()
@@ -107,36 +127,49 @@ class LeadPlannerNode(Node):
         imu = self.config.acceleration_source == "imu"
         inputs = (*cameras, "odometry", "command") + (("imu",) if imu else ())
         self.stats = PipelineStats(inputs)
-        self._diagnostics_context = DiagnosticsContext(
-            self.get_fully_qualified_name(),
-            "lead_ros",
-            self.config.processing_budget_ms,
-            self.config.max_consecutive_failures,
-        )
+        self._diagnostics_context = self._make_diagnostics_context(self.config.processing_budget_ms)
         self._input_group = MutuallyExclusiveCallbackGroup()
-        self._create_interfaces(cameras)
+        self._inputs: list = []  # subscriptions, made by configure
+        self._outputs: list = []  # lifecycle publishers, made by configure
+        self._active = threading.Event()
+        self._in_flight = threading.Lock()  # held by the worker while it plans and publishes one frame
+        # /diagnostics reports every lifecycle state, so it lives outside configure/cleanup.
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(
+            self.config.diagnostics_period_s, self._on_diagnostics_timer, callback_group=self._input_group
+        )
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="lead_planner_worker", daemon=True)
         self._worker.start()
-        info = self.planner.info
-        self.get_logger().info(
-            f"LTFv6 planner ready: weights {info.weights} (sha256 {', '.join(s[:12] for s in info.weights_sha256)})"
-            f"{' [UNTRAINED synthetic weights]' if info.untrained else ''}, device {info.device}, "
-            f"precision {info.precision}; camera mode {self.config.camera_mode} ({self.config.image_transport}); "
-            f"inputs {', '.join(s.topic_name for s in self._inputs)}; output {self.path_pub.topic_name} "
-            f"in frame {self.config.frame_id}"
-        )
 
     # --- set-up -------------------------------------------------------------------------------
 
     def _declare_parameters(self) -> NodeConfig:
-        values = {}
+        """Check every override (unknown names, types, ranges) before declaring, so a bad value
+        is one clear error instead of rclpy's type exception or a silently ignored typo.
+        Integers are accepted for floating-point parameters (``sync_tolerance_ms:=100``)."""
+        # rclpy keeps the command-line, params-file and constructor overrides here.
+        overrides = {
+            name: parameter.value
+            for name, parameter in self._parameter_overrides.items()
+            if name not in ROS_OWN_PARAMETERS and not name.startswith(ROS_OWN_PARAMETER_PREFIXES)
+        }
+        try:
+            config = NodeConfig.from_values(overrides)
+        except ValueError as error:
+            raise ParameterError(str(error)) from None
         for spec in PARAMETERS:
-            try:
-                values[spec.name] = self.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
-            except Exception as error:  # rclpy's InvalidParameterValue/Type exceptions
-                raise ValueError(f"parameter {spec.name}: {error}") from error
-        return NodeConfig.from_values(values)
+            self.declare_parameter(spec.name, getattr(config, spec.name), _descriptor(spec), ignore_override=True)
+        return config
+
+    def _make_diagnostics_context(self, budget_ms: float) -> DiagnosticsContext:
+        return DiagnosticsContext(
+            self.get_fully_qualified_name(),
+            "lead_ros",
+            budget_ms,
+            self.config.max_consecutive_failures,
+            budget_auto=self.config.processing_budget_ms == 0,
+        )
 
     def _create_interfaces(self, cameras: tuple[str, ...]) -> None:
         camera_type = camera_message_type(self.config.image_transport)
@@ -145,47 +178,125 @@ class LeadPlannerNode(Node):
             if self.config.camera_qos == "sensor_data"
             else QoSProfile(depth=CAMERA_QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
         )
-        self._inputs = []
-        for name in cameras:
-            topic = "~/input/image" if name == "image" else f"~/input/cameras/{name}"
-            self._inputs.append(
-                self.create_subscription(
-                    camera_type,
-                    topic,
-                    lambda msg, n=name: self._on_camera(n, msg),
-                    camera_qos,
-                    callback_group=self._input_group,
-                )
+        subscriptions = [
+            (
+                camera_type,
+                "~/input/image" if name == "image" else f"~/input/cameras/{name}",
+                lambda msg, n=name: self._on_camera(n, msg),
+                camera_qos,
             )
-        self._inputs.append(
-            self.create_subscription(
-                Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS, callback_group=self._input_group
-            )
-        )
-        self._inputs.append(
-            self.create_subscription(
-                UInt8, "~/input/command", self._on_command, COMMAND_QOS, callback_group=self._input_group
-            )
-        )
+            for name in cameras
+        ]
+        subscriptions += [
+            (Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS),
+            (UInt8, "~/input/command", self._on_command, COMMAND_QOS),
+        ]
         if self.config.acceleration_source == "imu":
-            self._inputs.append(
-                self.create_subscription(
-                    Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data, callback_group=self._input_group
-                )
-            )
-        self.path_pub = self.create_publisher(Path, "~/output/path", OUTPUT_QOS)
-        self.inference_time_pub = self.create_publisher(Float64, "~/debug/inference_time_ms", OUTPUT_QOS)
-        self.latency_pub = self.create_publisher(Float64, "~/debug/pipeline_latency_ms", OUTPUT_QOS)
-        self.markers_pub = self.create_publisher(MarkerArray, "~/debug/markers", OUTPUT_QOS)
-        self.debug_image_pub = (
-            self.create_publisher(Image, "~/debug/image", OUTPUT_QOS) if self.config.publish_debug_image else None
-        )
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(
-            self.config.diagnostics_period_s, self._on_diagnostics_timer, callback_group=self._input_group
-        )
+            subscriptions.append((Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data))
+        self._inputs = [
+            self.create_subscription(*subscription, callback_group=self._input_group) for subscription in subscriptions
+        ]
+        publish = self.create_lifecycle_publisher
+        self.path_pub = publish(Path, "~/output/path", OUTPUT_QOS)
+        self.inference_time_pub = publish(Float64, "~/debug/inference_time_ms", OUTPUT_QOS)
+        self.latency_pub = publish(Float64, "~/debug/pipeline_latency_ms", OUTPUT_QOS)
+        self.markers_pub = publish(MarkerArray, "~/debug/markers", OUTPUT_QOS)
+        self.debug_image_pub = publish(Image, "~/debug/image", OUTPUT_QOS) if self.config.publish_debug_image else None
+        outputs = (self.path_pub, self.inference_time_pub, self.latency_pub, self.markers_pub, self.debug_image_pub)
+        self._outputs = [p for p in outputs if p is not None]
         # Pending anchors are resolved on their deadline even when no further message comes.
-        self.create_timer(0.05, self._on_flush_timer, callback_group=self._input_group)
+        self._flush_timer = self.create_timer(0.05, self._on_flush_timer, callback_group=self._input_group)
+
+    def _destroy_interfaces(self) -> None:
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription)
+        for publisher in self._outputs:
+            self.destroy_lifecycle_publisher(publisher)
+        self.destroy_timer(self._flush_timer)
+        self._inputs, self._outputs = [], []
+
+    # --- lifecycle transitions ------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the weights and create the topics. A failure is one log line and FAILURE (the
+        node stays unconfigured, so configure can be retried, e.g. once the weights exist)."""
+        try:
+            planner = self._injected_planner or Planner.from_config(self.config)
+        except Exception as error:  # WeightsError, PlannerConfigError, CUDA errors, ...
+            self.configure_error = one_line(error)
+            self.get_logger().error(f"cannot configure: {self.configure_error}")
+            return TransitionCallbackReturn.FAILURE
+        self.planner, self.configure_error = planner, ""
+        device_type = torch.device(planner.info.device).type
+        self._diagnostics_context = self._make_diagnostics_context(self.config.processing_budget_for(device_type))
+        self._create_interfaces(self.intake.camera_names)
+        info = planner.info
+        self.get_logger().info(
+            f"LTFv6 planner ready: weights {info.weights} (sha256 {', '.join(s[:12] for s in info.weights_sha256)})"
+            f"{' [UNTRAINED synthetic weights]' if info.untrained else ''}, device {info.device}, "
+            f"precision {info.precision}; camera mode {self.config.camera_mode} ({self.config.image_transport}); "
+            f"inputs {', '.join(s.topic_name for s in self._inputs)}; output {self.path_pub.topic_name} "
+            f"in frame {self.config.frame_id}; processing budget {self._diagnostics_context.budget_ms:.0f} ms"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Plan from fresh messages: whatever arrived while inactive is forgotten."""
+        self.intake.reset_frames()
+        self.queue.clear()
+        self._active.set()
+        self.get_logger().info("active: planning")
+        return super().on_activate(state)  # enables the lifecycle publishers
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop planning: the waiting frame is dropped, the frame in flight is not published."""
+        self._stop_planning()
+        self.get_logger().info("inactive: not planning")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """From unconfigured, inactive or active: stop planning and release everything."""
+        if self._active.is_set():
+            self._stop_planning()
+            super().on_deactivate(state)
+        if self.planner is not None:
+            self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_planning()
+        if self.planner is not None:
+            self._release()
+        return TransitionCallbackReturn.SUCCESS  # back to unconfigured
+
+    def bring_up(self) -> bool:
+        """Configure and activate (what ``autostart`` does); False when configure failed."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def _stop_planning(self) -> None:
+        self._active.clear()
+        self.queue.clear()
+        with self._in_flight:  # wait for the frame in flight; it sees the flag and is not published
+            pass
+
+    def _release(self) -> None:
+        """Destroy the topics and drop the model, returning its CUDA memory to the device."""
+        self._destroy_interfaces()
+        self.planner = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self.get_logger().info("cleaned up: model released")
+
+    @property
+    def lifecycle_state(self) -> str:
+        return self._state_machine.current_state[1]
 
     # --- callbacks (never run the network) ------------------------------------------------------
 
@@ -195,15 +306,18 @@ class LeadPlannerNode(Node):
     def _on_camera(self, name: str, msg) -> None:
         now = self._now_ns()
         self.stats.received(name, now)
-        self._handle(self.intake.camera(name, msg, now))
+        if self._active.is_set():  # inactive: nothing is buffered, so nothing is planned later
+            self._handle(self.intake.camera(name, msg, now))
 
     def _on_odometry(self, msg: Odometry) -> None:
         self.stats.received("odometry", self._now_ns())
-        self._handle(self.intake.odometry(msg))
+        if self._active.is_set():
+            self._handle(self.intake.odometry(msg))
 
     def _on_imu(self, msg: Imu) -> None:
         self.stats.received("imu", self._now_ns())
-        self._handle(self.intake.imu(msg))
+        if self._active.is_set():
+            self._handle(self.intake.imu(msg))
 
     def _on_command(self, msg: UInt8) -> None:
         now = self._now_ns()
@@ -211,7 +325,8 @@ class LeadPlannerNode(Node):
         self._handle(self.intake.command(msg, now))
 
     def _on_flush_timer(self) -> None:
-        self._handle(self.intake.flush(self._now_ns()))
+        if self._active.is_set():
+            self._handle(self.intake.flush(self._now_ns()))
 
     def _handle(self, events: list[Event]) -> None:
         for event in events:
@@ -246,7 +361,9 @@ class LeadPlannerNode(Node):
         while not self._stop.is_set():
             item = self.queue.get(timeout=0.1)
             if item is not None:
-                self._process(item)
+                with self._in_flight:
+                    if self._active.is_set():
+                        self._process(item)
 
     def _process(self, item: QueuedFrame) -> None:
         picked = time.perf_counter()
@@ -260,6 +377,8 @@ class LeadPlannerNode(Node):
         except Exception as error:
             self._fail("inference_error", f"{type(error).__name__}: {error}", "worker")
             return
+        if not self._active.is_set() or self._stop.is_set():  # deactivated or stopping meanwhile
+            return
         self.path_pub.publish(plan_to_path(plan, frame.stamp_ns, self.config.frame_id, self.config.prepend_origin_pose))
         published = time.perf_counter()
         latency_ms = (self._now_ns() - frame.stamp_ns) / 1e6
@@ -270,7 +389,7 @@ class LeadPlannerNode(Node):
             node_overhead_ms=1e3 * (published - picked) - plan.timings.inference_ms,
             inference_ms=plan.timings.inference_ms,
         )
-        self.stats.succeeded(processing_ms, timing, self.config.processing_budget_ms)
+        self.stats.succeeded(processing_ms, timing, self._diagnostics_context.budget_ms)
         self.inference_time_pub.publish(Float64(data=plan.timings.inference_ms))
         self.latency_pub.publish(Float64(data=latency_ms))
         if self.markers_pub.get_subscription_count():
@@ -285,13 +404,14 @@ class LeadPlannerNode(Node):
     def _on_diagnostics_timer(self) -> None:
         now = self.get_clock().now()
         state = self.commands.state(now.nanoseconds)
-        snapshot = self.stats.snapshot()
         queue = {"put": self.queue.put_count, "dropped": self.queue.dropped_count}
+        planner = self.planner
         diagnostics = build_diagnostics(
             self._diagnostics_context,
-            self.planner.info,
-            "",
-            snapshot,
+            self.lifecycle_state,
+            planner.info if planner is not None else None,
+            self.configure_error,
+            self.stats.snapshot(),
             queue,
             (state.command.name.lower(), state.source),
             now.nanoseconds,
@@ -302,42 +422,11 @@ class LeadPlannerNode(Node):
         if inputs.level != DiagnosticStatus.OK:  # a camera or odometry that stopped, or never started
             self.warnings.warn(("inputs", "stale"), f"inputs: {inputs.message}")
 
-    def shutdown(self) -> None:
-        """Stop the worker (the frame in flight finishes) and release the queue."""
+    def close(self) -> None:
+        """Leave the lifecycle (shutdown transition unless already finalized) and stop the
+        worker; the frame in flight finishes unpublished. Call before ``destroy_node``."""
+        if self.lifecycle_state != "finalized":
+            self.trigger_shutdown()
         self._stop.set()
         self.queue.close()
         self._worker.join(timeout=30.0)
-
-
-def main(args: list[str] | None = None) -> int:
-    """Run the node; exit 1 with one clear line when it cannot start, 0 on SIGINT/SIGTERM."""
-    rclpy.init(args=args)
-    # Built before the (slow) model load, so a signal during the load cannot interrupt it.
-    executor = SingleThreadedExecutor()
-    node = None
-    try:
-        try:
-            node = LeadPlannerNode()
-        except Exception as error:  # fail fast with a clear message, no traceback
-            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {error}")
-            return 1
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # A signal can shut the context down while the executor builds its wait set; that
-        # surfaces as an RCLError about an invalid context and is a normal shutdown.
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -87,6 +87,7 @@ def _publish_stream(driver, stop: threading.Event, rate_hz: float, counter: list
 def bench_rate(context, planner: Planner, rate_hz: float, duration_s: float) -> RateReport:
     process = psutil.Process()
     node = LeadPlannerNode(planner=planner, context=context)
+    node.bring_up()
     driver = rclpy.create_node("bench_driver", context=context)
     executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
@@ -105,7 +106,7 @@ def bench_rate(context, planner: Planner, rate_hz: float, duration_s: float) -> 
     stop.set()
     publisher.join()
     time.sleep(2.0)  # let the frame in flight finish
-    node.shutdown()
+    node.close()
     rss_end = process.memory_info().rss / 2**20
     snapshot = node.stats.snapshot()
     timings = node.stats.timing_samples()

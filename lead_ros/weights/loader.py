@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -70,11 +69,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:  # torch.load parses untrusted bytes: any failure means "not a checkpoint"
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WeightsError(
-            f"weights file {path} could not be read: it is truncated, corrupted or not a plain "
-            f"tensor state dict ({type(error).__name__}: {first[:300]})"
+            f"weights file {path} could not be read: it is not a checkpoint (a truncated or corrupted file, "
+            f"or not a plain tensor state dict) ({type(error).__name__}: {first[:300]})"
         ) from error
     if not isinstance(state, Mapping) or not state:
         raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
