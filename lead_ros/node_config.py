@@ -134,7 +134,7 @@ class NodeConfig:
     @classmethod
     def from_yaml(cls, path: Path, node_name: str = "lead_planner") -> NodeConfig:
         """Read a ROS 2 params file (``/**`` or ``<node_name>`` section, ``ros__parameters``)."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = read_params_file(path)
         values: dict[str, Any] = {}
         for key in ("/**", node_name, f"/{node_name}"):
             values.update((data.get(key) or {}).get("ros__parameters", {}))
@@ -148,6 +148,26 @@ class NodeConfig:
     def processing_budget_for(self, device_type: str) -> float:
         """The budget in milliseconds, with 0 (auto) resolved for a device type (cpu, cuda)."""
         return self.processing_budget_ms or AUTO_PROCESSING_BUDGET_MS.get(device_type, AUTO_PROCESSING_BUDGET_MS["cpu"])
+
+
+def read_params_file(path: str | Path) -> dict:
+    """The mapping of a ROS 2 params file. A missing, unreadable or malformed file raises
+    ValueError in one line naming the file (the node, before rcl parses it, and the tools)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"params file {path} cannot be read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValueError(
+            f"params file {path} is not valid YAML{at}: {getattr(error, 'problem', '') or error}"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"params file {path} must map node names to ros__parameters, not hold a {type(data).__name__}")
+    return data
 
 
 def _unknown(name: str) -> str:

@@ -167,6 +167,20 @@ def test_not_a_bag(capsys, tmp_path, navsim_weights):
     assert "is a directory without metadata.yaml" in err
 
 
+def test_malformed_or_unknown_params_file_values_are_one_line(capsys, tmp_path, navsim_weights):
+    bag = REPO / "data" / "sample_bag"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("/**:\n  ros__parameters:\n    weights: [unclosed\n")
+    err = _cli_error(capsys, "evaluate-bag", bag, "--weights", navsim_weights, "--out", tmp_path / "o",
+                     "--params-file", broken)  # fmt: skip
+    assert f"params file {broken} is not valid YAML" in err and len(err.strip().splitlines()) == 1
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("/**:\n  ros__parameters:\n    sync_tolerence_ms: 80\n    sync_tolerance_ms: 80\n")
+    err = _cli_error(capsys, "evaluate-bag", bag, "--weights", navsim_weights, "--out", tmp_path / "o",
+                     "--params-file", typo)  # fmt: skip
+    assert "unknown parameter 'sync_tolerence_ms' (did you mean 'sync_tolerance_ms'?)" in err
+
+
 def test_wrong_topic_types(capsys, tmp_path, navsim_weights):
     # The sample's cameras are CompressedImage; the default params expect raw Image.
     err = _cli_error(capsys, "evaluate-bag", REPO / "data" / "sample_bag", "--weights", navsim_weights,

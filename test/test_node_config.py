@@ -75,3 +75,21 @@ def test_processing_budget_zero_is_auto_per_device():
     assert (auto.processing_budget_for("cpu"), auto.processing_budget_for("cuda")) == (2000.0, 100.0)
     fixed = NodeConfig.from_values({"processing_budget_ms": 250})
     assert fixed.processing_budget_for("cpu") == fixed.processing_budget_for("cuda") == 250.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "cannot be read: No such file or directory"),
+        ("/**:\n  ros__parameters:\n    weights: [unclosed\n", "is not valid YAML (line 4, column 1)"),
+        ("- a\n- b\n", "must map node names to ros__parameters, not hold a list"),
+    ],
+)
+def test_params_file_errors_are_one_line_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ValueError) as error:
+        NodeConfig.from_yaml(path)
+    assert str(error.value).startswith(f"params file {path} ") and message in str(error.value)
+    assert "\n" not in str(error.value)

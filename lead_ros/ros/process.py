@@ -49,23 +49,15 @@ class StopRequest:
 def params_file_problem(argv: list[str]) -> str | None:
     """A missing or malformed ``--params-file``, named in one line (rcl would raise a
     multi-line RCLError from ``rclpy.init`` instead)."""
-    import yaml
+    from lead_ros.node_config import read_params_file
 
-    files = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--params-file"]
     if argv and argv[-1] == "--params-file":
         return "--params-file needs a file name"
-    for name in files:
+    for name in [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--params-file"]:
         try:
-            with open(name, encoding="utf-8") as stream:
-                data = yaml.safe_load(stream)
-        except OSError as error:
-            return f"params file {name} cannot be read: {error.strerror}"
-        except yaml.YAMLError as error:
-            where = getattr(error, "problem_mark", None)
-            at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-            return f"params file {name} is not valid YAML{at}: {getattr(error, 'problem', None) or error}"
-        if not isinstance(data, dict):
-            return f"params file {name} must map node names to ros__parameters, not hold a {type(data).__name__}"
+            read_params_file(name)
+        except ValueError as error:
+            return str(error)
     return None
 
 
