@@ -1,4 +1,4 @@
-"""``lead-ros``: the command line. Core: predict, bench, weights synth. Bags: evaluate-bag,
+"""``lead-ros``: the command line. Core: predict, bench, selftest, weights synth. Bags: evaluate-bag,
 replay, record-path, make-sample-bag, bench-bag. Node: bench-node.
 
 Results go to stdout (JSON where asked), logs to stderr; bad input exits 2 with one line.
@@ -105,6 +105,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return 0
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from lead_ros.selftest import format_report, run_selftest
+
+    report = run_selftest(args.device, args.precision, timing_iters=args.timing_iters)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_report(report))
+    return 0 if report.passed else 1
 
 
 def cmd_weights_synth(args: argparse.Namespace) -> int:
@@ -283,6 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time the unoptimised full forward (with auxiliary heads) for a same-machine ratio",
     )
     bench.set_defaults(func=cmd_bench)
+
+    selftest = sub.add_parser(
+        "selftest", help="check this install against the shipped golden cases (exit 0 PASS, 1 FAIL)"
+    )
+    selftest.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    selftest.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    selftest.add_argument("--timing-iters", type=int, default=10, help="timed runs per figure; 0 = no timing")
+    selftest.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    selftest.set_defaults(func=cmd_selftest)
 
     bench_node = sub.add_parser("bench-node", help="benchmark the node in-process under a 4-camera stream")
     _add_planner_args(bench_node)

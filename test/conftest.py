@@ -3,7 +3,6 @@ guard that refuses to start rclpy without loopback-only discovery."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -11,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-DATA = Path(__file__).parent / "data" / "ltfv6_reference"
+from lead_ros.golden import GOLDEN_DIR as DATA  # noqa: F401 (re-exported for the tests)
+from lead_ros.golden import load_cases  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK_PROFILE_MARKERS = ("<useBuiltinTransports>false</useBuiltinTransports>", "127.0.0.1")
 ROS_FIXTURES = {"ros_context"}
@@ -57,14 +58,6 @@ def ros_context():
     rclpy.init(context=context)
     yield context
     context.try_shutdown()
-
-
-def load_cases(relative: str = "cases.json") -> list[dict]:
-    path = DATA / relative
-    cases = json.loads(path.read_text())["cases"]
-    for case in cases:
-        case["image_path"] = (path.parent / case["image_file"]).resolve()
-    return cases
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -66,6 +66,9 @@ def test_colcon_build_installs_package(tmp_path):
     assert (scripts / "lead_planner").is_file() and (scripts / "lead-ros").is_file()
     manifests = list((workspace / "install" / "lead_ros").rglob("lead_ros/data/manifests/navsim.json"))
     assert manifests, "the state-dict manifest ships as package data"
+    golden = manifests[0].parent.parent / "ltfv6_reference"
+    for relative in ("cases.json", "images/case_07.png", "variants/mixed/cases.json", "PROVENANCE.md"):
+        assert (golden / relative).is_file(), f"golden data {relative} ships as package data"
 
 
 def _launch_arguments() -> dict[str, str]:

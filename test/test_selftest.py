@@ -1,0 +1,93 @@
+"""``lead-ros selftest``: passes on this install (CPU fp32 and bf16), fails naming the case
+when the weights or the frame convention are broken, and keeps a fixed JSON contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import lead_ros.selftest as selftest
+from lead_ros.cli import main
+from lead_ros.golden import PLANNING_CASE_SETS, load_cases
+
+ALL_CASES = [f"{variant}/{case['id']}" for variant, cases in PLANNING_CASE_SETS for case in load_cases(cases)]
+JSON_KEYS = {"verdict", "device", "precision", "software", "tolerance", "cases", "timing"}
+CASE_KEYS = {"case", "max_waypoint_diff_m", "max_heading_diff_rad", "passed"}
+
+
+@pytest.fixture
+def main_cases_only(monkeypatch):
+    """The failure checks need the main case set only (the suite's time budget)."""
+    monkeypatch.setattr(selftest, "PLANNING_CASE_SETS", PLANNING_CASE_SETS[:1])
+
+
+def test_cpu_fp32_passes_with_a_fixed_json_contract(capsys):
+    assert main(["selftest", "--device", "cpu", "--precision", "fp32", "--json", "--timing-iters", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == JSON_KEYS and report["verdict"] == "PASS"
+    assert (report["device"], report["precision"]) == ("cpu", "fp32")
+    assert report["tolerance"] == {"waypoint_m": 1e-4, "heading_rad": 1e-4, "provisional": False}
+    assert [case["case"] for case in report["cases"]] == ALL_CASES
+    assert all(set(case) == CASE_KEYS and case["passed"] for case in report["cases"])
+    assert set(report["timing"]["inference_by_height"]) == {"256", "270"}
+    assert report["timing"]["preprocess_4cam"]["p50_ms"] > 0
+    assert {"torch", "timm", "opencv", "numpy", "python", "cuda"} <= set(report["software"])
+    # Case results are deterministic: a second run gives the same numbers.
+    again = selftest.run_selftest("cpu", "fp32", timing_iters=0).to_dict()
+    assert again["cases"] == report["cases"] and again["timing"]["preprocess_4cam"] is None
+
+
+def test_cpu_bf16_passes_within_its_measured_tolerance():
+    report = selftest.run_selftest("cpu", "bf16", timing_iters=0)
+    assert report.passed, selftest.format_report(report)
+    assert not report.tolerance.provisional and report.tolerance.waypoint_m == 0.15
+    # bf16 does deviate (it is not silently running fp32), within the tolerance.
+    assert max(case.max_waypoint_diff_m for case in report.cases) > 1e-3
+
+
+def _perturbed_writer(write):
+    """A corrupted copy of the weights: every waypoint step drifts 0.5 m left, every heading
+    step 0.5 rad (4 m and 4 rad at 4 s)."""
+
+    def corrupt(directory, variant="navsim"):
+        write(directory, variant)
+        path = directory / "model_0000.pth"
+        state = torch.load(path, weights_only=True)
+        state["planning_decoder.wp_decoder.bias"] += torch.tensor([0.0, 0.5])
+        state["planning_decoder.heading_decoder.bias"] += 0.5
+        torch.save(state, path)
+
+    return corrupt
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_perturbed_weights_fail_and_name_every_case(monkeypatch, main_cases_only, capsys, precision):
+    monkeypatch.setattr(selftest, "write_synthetic_checkpoint", _perturbed_writer(selftest.write_synthetic_checkpoint))
+    assert main(["selftest", "--device", "cpu", "--precision", precision, "--timing-iters", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: 8 of 8 cases outside tolerance: navsim/case_00" in out
+    report = selftest.run_selftest("cpu", precision, timing_iters=0)
+    tolerance = report.tolerance
+    for case in report.cases:  # the perturbation moves every case by at least 10x the tolerance
+        assert case.max_waypoint_diff_m >= 10 * tolerance.waypoint_m, case
+        assert case.max_heading_diff_rad >= 10 * tolerance.heading_rad, case
+
+
+def test_broken_frame_convention_fails(monkeypatch, main_cases_only, capsys):
+    import lead_ros.planner
+
+    monkeypatch.setattr(lead_ros.planner, "carla_to_iso8855", lambda w, h: (np.array(w), np.array(h)))
+    assert main(["selftest", "--device", "cpu", "--timing-iters", "0", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "FAIL"
+    failed = [case for case in report["cases"] if not case["passed"]]
+    assert failed and max(case["max_waypoint_diff_m"] for case in failed) >= 10 * 1e-4
+    assert max(case["max_heading_diff_rad"] for case in failed) >= 10 * 1e-4
+
+
+def test_precision_without_a_tolerance_is_a_usage_error(capsys):
+    assert main(["selftest", "--device", "cpu", "--precision", "fp16"]) == 2
+    assert "fp16 is not supported on CPU" in capsys.readouterr().err
