@@ -41,6 +41,7 @@ class BenchReport:
     torch_threads: int
     preprocess_4cam: LatencyStats
     inference_by_height: dict[int, LatencyStats]
+    inference_cpu_s_by_height: dict[int, float]  # process CPU seconds per inference (all threads)
     end_to_end_fps: float
     reference_forward_by_height: dict[int, LatencyStats]
     peak_rss_mib: float
@@ -50,6 +51,7 @@ class BenchReport:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["inference_by_height"] = {str(h): asdict(s) for h, s in self.inference_by_height.items()}
+        data["inference_cpu_s_by_height"] = {str(h): s for h, s in self.inference_cpu_s_by_height.items()}
         data["reference_forward_by_height"] = {str(h): asdict(s) for h, s in self.reference_forward_by_height.items()}
         return data
 
@@ -94,11 +96,14 @@ def run_bench(
         planner.preprocess(observation)
         if i >= warmup:
             preprocess.append(1e3 * (time.perf_counter() - t0))
-    by_height = {}
+    by_height, cpu_by_height = {}, {}
     rng = np.random.default_rng(0)
     for height in heights:
         image = rng.integers(0, 256, (height, MODEL_IMAGE_WIDTH, 3), dtype=np.uint8)
-        samples = [_time_inference_ms(planner, image) for _ in range(warmup + iters)]
+        samples = [_time_inference_ms(planner, image) for _ in range(warmup)]
+        cpu_start = time.process_time()
+        samples += [_time_inference_ms(planner, image) for _ in range(iters)]
+        cpu_by_height[height] = round((time.process_time() - cpu_start) / max(1, iters), 3)
         by_height[height] = LatencyStats.of(samples[warmup:])
     reference = {}
     if reference_model is not None:
@@ -119,6 +124,7 @@ def run_bench(
         torch_threads=torch.get_num_threads(),
         preprocess_4cam=LatencyStats.of(preprocess),
         inference_by_height=by_height,
+        inference_cpu_s_by_height=cpu_by_height,
         end_to_end_fps=fps,
         reference_forward_by_height=reference,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
@@ -136,7 +142,10 @@ def format_report(report: BenchReport) -> str:
         + (", UNTRAINED synthetic weights" if report.untrained else ""),
         row("preprocess 4x1080x1920", report.preprocess_4cam),
     ]
-    lines += [row(f"inference {h}x1920", s) for h, s in report.inference_by_height.items()]
+    lines += [
+        row(f"inference {h}x1920", s) + f"  CPU {report.inference_cpu_s_by_height[h]:.2f} s/run"
+        for h, s in report.inference_by_height.items()
+    ]
     for h, s in report.reference_forward_by_height.items():
         ratio = report.inference_by_height[h].p50_ms / s.p50_ms
         lines.append(row(f"unoptimised full fwd {h}", s) + f"  (inference/this = {ratio:.2f})")

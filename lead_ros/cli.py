@@ -252,7 +252,8 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
 
     if len(args.rates) != len(args.durations_s):
         raise ValueError("--rates and --durations-s need the same number of values")
-    reports = run(args.weights, args.device, args.precision, list(zip(args.rates, args.durations_s, strict=True)))
+    runs = list(zip(args.rates, args.durations_s, strict=True))
+    reports = run(args.weights, args.device, args.precision, runs, separate_publisher=args.publisher == "process")
     print(format_reports(reports))
     return 0
 
@@ -309,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_planner_args(bench_node)
     bench_node.add_argument("--rates", type=float, nargs="+", default=[10.0, 30.0], help="camera rates, Hz")
     bench_node.add_argument("--durations-s", type=float, nargs="+", default=[30.0, 130.0], help="seconds per rate")
+    bench_node.add_argument(
+        "--publisher", choices=["process", "inline"], default="process",
+        help="camera stream from a separate process (default, as on a robot) or a thread of the benchmark",
+    )  # fmt: skip
     bench_node.set_defaults(func=cmd_bench_node)
 
     bench_bag = sub.add_parser("bench-bag", help="offline evaluation throughput and memory vs bag length")

@@ -60,6 +60,8 @@ def compressed_to_array(msg: CompressedImage, name: str) -> tuple[np.ndarray, st
 
 
 def camera_to_array(msg: Image | CompressedImage, name: str) -> tuple[np.ndarray, str]:
+    if not isinstance(msg, (Image, CompressedImage)):  # kept serialized by the live node
+        msg = msg.deserialize()
     if isinstance(msg, CompressedImage):
         return compressed_to_array(msg, name)
     return image_to_array(msg, name)

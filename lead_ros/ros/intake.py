@@ -19,6 +19,7 @@ from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command
 from lead_ros.preprocessing import ImageInputError, check_encoding
 from lead_ros.ros.conversions import imu_planar_acceleration, odometry_speed_yaw_rate, stamp_to_ns
+from lead_ros.ros.serialized import camera_header, read_serialized_camera
 from lead_ros.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
 
 BAD_INPUT = "bad_input"
@@ -62,13 +63,25 @@ class InputIntake:
         return (self.policy.anchor, *self.policy.side_cameras)
 
     def camera(self, name: str, msg, now_ns: int) -> list[Event]:
-        encoding = getattr(msg, "encoding", None)  # raw Image only; compressed is checked on decode
-        if encoding is not None:
+        """A camera message, deserialized or a ``SerializedCamera`` (the live node's)."""
+        stamp_ns, encoding = camera_header(msg)
+        if encoding is not None:  # raw Image only; compressed data is checked on decode
             try:
                 check_encoding(encoding, f"camera {name}")
             except ImageInputError as error:
-                return [InputRejected(f"camera {name}", BAD_INPUT, str(error), fails_frame=name == self.policy.anchor)]
-        return self._wrap(self.sync.add_camera(name, stamp_to_ns(msg.header.stamp), msg, now_ns))
+                return [self._bad_camera(name, error)]
+        return self._wrap(self.sync.add_camera(name, stamp_ns, msg, now_ns))
+
+    def serialized_camera(self, name: str, data: bytes, message_type: type, now_ns: int) -> list[Event]:
+        """A camera message as CDR bytes (``raw=True`` subscriptions): deserialized only if planned."""
+        try:
+            camera = read_serialized_camera(data, message_type, f"camera {name}")
+        except ImageInputError as error:
+            return [self._bad_camera(name, error)]
+        return self.camera(name, camera, now_ns)
+
+    def _bad_camera(self, name: str, error: Exception) -> InputRejected:
+        return InputRejected(f"camera {name}", BAD_INPUT, str(error), fails_frame=name == self.policy.anchor)
 
     def odometry(self, msg: Odometry) -> list[Event]:
         speed, yaw_rate = odometry_speed_yaw_rate(msg)

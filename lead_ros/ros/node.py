@@ -13,6 +13,7 @@ message intake. All stamps are header stamps and the node clock, so ``use_sim_ti
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import threading
 import time
@@ -51,6 +52,10 @@ from lead_ros.sync import SyncFailure
 from lead_ros.visualization import render_plan
 
 NODE_NAME = "lead_planner"
+# The inference worker's OS thread name (top -H, /proc): torch's OpenMP threads started from
+# it inherit the name, so its CPU use can be measured apart from message handling.
+WORKER_THREAD_NAME = "lead_infer"
+PR_SET_NAME = 15  # prctl option, <linux/prctl.h>
 WARNING_PERIOD_S = 5.0
 # Parameters rclpy itself handles; every other override must be one of ours.
 ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
@@ -59,6 +64,14 @@ CAMERA_QOS_DEPTH = 5
 ODOMETRY_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def name_os_thread(name: str) -> None:
+    """Name the calling OS thread (Linux; up to 15 bytes); a no-op elsewhere."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class ParameterError(ValueError):
@@ -178,22 +191,26 @@ class LeadPlannerNode(LifecycleNode):
             if self.config.camera_qos == "sensor_data"
             else QoSProfile(depth=CAMERA_QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
         )
-        subscriptions = [
-            (
+        self._camera_type = camera_type
+        # Cameras arrive serialized (raw=True) and are deserialized only for planned frames.
+        self._inputs = [
+            self.create_subscription(
                 camera_type,
                 "~/input/image" if name == "image" else f"~/input/cameras/{name}",
-                lambda msg, n=name: self._on_camera(n, msg),
+                lambda data, n=name: self._on_camera(n, data),
                 camera_qos,
+                callback_group=self._input_group,
+                raw=True,
             )
             for name in cameras
         ]
-        subscriptions += [
+        subscriptions = [
             (Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS),
             (UInt8, "~/input/command", self._on_command, COMMAND_QOS),
         ]
         if self.config.acceleration_source == "imu":
             subscriptions.append((Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data))
-        self._inputs = [
+        self._inputs += [
             self.create_subscription(*subscription, callback_group=self._input_group) for subscription in subscriptions
         ]
         publish = self.create_lifecycle_publisher
@@ -303,11 +320,11 @@ class LeadPlannerNode(LifecycleNode):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _on_camera(self, name: str, msg) -> None:
+    def _on_camera(self, name: str, data: bytes) -> None:
         now = self._now_ns()
         self.stats.received(name, now)
         if self._active.is_set():  # inactive: nothing is buffered, so nothing is planned later
-            self._handle(self.intake.camera(name, msg, now))
+            self._handle(self.intake.serialized_camera(name, data, self._camera_type, now))
 
     def _on_odometry(self, msg: Odometry) -> None:
         self.stats.received("odometry", self._now_ns())
@@ -358,6 +375,7 @@ class LeadPlannerNode(LifecycleNode):
     # --- worker -------------------------------------------------------------------------------
 
     def _work(self) -> None:
+        name_os_thread(WORKER_THREAD_NAME)
         while not self._stop.is_set():
             item = self.queue.get(timeout=0.1)
             if item is not None:

@@ -1,0 +1,46 @@
+"""Camera messages kept serialized: stamp and encoding read from the CDR bytes equal the
+message's, deserialization gives the message back, and broken bytes name the camera."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import CompressedImage, Image
+
+from lead_ros.preprocessing import ImageInputError
+from lead_ros.ros.conversions import array_to_image, camera_to_array, ns_to_stamp
+from lead_ros.ros.serialized import camera_header, read_serialized_camera
+
+STAMP_NS = 1_795_000_000_123_456_789
+
+
+def _image(frame_id: str, encoding: str) -> Image:
+    pixels = np.arange(6 * 5 * 3, dtype=np.uint8).reshape(6, 5, 3)
+    return array_to_image(pixels, STAMP_NS, frame_id, encoding)
+
+
+@pytest.mark.parametrize("frame_id", ["", "c", "cam", "camera_front", "x" * 13])  # every alignment of the strings
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono16"])
+def test_raw_image_stamp_and_encoding_from_the_bytes(frame_id, encoding):
+    message = _image(frame_id, encoding)
+    camera = read_serialized_camera(serialize_message(message), Image, "camera f0")
+    assert camera_header(camera) == camera_header(message) == (STAMP_NS, encoding)
+    assert camera.deserialize() == message
+
+
+def test_compressed_image_stamp_and_decoded_pixels():
+    message = CompressedImage(format="png", data=bytes(np.frombuffer(bytes(range(256)) * 3, np.uint8)))
+    message.header.stamp, message.header.frame_id = ns_to_stamp(STAMP_NS), "cam_l0"
+    camera = read_serialized_camera(serialize_message(message), CompressedImage, "camera l0")
+    assert camera_header(camera) == (STAMP_NS, None)
+    raw = _image("cam", "rgb8")
+    serialized = read_serialized_camera(serialize_message(raw), Image, "camera f0")
+    np.testing.assert_array_equal(camera_to_array(serialized, "f0")[0], camera_to_array(raw, "f0")[0])
+
+
+@pytest.mark.parametrize("cut", [3, 10, 20, 40])
+def test_truncated_bytes_name_the_camera(cut):
+    data = serialize_message(_image("camera_front", "rgb8"))[:cut]
+    with pytest.raises(ImageInputError, match=r"camera f0: not a serialized Image|camera f0: header stamp"):
+        read_serialized_camera(data, Image, "camera f0")
