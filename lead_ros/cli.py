@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -155,7 +156,9 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     from lead_ros.bag.evaluate import EvaluationOptions, PlannerSpec, evaluate_bags
     from lead_ros.node_config import NodeConfig
 
-    config = NodeConfig.from_yaml(Path(args.params_file))
+    # Recorded stamps may legitimately differ from record time (simulator bags): the age
+    # limit applies only when asked for.
+    config = replace(NodeConfig.from_yaml(Path(args.params_file)), max_input_age_s=args.max_input_age_s)
     options = EvaluationOptions(
         config=config,
         topics=_topic_overrides(args.topic),
@@ -339,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default=None, help="override the params file's device")
     evaluate.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"])
     evaluate.add_argument("--reorder-window-s", type=float, default=1.0, help="header-stamp reorder window")
+    evaluate.add_argument(
+        "--max-input-age-s", type=float, default=0.0,
+        help="skip frames whose anchor stamp is older than this vs record time (stale_input); default 0 = off",
+    )  # fmt: skip
     evaluate.add_argument("--write-inputs", action="store_true", help="copy the input topics into the output bag")
     evaluate.add_argument("--no-pictures", action="store_true", help="skip the contact sheet and video")
     evaluate.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes")

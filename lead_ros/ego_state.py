@@ -91,7 +91,7 @@ class SampleBuffer:
 
     def _checked(self, indices: list[int], stamp_ns: int) -> Lookup:
         if any(self._values[i] is None for i in indices):
-            return Lookup(None, f"{self.name}: sample near the frame holds NaN/inf")
+            return Lookup(None, f"{self.name}: sample near the frame was rejected (NaN/inf or out of range)")
         if len(indices) == 1:
             return Lookup(self._values[indices[0]])
         (t0, t1), (v0, v1) = [self._stamps[i] for i in indices], [self._values[i] for i in indices]

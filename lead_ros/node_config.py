@@ -73,6 +73,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=MISSING_CAMERA_POLICIES),
     ParamSpec("max_future_stamp_s", 1.0, "Frames stamped further than this ahead of the node clock are rejected.",
               min_value=0.0, max_value=60.0),
+    ParamSpec("max_input_age_s", 1.0, "Frames whose anchor stamp is older than this vs the node clock are rejected "
+              "(stale_input); 0 = no limit.", min_value=0.0, max_value=3600.0),
     ParamSpec("command_timeout_s", 0.0, "A route command older than this is stale; 0 = never stale.",
               min_value=0.0, max_value=3600.0),
     ParamSpec("default_command", 3, "Command used until one arrives or when stale: 0 left, 1 straight, 2 right, "
@@ -111,6 +113,7 @@ class NodeConfig:
     sync_tolerance_ms: float
     missing_camera_policy: str
     max_future_stamp_s: float
+    max_input_age_s: float
     command_timeout_s: float
     default_command: int
     frame_id: str

@@ -37,6 +37,13 @@ ODOMETRY_UNAVAILABLE = "odometry_unavailable"
 IMU_UNAVAILABLE = "imu_unavailable"
 STAMP_BACKWARDS = "stamp_backwards"
 STAMP_IN_FUTURE = "stamp_in_future"
+DUPLICATE_STAMP = "duplicate_stamp"
+STALE_INPUT = "stale_input"
+REVERSING = "reversing"
+# Longitudinal velocity below this (m/s) is reversing: LTFv6 has no reverse, and a plan made
+# with the speed's magnitude would be a forward plan, so such frames are skipped. Smaller
+# negative values (standstill jitter) are planned with the planar speed.
+REVERSING_BELOW_MPS = -0.5
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class SyncPolicy:
     max_future_ns: int = 1_000_000_000
     acceleration_source: str = "odometry"  # or "imu"
     acceleration_window_ns: int = 500_000_000
+    max_age_ns: int = 0  # anchor stamp older than this vs the clock: stale_input; 0 = off
 
     @property
     def anchor(self) -> str:
@@ -66,6 +74,7 @@ class SyncPolicy:
             max_future_ns=int(config.max_future_stamp_s * 1e9),
             acceleration_source=config.acceleration_source,
             acceleration_window_ns=int(config.acceleration_window_s * 1e9),
+            max_age_ns=int(config.max_input_age_s * 1e9),
         )
 
 
@@ -135,9 +144,13 @@ class FrameSynchronizer:
         self._cameras[name].append((stamp_ns, payload))
         return self._resolve_ready()
 
-    def add_odometry(self, stamp_ns: int, speed_mps: float, yaw_rate: float) -> list[SyncedFrame | SyncFailure]:
-        """Speed (planar norm, m/s) and yaw rate (rad/s); NaN/inf values mark the sample invalid."""
-        values = np.array([speed_mps, yaw_rate], dtype=np.float64)
+    def add_odometry(
+        self, stamp_ns: int, speed_mps: float, yaw_rate: float, forward_mps: float | None = None
+    ) -> list[SyncedFrame | SyncFailure]:
+        """Speed (planar norm, m/s), yaw rate (rad/s) and longitudinal velocity (m/s, signed;
+        None = the speed); NaN/inf values mark the sample invalid."""
+        forward = speed_mps if forward_mps is None else forward_mps
+        values = np.array([speed_mps, yaw_rate, forward], dtype=np.float64)
         self.odometry.add(stamp_ns, values if np.isfinite(values).all() else None)
         return self._resolve_ready()
 
@@ -165,9 +178,20 @@ class FrameSynchronizer:
             return [
                 SyncFailure(stamp_ns, STAMP_IN_FUTURE, f"{self.policy.anchor}: stamp {ahead:.2f} s ahead of the clock")
             ]
-        if self._last_anchor_ns is not None and stamp_ns <= self._last_anchor_ns:
-            back = (self._last_anchor_ns - stamp_ns) / 1e9
-            self.reset()
+        if now_ns and self.policy.max_age_ns and now_ns - stamp_ns > self.policy.max_age_ns:
+            age = (now_ns - stamp_ns) / 1e9
+            limit = self.policy.max_age_ns / 1e9
+            return [
+                SyncFailure(stamp_ns, STALE_INPUT, f"{self.policy.anchor}: stamp {age:.2f} s old (limit {limit:g} s)")
+            ]
+        last = self._last_anchor_ns
+        if last is not None and stamp_ns == last:
+            return [SyncFailure(stamp_ns, DUPLICATE_STAMP, f"{self.policy.anchor}: same stamp as the previous frame")]
+        if last is not None and stamp_ns < last:
+            back = (last - stamp_ns) / 1e9
+            if last - stamp_ns <= self.policy.tolerance_ns:  # a late, reordered frame: skip it
+                return [SyncFailure(stamp_ns, STAMP_BACKWARDS, f"{self.policy.anchor}: stamp {back:.3f} s behind")]
+            self.reset()  # time jumped back, e.g. a looping bag
             self._last_anchor_ns = stamp_ns
             return [
                 SyncFailure(
@@ -224,6 +248,10 @@ class FrameSynchronizer:
         odometry = self.odometry.at(t, tolerance)
         if odometry.values is None:
             return SyncFailure(t, ODOMETRY_UNAVAILABLE, odometry.error)
+        if odometry.values[2] < REVERSING_BELOW_MPS:
+            return SyncFailure(
+                t, REVERSING, f"odometry: reversing at {odometry.values[2]:.2f} m/s; LTFv6 plans forward motion only"
+            )
         if self.policy.acceleration_source == "imu":
             imu = self.imu.at(t, tolerance)
             if imu.values is None:

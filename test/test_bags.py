@@ -30,7 +30,7 @@ from lead_ros.synthetic_cameras import reference_cameras
 
 STITCHED = read_rgb(DATA / "images" / "case_02.png")
 CAMERAS = dict(zip(("l0", "f0", "r0", "b0"), reference_cameras(540, 960), strict=True))
-REAL_BAGS = DATA.parent / "real_bags"
+REAL_BAGS = REPO / "test" / "data" / "real_bags"
 
 
 def _options(**params) -> EvaluationOptions:

@@ -148,7 +148,7 @@ def _assert_no_path_for(h, send, reason, count=1):
 
 
 def test_bad_inputs_skip_their_frame_and_the_next_good_frame_is_planned(harness):
-    h = harness(camera_mode="stitched")
+    h = harness(camera_mode="stitched", max_input_age_s=0.0)  # no age limit: stamps are in the past
     base = h.now_ns() - 10_000 * MS  # in the past, so later frames stay behind the clock
     mono = Image(encoding="mono8", height=256, width=1920, step=1920, data=bytes(256 * 1920))
     _assert_no_path_for(h, lambda: h.send_frame({"image": mono}, base), "bad_input")
@@ -159,6 +159,7 @@ def test_bad_inputs_skip_their_frame_and_the_next_good_frame_is_planned(harness)
     _assert_no_path_for(h, lambda: h.send_images({"image": STITCHED}, base + 60_000 * MS), "stamp_in_future")
     h.send_frame({"image": STITCHED}, base + 1000 * MS)
     h.wait_paths(1)
+    _assert_no_path_for(h, lambda: h.send_images({"image": STITCHED}, base + 1000 * MS), "duplicate_stamp")
     _assert_no_path_for(h, lambda: h.send_frame({"image": STITCHED}, base + 500 * MS), "stamp_backwards")
     nan_stamp = base + 2000 * MS
 
@@ -179,11 +180,14 @@ def test_bad_inputs_skip_their_frame_and_the_next_good_frame_is_planned(harness)
 
 
 def test_corrupt_compressed_data_and_odometry_far_from_the_frame(harness):
-    h = harness(camera_mode="stitched", image_transport="compressed")
+    h = harness(camera_mode="stitched", image_transport="compressed", max_input_age_s=0.0)
     stamp = h.now_ns() - 10_000 * MS
     corrupt = CompressedImage(format="jpeg", data=b"\xff\xd8 not really a jpeg")
     _assert_no_path_for(h, lambda: h.send_frame({"image": corrupt}, stamp), "bad_input")
     assert "could not be decoded" in h.node.stats.snapshot()["last_error"]
+    empty = CompressedImage(format="jpeg", data=b"")
+    _assert_no_path_for(h, lambda: h.send_frame({"image": empty}, stamp + 100 * MS), "bad_input", 2)
+    assert "camera image: empty compressed data" in h.node.stats.snapshot()["last_error"]
     lonely = stamp + 1000 * MS
 
     def lonely_frame():
@@ -193,6 +197,26 @@ def test_corrupt_compressed_data_and_odometry_far_from_the_frame(harness):
     _assert_no_path_for(h, lonely_frame, "odometry_unavailable")
     h.send_frame({"image": compressed(STITCHED, stamp + 2000 * MS)}, stamp + 2000 * MS)
     h.wait_paths(1)
+
+
+def test_implausible_ego_state_stale_and_unset_stamps(harness, planner):
+    h = harness(camera_mode="stitched")  # max_input_age_s 1.0 (the default)
+    stamp = h.now_ns()
+    _assert_no_path_for(h, lambda: h.send_frame({"image": STITCHED}, stamp, speed=1e9), "odometry_unavailable")
+    assert "sample near the frame was rejected" in h.node.stats.snapshot()["last_error"]
+    assert h.node.stats.snapshot()["inputs"]["odometry"][1] >= 1  # rejected samples, counted per input
+    # 500 ms later: the rejected samples around the first frame are out of this frame's reach.
+    _assert_no_path_for(h, lambda: h.send_frame({"image": STITCHED}, stamp + 500 * MS, speed=-5.0), "reversing")
+    _assert_no_path_for(h, lambda: h.send_frame({"image": STITCHED}, stamp - 3_600_000 * MS), "stale_input")
+    # A camera stamped 0 is bad input; it does not wipe the buffers (the next frame plans).
+    _assert_no_path_for(h, lambda: h.send_images({"image": STITCHED}, 0), "bad_input")
+    assert "header stamp 0 s is not set" in h.node.stats.snapshot()["last_error"]
+    h.wait_for(lambda: h.now_ns() > stamp + 1000 * MS, what="the clock passing the reversing frame")
+    good = h.now_ns()
+    h.send_frame({"image": STITCHED}, good, speed=5.0)
+    (path,) = h.wait_paths(1)
+    assert path.header.stamp.sec * 10**9 + path.header.stamp.nanosec == good
+    # (a repeated anchor stamp, duplicate_stamp, is checked without an age limit above)
 
 
 def _level(status) -> int:

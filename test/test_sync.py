@@ -8,8 +8,11 @@ import pytest
 
 from lead_ros.sync import (
     CAMERA_MISSING,
+    DUPLICATE_STAMP,
     IMU_UNAVAILABLE,
     ODOMETRY_UNAVAILABLE,
+    REVERSING,
+    STALE_INPUT,
     STAMP_BACKWARDS,
     STAMP_IN_FUTURE,
     FrameSynchronizer,
@@ -127,6 +130,43 @@ def test_stamps_going_backwards_reset_the_buffers():
     later = T0 - 1_900 * MS
     _odometry(sync, [(later - 10 * MS, 2.0), (later + 10 * MS, 2.0)])
     assert isinstance(_cameras(sync, later)[0], SyncedFrame)
+
+
+def test_duplicate_anchor_stamp_is_skipped_without_reset():
+    sync = _sync()
+    _odometry(sync, [(T0 - 10 * MS, 1.0), (T0 + 10 * MS, 1.0)])
+    assert isinstance(_cameras(sync, T0)[0], SyncedFrame)
+    (failure,) = sync.add_camera("f0", T0, "again", NOW)
+    assert failure.reason == DUPLICATE_STAMP and len(sync.odometry) == 2
+
+
+def test_small_step_back_skips_the_frame_but_keeps_the_buffers():
+    sync = _sync()
+    _odometry(sync, [(T0 - 10 * MS, 1.0), (T0 + 10 * MS, 1.0)])
+    assert isinstance(_cameras(sync, T0)[0], SyncedFrame)
+    (failure,) = sync.add_camera("f0", T0 - 30 * MS, "late", NOW)  # within the 50 ms tolerance
+    assert failure.reason == STAMP_BACKWARDS and "buffers reset" not in failure.detail
+    assert len(sync.odometry) == 2
+
+
+def test_stale_anchor_is_rejected_only_with_an_age_limit():
+    stale = NOW - 3_600_000 * MS  # one hour old
+    (failure,) = _sync(max_age_ns=1_000 * MS).add_camera("f0", stale, "old", NOW)
+    assert failure.reason == STALE_INPUT and "3600.00 s old (limit 1 s)" in failure.detail
+    assert _sync().add_camera("f0", stale, "old", NOW) == []  # off: waits for its inputs
+
+
+def test_reversing_is_skipped_and_standstill_jitter_is_planned():
+    sync = _sync()
+    for stamp in (T0 - 10 * MS, T0 + 10 * MS):
+        sync.add_odometry(stamp, 5.0, 0.0, -5.0)
+    (failure,) = _cameras(sync, T0)
+    assert failure.reason == REVERSING and "reversing at -5.00 m/s" in failure.detail
+    later = T0 + 100 * MS
+    for stamp in (later - 10 * MS, later + 10 * MS):
+        sync.add_odometry(stamp, 0.2, 0.0, -0.2)
+    (frame,) = _cameras(sync, later)
+    assert isinstance(frame, SyncedFrame) and frame.speed_mps == pytest.approx(0.2)
 
 
 def test_stamps_far_in_the_future_are_rejected():

@@ -53,6 +53,8 @@ def compressed_to_array(msg: CompressedImage, name: str) -> tuple[np.ndarray, st
     fmt = msg.format.lower()
     if not any(f in fmt for f in COMPRESSED_FORMATS):
         raise ImageInputError(f"{name}: unsupported compressed format {msg.format!r}; supported: jpeg, png")
+    if len(msg.data) == 0:
+        raise ImageInputError(f"{name}: empty compressed data ({msg.format!r})")
     image = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageInputError(f"{name}: compressed data ({len(msg.data)} bytes, {msg.format!r}) could not be decoded")

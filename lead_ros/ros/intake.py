@@ -23,6 +23,9 @@ from lead_ros.ros.serialized import camera_header, read_serialized_camera
 from lead_ros.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
 
 BAD_INPUT = "bad_input"
+# Odometry speeds above this are implausible for a road vehicle (252 km/h): a unit or
+# encoding error upstream, rejected rather than planned with.
+MAX_SPEED_MPS = 70.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ class InputIntake:
     def camera(self, name: str, msg, now_ns: int) -> list[Event]:
         """A camera message, deserialized or a ``SerializedCamera`` (the live node's)."""
         stamp_ns, encoding = camera_header(msg)
+        if stamp_ns <= 0:
+            return [
+                self._bad_camera(name, f"camera {name}: header stamp {stamp_ns / 1e9:g} s is not set (must be > 0)")
+            ]
         if encoding is not None:  # raw Image only; compressed data is checked on decode
             try:
                 check_encoding(encoding, f"camera {name}")
@@ -80,18 +87,33 @@ class InputIntake:
             return [self._bad_camera(name, error)]
         return self.camera(name, camera, now_ns)
 
-    def _bad_camera(self, name: str, error: Exception) -> InputRejected:
+    def _bad_camera(self, name: str, error: Exception | str) -> InputRejected:
         return InputRejected(f"camera {name}", BAD_INPUT, str(error), fails_frame=name == self.policy.anchor)
 
     def odometry(self, msg: Odometry) -> list[Event]:
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        if stamp_ns <= 0:
+            detail = f"odometry: header stamp {stamp_ns / 1e9:g} s is not set (must be > 0); sample ignored"
+            return [InputRejected("odometry", BAD_INPUT, detail, fails_frame=False)]
         speed, yaw_rate = odometry_speed_yaw_rate(msg)
         events: list[Event] = []
         if not (math.isfinite(speed) and math.isfinite(yaw_rate)):
             detail = "odometry: twist holds NaN/inf; frames around it are skipped"
             events.append(InputRejected("odometry", "nan", detail, fails_frame=False))
-        return events + self._wrap(self.sync.add_odometry(stamp_to_ns(msg.header.stamp), speed, yaw_rate))
+        elif speed > MAX_SPEED_MPS:
+            detail = (
+                f"odometry: speed {speed:g} m/s above the {MAX_SPEED_MPS:g} m/s bound; frames around it are skipped"
+            )
+            events.append(InputRejected("odometry", BAD_INPUT, detail, fails_frame=False))
+            speed = math.nan  # an invalid sample: frames that would use it fail
+        forward = float(msg.twist.twist.linear.x)
+        return events + self._wrap(self.sync.add_odometry(stamp_ns, speed, yaw_rate, forward))
 
     def imu(self, msg: Imu) -> list[Event]:
+        if stamp_to_ns(msg.header.stamp) <= 0:
+            return [
+                InputRejected("imu", BAD_INPUT, "imu: header stamp is not set (must be > 0); sample ignored", False)
+            ]
         acceleration = imu_planar_acceleration(msg)
         events: list[Event] = []
         if not math.isfinite(acceleration):
