@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 WARMUP_HEIGHT = 270
+# fp32 traces and input buffers are made for at most this many input heights (the first
+# ones seen, 270 from the warm-up among them); other heights run eagerly (the same function,
+# no trace to build). A stream whose height keeps changing thus cannot grow memory without
+# bound. Traces are never evicted: TorchScript does not give a dropped trace's memory back
+# (measured here: about 40 MB per traced height, with or without a compilation unit of its own).
+MAX_TRACED_HEIGHTS = 3
 
 
 class PlannerConfigError(ValueError):
@@ -53,6 +59,28 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp16" and device.type == "cpu":
         raise PlannerConfigError("precision fp16 is not supported on CPU; use fp32 (exact) or bf16")
     return PRECISIONS[precision]
+
+
+@dataclass
+class _HeightState:
+    """What inference keeps per input height: the (1, 3, H, 1920) input buffer (plus pinned
+    and device uint8 staging on CUDA) and the fp32 traces of the ensemble."""
+
+    input: torch.Tensor
+    staging: torch.Tensor | None
+    device_u8: torch.Tensor | None
+    traced: list | None = None
+    eager: bool = False
+
+    @classmethod
+    def allocate(cls, height: int, device: torch.device) -> _HeightState:
+        shape = (height, MODEL_IMAGE_WIDTH, 3)
+        target = torch.empty((1, 3, height, MODEL_IMAGE_WIDTH), device=device)
+        target = target.contiguous(memory_format=torch.channels_last)
+        if device.type != "cuda":
+            return cls(target, None, None)
+        staging = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        return cls(target, staging, torch.empty(shape, dtype=torch.uint8, device=device))
 
 
 @dataclass(frozen=True)
@@ -99,10 +127,7 @@ class Planner:
             ensemble_size=len(self.models),
         )
         self._cuda = self.device.type == "cuda"
-        self._inputs: dict[int, torch.Tensor] = {}
-        self._staging: dict[int, torch.Tensor] = {}
-        self._device_u8: dict[int, torch.Tensor] = {}
-        self._traced: dict[int, list[torch.jit.ScriptModule]] = {}
+        self._heights: dict[int, _HeightState] = {}  # traced heights, at most MAX_TRACED_HEIGHTS
         self._speed = torch.zeros(1, 1, device=self.device)
         self._acceleration = torch.zeros(1, 1, device=self.device)
         self._command = torch.zeros(1, 4, device=self.device)
@@ -137,55 +162,64 @@ class Planner:
             return stitch_cameras(observation.cameras, observation.encoding, jpeg=self.jpeg_roundtrip)
         return prepare_stitched(observation.image, observation.encoding)
 
-    def _input_tensor(self, image: np.ndarray) -> torch.Tensor:
-        """Copy the image into a reused (1, 3, H, 1920) float buffer on the device."""
-        height = image.shape[0]
-        target = self._inputs.get(height)
-        if target is None:
-            target = torch.empty((1, 3, height, MODEL_IMAGE_WIDTH), device=self.device)
-            target = self._inputs[height] = target.contiguous(memory_format=torch.channels_last)
+    def _height_state(self, height: int) -> _HeightState:
+        """The kept state of an input height, or a temporary eager one once the cache is full."""
+        state = self._heights.get(height)
+        if state is None:
+            state = _HeightState.allocate(height, self.device)
+            if len(self._heights) < MAX_TRACED_HEIGHTS:
+                self._heights[height] = state
+            else:
+                state.eager = True
+        return state
+
+    def _input_tensor(self, image: np.ndarray, state: _HeightState) -> torch.Tensor:
+        """Copy the image into the height's (1, 3, H, 1920) float buffer on the device."""
         source = torch.from_numpy(image)
         if self._cuda:
             # Pinned host buffer -> device buffer, both reused: no per-frame allocation, and
             # the copy overlaps with host work until the result is read back.
-            if height not in self._staging:
-                self._staging[height] = torch.empty(image.shape, dtype=torch.uint8, pin_memory=True)
-                self._device_u8[height] = torch.empty(image.shape, dtype=torch.uint8, device=self.device)
-            self._staging[height].copy_(source)
-            source = self._device_u8[height].copy_(self._staging[height], non_blocking=True)
-        target[0].copy_(source.permute(2, 0, 1))
-        return target
+            state.staging.copy_(source)
+            source = state.device_u8.copy_(state.staging, non_blocking=True)
+        state.input[0].copy_(source.permute(2, 0, 1))
+        return state.input
 
     @torch.inference_mode()
     def infer(
         self, image: np.ndarray, speed_mps: float, acceleration_mps2: float, command: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Raw model output (CARLA frame), averaged over the ensemble: (8, 2), (8,)."""
-        rgb = self._input_tensor(image)
+        state = self._height_state(image.shape[0])
+        rgb = self._input_tensor(image, state)
         self._speed.fill_(speed_mps)
         self._acceleration.fill_(acceleration_mps2)
         self._command.zero_()[0, int(command)] = 1.0
         total = None
-        for waypoints, headings in self._forward(rgb):
+        for waypoints, headings in self._forward(rgb, state):
             joined = torch.cat((waypoints, headings.unsqueeze(-1)), dim=-1)
             total = joined if total is None else total + joined
         # One device-to-host copy per frame: the only synchronisation point.
         result = (total / len(self.models))[0].double().cpu().numpy()
         return result[:, :2], result[:, 2]
 
-    def _forward(self, rgb: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each ensemble member's (waypoints, headings): traced in fp32 (one trace per image
-        height, made on first use), eager under autocast for bf16/fp16."""
+    def _forward(self, rgb: torch.Tensor, state: _HeightState) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each ensemble member's (waypoints, headings): traced in fp32 (one trace per cached
+        image height, made on first use), eager under autocast for bf16/fp16 and for heights
+        outside the cache."""
         inputs = (rgb, self._speed, self._acceleration, self._command)
-        if self._autocast is not None:
+        if self._autocast is not None or state.eager:
             outs = [m(*inputs, autocast_dtype=self._autocast) for m in self.models]
             return [(o.waypoints, o.headings) for o in outs]
-        height = rgb.shape[2]
-        if height not in self._traced:
+        if state.traced is None:
             with torch.inference_mode(False):
                 example = tuple(t.clone() for t in inputs)
-                self._traced[height] = [trace_for_inference(m, example) for m in self.models]
-        return [traced(*inputs) for traced in self._traced[height]]
+                state.traced = [trace_for_inference(m, example) for m in self.models]
+        return [traced(*inputs) for traced in state.traced]
+
+    @property
+    def traced_heights(self) -> tuple[int, ...]:
+        """Input heights with a trace and kept buffers, in the order they came."""
+        return tuple(h for h, state in self._heights.items() if state.traced is not None)
 
     def plan(self, observation: Observation) -> Plan:
         """Preprocess, infer, convert to ISO 8855; timings in milliseconds."""

@@ -100,3 +100,20 @@ def test_bf16_on_cpu_runs_close_to_fp32(navsim_weights, planner):
     assert approx.waypoints.dtype == np.float64
     # bf16 keeps about 3 significant digits; LEAD documents ~1e-2 against bf16 GPU runs.
     assert np.abs(approx.waypoints - reference.waypoints).max() < 0.5
+
+
+def test_traces_are_made_for_a_bounded_number_of_heights(navsim_weights):
+    from lead_ros.planner import MAX_TRACED_HEIGHTS
+
+    planner = Planner(str(navsim_weights), "cpu", "fp32")
+    assert planner.traced_heights == (270,) and MAX_TRACED_HEIGHTS == 3  # the warm-up height
+    images = {h: np.random.default_rng(h).integers(0, 256, (h, 1920, 3), dtype=np.uint8) for h in range(300, 308)}
+    for image in images.values():  # a stream whose height keeps changing
+        planner.infer(image, 4.0, 0.5, 1)
+    assert planner.traced_heights == (270, 300, 301) and len(planner._heights) == MAX_TRACED_HEIGHTS
+    eager = planner.infer(images[302], 4.0, 0.5, 1)  # cache full: eager
+    fresh = Planner(str(navsim_weights), "cpu", "fp32")
+    traced = fresh.infer(images[302], 4.0, 0.5, 1)  # a free slot: traced
+    assert 302 in fresh.traced_heights and 302 not in planner.traced_heights
+    np.testing.assert_allclose(traced[0], eager[0], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(traced[1], eager[1], rtol=0, atol=1e-4)
