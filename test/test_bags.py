@@ -133,6 +133,34 @@ def test_sample_bag_regenerates_bit_identically(tmp_path):
     assert sum(f.stat().st_size for f in shipped.iterdir()) < 15 * 2**20
 
 
+def test_connection_with_an_unparseable_definition_is_skipped_and_the_rest_evaluated(tmp_path, planner):
+    """rosbags cannot parse service-event definitions (real_bags/service_events_mcap); such
+    a connection beside the inputs is skipped and counted, not fatal for the whole bag."""
+    from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+
+    with Reader(REAL_BAGS / "service_events_mcap") as source:
+        event = next(c for c in source.connections if c.topic.endswith("_service_event"))
+        event_data = next(raw for c, _, raw in source.messages(connections=[event]))
+    bag = BagSpec()
+    for j in range(-5, 10):
+        bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 2.0))
+    bag.add(START + 1, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, START))
+    path = bag.write(tmp_path / "inputs")
+    mixed = tmp_path / "mixed"
+    with Reader(path) as inputs, Writer(mixed, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        copies = {c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
+                  for c in inputs.connections}  # fmt: skip
+        extra = writer.add_connection(event.topic, event.msgtype, msgdef=event.msgdef.data, rihs01=event.digest)
+        writer.write(extra, START, event_data)
+        for connection, ns, raw in inputs.messages():
+            writer.write(copies[connection.id], ns, raw)
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = evaluate_bag(mixed, out, planner, _options(camera_mode="stitched"))
+    assert summary["planned"] == 1
+    assert summary["skipped_connections"] == [f"{event.topic} ({event.msgtype})"]
+
+
 def test_reorder_window_restores_header_stamp_order(tmp_path, planner):
     """An image recorded 150 ms late (after later odometry) is put back in stamp order."""
     bag = BagSpec()

@@ -14,7 +14,8 @@ from pathlib import Path
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rclpy.serialization import deserialize_message
-from rosbags.highlevel import AnyReader
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CompressedImage, Image, Imu
 from std_msgs.msg import UInt8
@@ -99,15 +100,31 @@ def _describe_topics(reader: AnyReader) -> str:
     return ", ".join(topics) if topics else "no topics at all"
 
 
-def _open(bag: Path) -> AnyReader:
+def _open(bag: Path) -> AnyReader | Reader:
+    """An open reader. AnyReader parses every connection's message definition, and fails on
+    the whole bag for one it cannot parse (e.g. service events); messages are decoded with
+    rclpy here, so such a bag is read with the plain rosbag2 reader instead, and connections
+    other than the inputs are skipped and counted as always."""
+    path = check_bag_path(bag)
     try:
-        reader = AnyReader([check_bag_path(bag)], default_typestore=get_typestore(Stores.ROS2_KILTED))
+        reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
         reader.open()
-    except BagInputError:
-        raise
+    except AnyReaderError as error:
+        if "Could not parse" not in str(error):
+            raise BagInputError(f"{bag}: could not open the bag ({_first_line(error)})") from error
+        reader = Reader(path)
+        try:
+            reader.open()
+        except Exception as retry:  # rosbags raises several types for unreadable bags
+            raise BagInputError(f"{bag}: could not open the bag ({_first_line(retry)})") from retry
     except Exception as error:  # rosbags raises several types for unreadable bags
-        raise BagInputError(f"{bag}: could not open the bag ({type(error).__name__}: {error})") from error
+        raise BagInputError(f"{bag}: could not open the bag ({_first_line(error)})") from error
     return reader
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
 def _select(reader: AnyReader, bag: Path, by_topic: dict[str, str], classes: dict[str, type]) -> list:
