@@ -23,6 +23,8 @@ from lead_ros.preprocessing import CAMERA_NAMES
 from lead_ros.weights.manifest import VARIANTS
 
 log = logging.getLogger("lead_ros")
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _read_rgb(path: str) -> np.ndarray:
@@ -218,6 +220,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                  stats.published, stats.anchors, stats.lockstep_timeouts, stats.skipped_topics or "none")  # fmt: skip
     except KeyboardInterrupt:
         replayer.stop()
+        return EXIT_INTERRUPTED
     finally:
         replayer.close()
         executor.shutdown()
@@ -235,19 +238,20 @@ def cmd_record_path(args: argparse.Namespace) -> int:
     node = rclpy.create_node("lead_ros_record_path")
     recorder = PathRecorder(node, args.topic, Path(args.out))
     executor = _spin_in_background(node)
+    code = 0
     try:
         deadline = time.monotonic() + args.duration_s if args.duration_s else None
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.1)
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # the usual way to stop recording; the bag is still closed properly
+        code = EXIT_INTERRUPTED
     finally:
         executor.shutdown()
         recorder.close()
         node.destroy_node()
         rclpy.try_shutdown()
     log.info("recorded %d paths into %s", recorder.count, args.out)
-    return 0
+    return code
 
 
 def cmd_bench_node(args: argparse.Namespace) -> int:
@@ -396,13 +400,18 @@ def _log_to_stderr(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit codes (every command): 0 success; 1 the run completed but something it checked
+    failed (a bag, a self-test case); 2 usage error or unusable input; 130 interrupted."""
+    args = build_parser().parse_args(argv)  # a usage error exits 2 here (argparse)
     _log_to_stderr(args.verbose)
     try:
         return args.func(args)
     except (ValueError, OSError) as error:  # input/weights/config errors; output errors name the path
         log.error("%s", error)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
