@@ -20,6 +20,9 @@ MAX_MODEL_IMAGE_HEIGHT = 1080
 CAMERA_NAMES = ("l0", "f0", "r0", "b0")
 SUPPORTED_ENCODINGS = ("rgb8", "bgr8")
 JPEG_QUALITY = 30
+MIN_CAMERA_WIDTH, MIN_CAMERA_HEIGHT = 960, 540
+CAMERA_ASPECT = 16 / 9
+CAMERA_ASPECT_TOLERANCE = 0.02  # relative: 1920x1080, 1280x720, 1600x900 pass; 4:3 does not
 _CAMERA_WIDTH = MODEL_IMAGE_WIDTH // len(CAMERA_NAMES)
 
 
@@ -30,6 +33,30 @@ class ImageInputError(ValueError):
 def check_encoding(encoding: str, name: str = "image") -> None:
     if encoding not in SUPPORTED_ENCODINGS:
         raise ImageInputError(f"{name}: unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+
+
+def check_camera_size(name: str, width: int, height: int) -> None:
+    """One NAVSIM camera: 16:9 (within CAMERA_ASPECT_TOLERANCE) and at least 960x540, so four
+    of them stitch to 270 rows like NAVSIM's 1920x1080 cameras. Tiny or odd images would
+    stitch and resize to something the model never saw."""
+    aspect_ok = height > 0 and abs(width / height - CAMERA_ASPECT) <= CAMERA_ASPECT_TOLERANCE * CAMERA_ASPECT
+    if not aspect_ok or width < MIN_CAMERA_WIDTH or height < MIN_CAMERA_HEIGHT:
+        minimum = f"{MIN_CAMERA_WIDTH}x{MIN_CAMERA_HEIGHT}"
+        raise ImageInputError(
+            f"{name}: {width}x{height} pixels; expected a 16:9 camera of at least {minimum} "
+            f"(NAVSIM's are 1920x1080; aspect tolerance {CAMERA_ASPECT_TOLERANCE:.0%})"
+        )
+
+
+def check_stitched_size(name: str, width: int, height: int) -> None:
+    """A ready model input: exactly 1920 wide, 256..1080 rows."""
+    if width != MODEL_IMAGE_WIDTH:
+        raise ImageInputError(f"{name}: width must be exactly {MODEL_IMAGE_WIDTH}, got {width}")
+    if not MIN_MODEL_IMAGE_HEIGHT <= height <= MAX_MODEL_IMAGE_HEIGHT:
+        raise ImageInputError(
+            f"{name}: height must be {MIN_MODEL_IMAGE_HEIGHT}..{MAX_MODEL_IMAGE_HEIGHT} "
+            f"(270 from NAVSIM cameras, 256 per the model card), got {height}"
+        )
 
 
 def _check_array(image: np.ndarray, name: str) -> None:
@@ -58,6 +85,13 @@ def _to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
     return image[..., ::-1] if encoding == "bgr8" else image
 
 
+def check_equal_sizes(sizes: dict[str, tuple[int, int]]) -> None:
+    """The four cameras of a frame, name -> (width, height), must have one size."""
+    if len(set(sizes.values())) != 1:
+        listed = ", ".join(f"{n} {w}x{h}" for n, (w, h) in sizes.items())
+        raise ImageInputError(f"cameras: all four must have the same size, got {listed}")
+
+
 def stitch_cameras(cameras: Sequence[np.ndarray], encoding: str = "rgb8", jpeg: bool = True) -> np.ndarray:
     """Four equal-size camera images (l0, f0, r0, b0) -> (H, 1920, 3) uint8 RGB model input.
 
@@ -70,17 +104,10 @@ def stitch_cameras(cameras: Sequence[np.ndarray], encoding: str = "rgb8", jpeg: 
         raise ImageInputError(f"cameras: expected 4 images ({', '.join(CAMERA_NAMES)}), got {len(cameras)}")
     for name, image in zip(CAMERA_NAMES, cameras, strict=True):
         _check_array(image, f"camera {name}")
-    shapes = {image.shape for image in cameras}
-    if len(shapes) != 1:
-        sizes = ", ".join(f"{n} {img.shape[1]}x{img.shape[0]}" for n, img in zip(CAMERA_NAMES, cameras, strict=True))
-        raise ImageInputError(f"cameras: all four must have the same size, got {sizes}")
+        check_camera_size(f"camera {name}", image.shape[1], image.shape[0])
+    check_equal_sizes({n: (img.shape[1], img.shape[0]) for n, img in zip(CAMERA_NAMES, cameras, strict=True)})
     cam_h, cam_w = cameras[0].shape[:2]
     out_h = stitched_height(cam_h, cam_w)
-    if not MIN_MODEL_IMAGE_HEIGHT <= out_h <= MAX_MODEL_IMAGE_HEIGHT:
-        raise ImageInputError(
-            f"cameras: {cam_w}x{cam_h} images stitch to height {out_h}; the model needs "
-            f"{MIN_MODEL_IMAGE_HEIGHT}..{MAX_MODEL_IMAGE_HEIGHT} rows (1080x1920 cameras give 270)"
-        )
     if cam_w == 4 * _CAMERA_WIDTH and cam_h == 4 * out_h:
         resized = np.empty((out_h, MODEL_IMAGE_WIDTH, 3), np.uint8)
         for k, image in enumerate(cameras):
@@ -101,11 +128,5 @@ def prepare_stitched(image: np.ndarray, encoding: str = "rgb8") -> np.ndarray:
     check_encoding(encoding, "stitched image")
     _check_array(image, "stitched image")
     height, width = image.shape[:2]
-    if width != MODEL_IMAGE_WIDTH:
-        raise ImageInputError(f"stitched image: width must be exactly {MODEL_IMAGE_WIDTH}, got {width}")
-    if not MIN_MODEL_IMAGE_HEIGHT <= height <= MAX_MODEL_IMAGE_HEIGHT:
-        raise ImageInputError(
-            f"stitched image: height must be {MIN_MODEL_IMAGE_HEIGHT}..{MAX_MODEL_IMAGE_HEIGHT} "
-            f"(270 from NAVSIM cameras, 256 per the model card), got {height}"
-        )
+    check_stitched_size("stitched image", width, height)
     return np.ascontiguousarray(_to_rgb(image, encoding))

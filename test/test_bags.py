@@ -341,7 +341,7 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     import time
 
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from lead_ros.bag.compare import compare_paths
@@ -356,11 +356,13 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     recorded = tmp_path / "live"
     recorder = PathRecorder(driver, [OUTPUT_PATH_TOPIC], recorded)
     replayer = BagReplayer(driver, REPO / "data" / "sample_bag", rate=1.0, clock=True)
-    executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
-    executor.add_node(node)
-    executor.add_node(driver)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    # The node spun as the shipped process spins it (its own SingleThreadedExecutor), the
+    # driver apart: rclpy's MultiThreadedExecutor busy-loops and can starve the intake.
+    executors = [SingleThreadedExecutor(context=ros_context) for _ in range(2)]
+    executors[0].add_node(node)
+    executors[1].add_node(driver)
+    for spinning in executors:
+        threading.Thread(target=spinning.spin, daemon=True).start()
     try:
         inputs = [t for k, t in default_topics().items() if k not in ("image", "imu")]
         assert replayer.wait_for_subscribers(20, inputs)
@@ -374,7 +376,8 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     finally:
         replayer.close()
         node.close()
-        executor.shutdown(timeout_sec=5)
+        for spinning in executors:
+            spinning.shutdown(timeout_sec=5)
         recorder.close()
         node.destroy_node()
         driver.destroy_node()

@@ -184,7 +184,7 @@ def test_corrupt_compressed_data_and_odometry_far_from_the_frame(harness):
     stamp = h.now_ns() - 10_000 * MS
     corrupt = CompressedImage(format="jpeg", data=b"\xff\xd8 not really a jpeg")
     _assert_no_path_for(h, lambda: h.send_frame({"image": corrupt}, stamp), "bad_input")
-    assert "could not be decoded" in h.node.stats.snapshot()["last_error"]
+    assert "camera image: compressed data has no JPEG or PNG header" in h.node.stats.snapshot()["last_error"]
     empty = CompressedImage(format="jpeg", data=b"")
     _assert_no_path_for(h, lambda: h.send_frame({"image": empty}, stamp + 100 * MS), "bad_input", 2)
     assert "camera image: empty compressed data" in h.node.stats.snapshot()["last_error"]
@@ -197,6 +197,21 @@ def test_corrupt_compressed_data_and_odometry_far_from_the_frame(harness):
     _assert_no_path_for(h, lonely_frame, "odometry_unavailable")
     h.send_frame({"image": compressed(STITCHED, stamp + 2000 * MS)}, stamp + 2000 * MS)
     h.wait_paths(1)
+
+
+def test_tiny_odd_and_mismatched_cameras_are_refused_at_intake(harness):
+    h = harness(image_transport="compressed")
+    stamp = h.now_ns()
+    tiny = {n: compressed(np.zeros((8, 8, 3), np.uint8), stamp) for n in ("l0", "f0", "r0", "b0")}
+    _assert_no_path_for(h, lambda: h.send_frame(tiny, stamp), "bad_input")
+    assert "camera f0: 8x8 pixels; expected a 16:9 camera of at least 960x540" in h.node.stats.snapshot()["last_error"]
+    inputs = h.node.stats.snapshot()["inputs"]
+    assert all(inputs[n][1] == 1 for n in ("l0", "f0", "r0", "b0"))  # every camera counted, none decoded
+    mixed = dict(SMALL_CAMERAS, b0=cv2.resize(SMALL_CAMERAS["b0"], (1280, 720)))
+    later = stamp + 200 * MS
+    _assert_no_path_for(h, lambda: h.send_frame({n: compressed(i, later) for n, i in mixed.items()}, later),
+                        "bad_input", 2)  # fmt: skip
+    assert "all four must have the same size, got" in h.node.stats.snapshot()["last_error"]
 
 
 def test_implausible_ego_state_stale_and_unset_stamps(harness, planner):

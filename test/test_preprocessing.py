@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import cv2
 import numpy as np
@@ -64,7 +65,7 @@ def test_bgr8_cameras_give_the_same_input_as_rgb8(cameras):
     np.testing.assert_array_equal(stitch_cameras(bgr, "bgr8"), stitch_cameras(cameras, "rgb8"))
 
 
-@pytest.mark.parametrize(("h", "w", "rows"), [(1080, 1920, 270), (540, 960, 270), (1200, 1920, 300), (720, 1280, 270)])
+@pytest.mark.parametrize(("h", "w", "rows"), [(1080, 1920, 270), (540, 960, 270), (900, 1600, 270), (720, 1280, 270)])
 def test_other_camera_sizes_resize_to_width_1920(h, w, rows):
     assert stitched_height(h, w) == rows
     cams = reference_cameras(h, w)
@@ -73,6 +74,21 @@ def test_other_camera_sizes_resize_to_width_1920(h, w, rows):
     np.testing.assert_array_equal(
         out, cv2.resize(np.concatenate(cams, axis=1), (1920, rows), interpolation=cv2.INTER_LINEAR)
     )
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (8, 8), (1200, 1920), (1440, 1920), (536, 952), (1080, 1800)])
+def test_tiny_or_odd_cameras_are_refused_naming_the_camera_and_the_expectation(h, w):
+    cams = reference_cameras(1080, 1920)
+    cams = (np.zeros((h, w, 3), np.uint8), *cams[1:])
+    expected = f"camera l0: {w}x{h} pixels; expected a 16:9 camera of at least 960x540"
+    with pytest.raises(ImageInputError, match=re.escape(expected)):
+        stitch_cameras(cams)
+
+
+def test_four_cameras_of_different_sizes_are_refused():
+    cams = (*reference_cameras(1080, 1920)[:3], reference_cameras(720, 1280)[3])
+    with pytest.raises(ImageInputError, match=r"all four must have the same size, got l0 1920x1080, .* b0 1280x720"):
+        stitch_cameras(cams)
 
 
 def test_stitched_input_is_used_as_is():
@@ -87,10 +103,10 @@ def test_stitched_input_is_used_as_is():
     [
         (lambda c: stitch_cameras(c, "mono8"), "unsupported encoding 'mono8'; supported: rgb8, bgr8"),
         (lambda c: stitch_cameras(c[:3]), "expected 4 images"),
-        (lambda c: stitch_cameras([c[0], c[1], c[2], c[3][:540]]), "all four must have the same size"),
+        (lambda c: stitch_cameras([c[0], c[1], c[2], c[3][:540]]), "camera b0: 1920x540 pixels; expected a 16:9"),
         (lambda c: stitch_cameras([c[0].astype(np.float32), *c[1:]]), "camera l0: expected dtype uint8"),
         (lambda c: stitch_cameras([c[0][..., 0], *c[1:]]), "camera l0: expected shape (H, W, 3)"),
-        (lambda c: stitch_cameras([x[:200, :1920] for x in c]), "the model needs 256..1080 rows"),
+        (lambda c: stitch_cameras([x[:200, :1920] for x in c]), "camera l0: 1920x200 pixels"),
         (
             lambda c: prepare_stitched(np.zeros((256, 1280, 3), np.uint8)),
             "width must be exactly 1920, got 1280",

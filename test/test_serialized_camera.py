@@ -3,6 +3,7 @@ message's, deserialization gives the message back, and broken bytes name the cam
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from rclpy.serialization import serialize_message
@@ -10,7 +11,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from lead_ros.preprocessing import ImageInputError
 from lead_ros.ros.conversions import array_to_image, camera_to_array, ns_to_stamp
-from lead_ros.ros.serialized import camera_header, read_serialized_camera
+from lead_ros.ros.serialized import camera_header, camera_size, compressed_image_size, read_serialized_camera
 
 STAMP_NS = 1_795_000_000_123_456_789
 
@@ -44,3 +45,23 @@ def test_truncated_bytes_name_the_camera(cut):
     data = serialize_message(_image("camera_front", "rgb8"))[:cut]
     with pytest.raises(ImageInputError, match=r"camera f0: not a serialized Image|camera f0: header stamp"):
         read_serialized_camera(data, Image, "camera f0")
+
+
+@pytest.mark.parametrize(
+    ("ext", "params"),
+    [(".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), (".png", [])],
+    ids=["jpeg", "progressive-jpeg", "png"],
+)
+def test_compressed_size_is_read_from_the_header(ext, params):
+    ok, data = cv2.imencode(ext, np.zeros((540, 960, 3), np.uint8), params)
+    assert ok
+    message = CompressedImage(format=ext[1:], data=data.tobytes())
+    message.header.stamp = ns_to_stamp(STAMP_NS)
+    assert compressed_image_size(memoryview(data.tobytes())) == (960, 540)
+    assert read_serialized_camera(serialize_message(message), CompressedImage, "camera r0").size == (960, 540)
+    assert camera_size(message) == (960, 540)
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff\xd8 not really a jpeg", b"GIF89a....", b"\x89PNG\r\n\x1a\n"])
+def test_data_without_a_jpeg_or_png_size_gives_none(data):
+    assert compressed_image_size(memoryview(data)) is None

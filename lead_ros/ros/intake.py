@@ -17,9 +17,15 @@ from std_msgs.msg import UInt8
 from lead_ros.command import CommandTracker
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command
-from lead_ros.preprocessing import ImageInputError, check_encoding
+from lead_ros.preprocessing import (
+    ImageInputError,
+    check_camera_size,
+    check_encoding,
+    check_equal_sizes,
+    check_stitched_size,
+)
 from lead_ros.ros.conversions import imu_planar_acceleration, odometry_speed_yaw_rate, stamp_to_ns
-from lead_ros.ros.serialized import camera_header, read_serialized_camera
+from lead_ros.ros.serialized import SerializedCamera, camera_header, camera_size, read_serialized_camera
 from lead_ros.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
 
 BAD_INPUT = "bad_input"
@@ -72,12 +78,27 @@ class InputIntake:
             return [
                 self._bad_camera(name, f"camera {name}: header stamp {stamp_ns / 1e9:g} s is not set (must be > 0)")
             ]
-        if encoding is not None:  # raw Image only; compressed data is checked on decode
-            try:
+        try:
+            if encoding is not None:  # raw Image only; compressed data is checked on decode
                 check_encoding(encoding, f"camera {name}")
-            except ImageInputError as error:
-                return [self._bad_camera(name, error)]
+            self._check_size(name, msg)
+        except ImageInputError as error:
+            return [self._bad_camera(name, error)]
         return self._wrap(self.sync.add_camera(name, stamp_ns, msg, now_ns))
+
+    def _check_size(self, name: str, msg) -> None:
+        """Geometry at intake, from the message fields or the JPEG/PNG header (no decoding),
+        so that frames the worker drops are checked and counted too."""
+        size = camera_size(msg)
+        label = f"camera {name}"
+        if size is None:
+            empty = (msg.compressed_bytes if isinstance(msg, SerializedCamera) else len(msg.data)) == 0
+            what = "empty compressed data" if empty else "compressed data has no JPEG or PNG header (no image size)"
+            raise ImageInputError(f"{label}: {what}")
+        if self.policy.camera_mode == "stitched":
+            check_stitched_size(label, *size)
+        else:
+            check_camera_size(label, *size)
 
     def serialized_camera(self, name: str, data: bytes, message_type: type, now_ns: int) -> list[Event]:
         """A camera message as CDR bytes (``raw=True`` subscriptions): deserialized only if planned."""
@@ -86,6 +107,16 @@ class InputIntake:
         except ImageInputError as error:
             return [self._bad_camera(name, error)]
         return self.camera(name, camera, now_ns)
+
+    @staticmethod
+    def _unequal_sizes(frame: SyncedFrame) -> str | None:
+        """Why a frame's cameras cannot be stitched (sizes differ), or None."""
+        sizes = {name: camera_size(msg) for name, msg in frame.cameras.items() if msg is not None}
+        try:
+            check_equal_sizes(sizes)
+        except ImageInputError as error:
+            return str(error)
+        return None
 
     def _bad_camera(self, name: str, error: Exception | str) -> InputRejected:
         return InputRejected(f"camera {name}", BAD_INPUT, str(error), fails_frame=name == self.policy.anchor)
@@ -136,6 +167,8 @@ class InputIntake:
         for result in results:
             if isinstance(result, SyncFailure):
                 events.append(result)
+            elif (unequal := self._unequal_sizes(result)) is not None:
+                events.append(SyncFailure(result.stamp_ns, BAD_INPUT, unequal))
             else:
                 state = self.commands.state(result.stamp_ns)
                 events.append(ReadyFrame(result, state.command, state.source))

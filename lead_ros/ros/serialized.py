@@ -32,6 +32,8 @@ class SerializedCamera:
     message_type: type
     stamp_ns: int
     encoding: str | None  # a raw Image's encoding; None for CompressedImage
+    size: tuple[int, int] | None  # (width, height): a raw Image's fields, a JPEG/PNG header's
+    compressed_bytes: int = 0  # length of a CompressedImage's data
 
     def deserialize(self):
         return deserialize_message(self.data, self.message_type)
@@ -53,21 +55,31 @@ def read_serialized_camera(data: bytes, message_type: type, name: str) -> Serial
     encapsulation = bytes(data[:2])
     if encapsulation not in (CDR_LITTLE_ENDIAN, CDR_BIG_ENDIAN):  # another representation: decode fully
         message = deserialize_message(data, message_type)
-        return SerializedCamera(bytes(data), message_type, *camera_header(message))
+        stamp_ns, encoding = camera_header(message)
+        return SerializedCamera(bytes(data), message_type, stamp_ns, encoding, camera_size(message),
+                                len(getattr(message, "data", b"")) if encoding is None else 0)  # fmt: skip
     endian = "<" if encapsulation == CDR_LITTLE_ENDIAN else ">"
     body = memoryview(data)[ENCAPSULATION_BYTES:]
+    compressed_bytes = 0
     try:
         sec, nanosec = struct.unpack_from(endian + "iI", body, 0)
         _, offset = _string(body, 8, endian)  # header.frame_id
-        encoding = None
         if message_type is Image:
             offset = (offset + 3) & ~3
-            encoding, _ = _string(body, offset + 8, endian)  # after height, width
+            height, width = struct.unpack_from(endian + "II", body, offset)
+            encoding, _ = _string(body, offset + 8, endian)
+            size = (width, height)
+        else:  # CompressedImage: format, then the data sequence
+            encoding = None
+            _, offset = _string(body, offset, endian)
+            offset = (offset + 3) & ~3
+            (compressed_bytes,) = struct.unpack_from(endian + "I", body, offset)
+            size = compressed_image_size(body[offset + 4 : offset + 4 + compressed_bytes])
     except (struct.error, ValueError, UnicodeDecodeError) as error:
         raise ImageInputError(f"{name}: not a serialized {message_type.__name__} ({error})") from None
     if nanosec >= 1_000_000_000:
         raise ImageInputError(f"{name}: header stamp nanosec {nanosec} is not below 1e9")
-    return SerializedCamera(bytes(data), message_type, sec * 1_000_000_000 + nanosec, encoding)
+    return SerializedCamera(bytes(data), message_type, sec * 1_000_000_000 + nanosec, encoding, size, compressed_bytes)
 
 
 def camera_header(msg) -> tuple[int, str | None]:
@@ -75,6 +87,44 @@ def camera_header(msg) -> tuple[int, str | None]:
     if isinstance(msg, SerializedCamera):
         return msg.stamp_ns, msg.encoding
     return stamp_to_ns(msg.header.stamp), getattr(msg, "encoding", None)
+
+
+def camera_size(msg) -> tuple[int, int] | None:
+    """(width, height) of a camera message, serialized or not, without decoding pixels:
+    a raw Image's fields, or the JPEG/PNG header of compressed data (None if it has none)."""
+    if isinstance(msg, SerializedCamera):
+        return msg.size
+    if isinstance(msg, Image):
+        return int(msg.width), int(msg.height)
+    return compressed_image_size(memoryview(bytes(msg.data)))
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, lossless, ...): they carry the size.
+JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def compressed_image_size(data: memoryview) -> tuple[int, int] | None:
+    """(width, height) from a PNG IHDR or a JPEG start-of-frame segment; None otherwise."""
+    if bytes(data[:8]) == PNG_SIGNATURE and bytes(data[12:16]) == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack_from(">II", data, 16)
+        return width, height
+    if bytes(data[:2]) != b"\xff\xd8":
+        return None
+    index = 2
+    while index + 9 <= len(data):
+        if data[index] != 0xFF:
+            return None
+        marker = data[index + 1]
+        if marker == 0xFF:  # fill byte
+            index += 1
+            continue
+        if marker in JPEG_SOF_MARKERS:
+            height, width = struct.unpack_from(">HH", data, index + 5)
+            return width, height
+        (length,) = struct.unpack_from(">H", data, index + 2)
+        index += 2 + length
+    return None
 
 
 def as_message(msg):
