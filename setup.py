@@ -5,12 +5,14 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "lead_ros"
+GOLDEN_FOLDERS = ("", "images/", "preprocessing/", "variants/", "variants/token256/", "variants/mixed/")
 
 setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["data/manifests/*.json", "data/ltfv6_reference/**/*"]},
+    # Golden data: lead-ros selftest and the tests read it (each folder named explicitly).
+    package_data={PACKAGE: ["data/manifests/*.json", *(f"data/ltfv6_reference/{d}*" for d in GOLDEN_FOLDERS)]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -12,7 +12,6 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -158,15 +157,14 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     from lead_ros.bag.evaluate import EvaluationOptions, PlannerSpec, evaluate_bags
     from lead_ros.node_config import NodeConfig
 
-    # Recorded stamps may legitimately differ from record time (simulator bags): the age
-    # limit applies only when asked for.
-    config = replace(NodeConfig.from_yaml(Path(args.params_file)), max_input_age_s=args.max_input_age_s)
+    config = NodeConfig.from_yaml(Path(args.params_file))
     options = EvaluationOptions(
         config=config,
         topics=_topic_overrides(args.topic),
         reorder_window_ns=int(args.reorder_window_s * 1e9),
         write_inputs=args.write_inputs,
         pictures=not args.no_pictures,
+        max_input_age_s=args.max_input_age_s,
     )
     spec = PlannerSpec(args.weights, args.device or config.device, args.precision or config.precision)
     summary = evaluate_bags([Path(b) for b in args.bags], Path(args.out), spec, options, args.jobs, args.overwrite)

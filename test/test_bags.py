@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,17 @@ REAL_BAGS = REPO / "test" / "data" / "real_bags"
 
 def _options(**params) -> EvaluationOptions:
     return EvaluationOptions(config=NodeConfig.from_values(params), topics=default_topics(), progress=False)
+
+
+def _one_stitched_frame(path: Path, stamp_shift_ns: int = 0) -> Path:
+    """A bag with one stitched frame at START and 50 Hz odometry around it; header stamps
+    ``stamp_shift_ns`` away from record time."""
+    bag = BagSpec()
+    for j in range(-5, 10):
+        stamp = START + j * 20 * MS + stamp_shift_ns
+        bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(stamp, 2.0))
+    bag.add(START + 1, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, START + stamp_shift_ns))
+    return bag.write(path)
 
 
 def _records(out: Path) -> list[dict]:
@@ -141,11 +153,7 @@ def test_connection_with_an_unparseable_definition_is_skipped_and_the_rest_evalu
     with Reader(REAL_BAGS / "service_events_mcap") as source:
         event = next(c for c in source.connections if c.topic.endswith("_service_event"))
         event_data = next(raw for c, _, raw in source.messages(connections=[event]))
-    bag = BagSpec()
-    for j in range(-5, 10):
-        bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 2.0))
-    bag.add(START + 1, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, START))
-    path = bag.write(tmp_path / "inputs")
+    path = _one_stitched_frame(tmp_path / "inputs")
     mixed = tmp_path / "mixed"
     with Reader(path) as inputs, Writer(mixed, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         copies = {c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
@@ -159,6 +167,20 @@ def test_connection_with_an_unparseable_definition_is_skipped_and_the_rest_evalu
     summary = evaluate_bag(mixed, out, planner, _options(camera_mode="stitched"))
     assert summary["planned"] == 1
     assert summary["skipped_connections"] == [f"{event.topic} ({event.msgtype})"]
+
+
+def test_stale_stamps_are_planned_offline_unless_an_age_limit_is_asked_for(tmp_path, planner):
+    """Header stamps an hour behind record time (e.g. a simulator bag): planned by default,
+    stale_input with --max-input-age-s."""
+    path = _one_stitched_frame(tmp_path / "bag", stamp_shift_ns=-3_600_000 * MS)
+    for limit, planned in ((0.0, 1), (1.0, 0)):
+        out = tmp_path / f"out_{limit}"
+        out.mkdir()
+        options = replace(_options(camera_mode="stitched"), max_input_age_s=limit)
+        summary = evaluate_bag(path, out, planner, options)
+        assert summary["planned"] == planned, summary
+        if not planned:
+            assert [r["reason"] for r in _records(out)] == ["stale_input"]
 
 
 def test_reorder_window_restores_header_stamp_order(tmp_path, planner):
@@ -235,11 +257,7 @@ def test_decode_failures_and_unknown_connections_are_counted(tmp_path, planner):
 
 
 def test_metadata_that_disagrees_with_storage_is_reported(tmp_path, planner):
-    bag = BagSpec()
-    for j in range(-5, 10):
-        bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 2.0))
-    bag.add(START + 1, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, START))
-    path = bag.write(tmp_path / "bag")
+    path = _one_stitched_frame(tmp_path / "bag")
     metadata = path / "metadata.yaml"
     data = yaml.safe_load(metadata.read_text())
     for topic in data["rosbag2_bagfile_information"]["topics_with_message_count"]:

@@ -205,10 +205,10 @@ def test_tiny_odd_and_mismatched_cameras_are_refused_at_intake(harness):
     tiny = {n: compressed(np.zeros((8, 8, 3), np.uint8), stamp) for n in ("l0", "f0", "r0", "b0")}
     _assert_no_path_for(h, lambda: h.send_frame(tiny, stamp), "bad_input")
     assert "camera f0: 8x8 pixels; expected a 16:9 camera of at least 960x540" in h.node.stats.snapshot()["last_error"]
-    inputs = h.node.stats.snapshot()["inputs"]
-    assert all(inputs[n][1] == 1 for n in ("l0", "f0", "r0", "b0"))  # every camera counted, none decoded
+    counted = lambda: all(h.node.stats.snapshot()["inputs"][n][1] == 1 for n in ("l0", "f0", "r0", "b0"))  # noqa: E731
+    h.wait_for(counted, what="every camera counted as rejected")  # none of them decoded
     mixed = dict(SMALL_CAMERAS, b0=cv2.resize(SMALL_CAMERAS["b0"], (1280, 720)))
-    later = stamp + 200 * MS
+    later = h.now_ns()  # fresh: within max_input_age_s however long the first part took
     _assert_no_path_for(h, lambda: h.send_frame({n: compressed(i, later) for n, i in mixed.items()}, later),
                         "bad_input", 2)  # fmt: skip
     assert "all four must have the same size, got" in h.node.stats.snapshot()["last_error"]
@@ -220,13 +220,15 @@ def test_implausible_ego_state_stale_and_unset_stamps(harness, planner):
     _assert_no_path_for(h, lambda: h.send_frame({"image": STITCHED}, stamp, speed=1e9), "odometry_unavailable")
     assert "sample near the frame was rejected" in h.node.stats.snapshot()["last_error"]
     assert h.node.stats.snapshot()["inputs"]["odometry"][1] >= 1  # rejected samples, counted per input
-    # 500 ms later: the rejected samples around the first frame are out of this frame's reach.
-    _assert_no_path_for(h, lambda: h.send_frame({"image": STITCHED}, stamp + 500 * MS, speed=-5.0), "reversing")
+    # At least 500 ms later (the rejected samples around the first frame are out of reach),
+    # and fresh (within max_input_age_s however long the first part took).
+    reversing = max(h.now_ns(), stamp + 500 * MS)
+    _assert_no_path_for(h, lambda: h.send_frame({"image": STITCHED}, reversing, speed=-5.0), "reversing")
     _assert_no_path_for(h, lambda: h.send_frame({"image": STITCHED}, stamp - 3_600_000 * MS), "stale_input")
     # A camera stamped 0 is bad input; it does not wipe the buffers (the next frame plans).
     _assert_no_path_for(h, lambda: h.send_images({"image": STITCHED}, 0), "bad_input")
     assert "header stamp 0 s is not set" in h.node.stats.snapshot()["last_error"]
-    h.wait_for(lambda: h.now_ns() > stamp + 1000 * MS, what="the clock passing the reversing frame")
+    h.wait_for(lambda: h.now_ns() > reversing + 500 * MS, what="the clock passing the reversing frame")
     good = h.now_ns()
     h.send_frame({"image": STITCHED}, good, speed=5.0)
     (path,) = h.wait_paths(1)

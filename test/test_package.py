@@ -67,7 +67,8 @@ def test_colcon_build_installs_package(tmp_path):
     manifests = list((workspace / "install" / "lead_ros").rglob("lead_ros/data/manifests/navsim.json"))
     assert manifests, "the state-dict manifest ships as package data"
     golden = manifests[0].parent.parent / "ltfv6_reference"
-    for relative in ("cases.json", "images/case_07.png", "variants/mixed/cases.json", "PROVENANCE.md"):
+    shipped = ("cases.json", "images/case_05.png", "preprocessing/expected_q30.jpg", "variants/mixed/cases.json")
+    for relative in shipped:
         assert (golden / relative).is_file(), f"golden data {relative} ships as package data"
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -57,6 +57,9 @@ class EvaluationOptions:
     write_inputs: bool = False
     pictures: bool = True
     progress: bool = True
+    # Recorded stamps may legitimately differ from record time (simulator bags), so the
+    # node's max_input_age_s applies offline only when asked for (--max-input-age-s).
+    max_input_age_s: float = 0.0
 
 
 def prepare_output_dir(out_dir: Path, overwrite: bool) -> None:
@@ -82,7 +85,7 @@ class _Evaluation:
 
     def __init__(self, bag: Path, out_dir: Path, planner: Planner, options: EvaluationOptions) -> None:
         self.bag, self.out_dir, self.planner, self.options = bag, out_dir, planner, options
-        self.intake = InputIntake(options.config)
+        self.intake = InputIntake(replace(options.config, max_input_age_s=options.max_input_age_s))
         self.skipped: Counter = Counter()
         self.rejected: Counter = Counter()
         self.planned = 0
