@@ -6,7 +6,8 @@ only the newest synchronized frame and drops the rest. So the node subscribes to
 with ``raw=True``, reads only what synchronization needs from the CDR bytes (the header
 stamp, and a raw Image's encoding), and deserializes the cameras of a frame when the worker
 picks it up. Offline evaluation passes deserialized messages; both kinds go through
-``camera_header`` and ``as_message``.
+``camera_header`` and ``camera_size``; the worker deserializes in
+``conversions.camera_to_array``.
 """
 
 from __future__ import annotations
@@ -125,8 +126,3 @@ def compressed_image_size(data: memoryview) -> tuple[int, int] | None:
         (length,) = struct.unpack_from(">H", data, index + 2)
         index += 2 + length
     return None
-
-
-def as_message(msg):
-    """The deserialized camera message."""
-    return msg.deserialize() if isinstance(msg, SerializedCamera) else msg
