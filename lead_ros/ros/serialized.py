@@ -97,7 +97,7 @@ def camera_size(msg) -> tuple[int, int] | None:
         return msg.size
     if isinstance(msg, Image):
         return int(msg.width), int(msg.height)
-    return compressed_image_size(memoryview(bytes(msg.data)))
+    return compressed_image_size(memoryview(msg.data))  # bytes or array("B"): no copy
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
