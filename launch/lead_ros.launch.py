@@ -18,7 +18,8 @@ from launch_ros.actions import Node
 # The node's private topics; each gets a <name>_topic launch argument to remap it.
 TOPICS = (
     "input/cameras/l0", "input/cameras/f0", "input/cameras/r0", "input/cameras/b0", "input/image",
-    "input/odometry", "input/imu", "input/command", "output/path", "debug/image", "debug/markers",
+    "input/odometry", "input/imu", "input/command", "input/route", "output/path", "output/path_odom",
+    "debug/image", "debug/markers",
     "debug/inference_time_ms", "debug/pipeline_latency_ms",
 )  # fmt: skip
 OVERRIDABLE = ("weights", "device", "precision")

@@ -154,10 +154,15 @@ def _topic_overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_evaluate_bag(args: argparse.Namespace) -> int:
-    from lead_ros.bag.evaluate import EvaluationOptions, PlannerSpec, evaluate_bags
-    from lead_ros.node_config import NodeConfig
+    from lead_ros.bag.evaluate import FOLLOWABLE, EvaluationOptions, PlannerSpec, evaluate_bags
+    from lead_ros.node_config import NodeConfig, params_file_values
 
-    config = NodeConfig.from_yaml(Path(args.params_file))
+    values = params_file_values(Path(args.params_file) if args.params_file else _packaged_params_file())
+    # A setting the user states (an option, or in a params file they pass) is kept; the
+    # others follow each bag's camera connections.
+    stated = {k: v for k, v in (("camera_mode", args.camera_mode), ("image_transport", args.image_transport)) if v}
+    config = NodeConfig.from_values({**values, **stated})
+    follow = tuple(k for k in FOLLOWABLE if k not in stated and not (args.params_file and k in values))
     options = EvaluationOptions(
         config=config,
         topics=_topic_overrides(args.topic),
@@ -165,6 +170,7 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
         write_inputs=args.write_inputs,
         pictures=not args.no_pictures,
         max_input_age_s=args.max_input_age_s,
+        follow_bag=follow,
     )
     spec = PlannerSpec(args.weights, args.device or config.device, args.precision or config.precision)
     summary = evaluate_bags([Path(b) for b in args.bags], Path(args.out), spec, options, args.jobs, args.overwrite)
@@ -174,12 +180,12 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
 
 
 def cmd_make_sample_bag(args: argparse.Namespace) -> int:
-    from lead_ros.sample_bag import write_sample_bag
+    from lead_ros.sample_bag import DURATION_S, write_sample_bag
 
     out = Path(args.out)
     if out.exists():
         raise ValueError(f"{out} exists; remove it first (the bag is regenerated whole)")
-    write_sample_bag(out, args.duration_s)
+    write_sample_bag(out, DURATION_S if args.duration_s is None else args.duration_s)
     print(out)
     return 0
 
@@ -333,13 +339,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--weights", required=True, help="local file/directory or hf://OWNER/REPO[@REV]")
     evaluate.add_argument("--out", required=True, help="output directory")
-    evaluate.add_argument("--params-file", default=str(_packaged_params_file()), help="node params YAML")
+    evaluate.add_argument(
+        "--params-file", default=None,
+        help="node params YAML (default: the packaged config/lead_ros.yaml, with camera_mode and image_transport "
+        "taken from each bag)",
+    )
+    evaluate.add_argument("--camera-mode", choices=["navsim_4cam", "stitched"], default=None,
+                          help="override; default: from the params file if it sets it, else from each bag")
+    evaluate.add_argument("--image-transport", choices=["raw", "compressed"], default=None,
+                          help="override; default: from the params file if it sets it, else from each bag")
     evaluate.add_argument(
         "--topic",
         action="append",
         default=[],
         metavar="KEY=TOPIC",
-        help="input topic override; KEY: l0 f0 r0 b0 image odometry imu command",
+        help="input topic override; KEY: l0 f0 r0 b0 image odometry imu command route",
     )
     evaluate.add_argument("--device", default=None, help="override the params file's device")
     evaluate.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"])
@@ -373,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("make-sample-bag", help="regenerate the shipped sample bag")
     sample.add_argument("--out", required=True, help="bag directory to create")
-    sample.add_argument("--duration-s", type=float, default=2.0, help="length; 2.0 gives data/sample_bag")
+    sample.add_argument("--duration-s", type=float, default=None, help="camera seconds; default gives data/sample_bag")
     sample.set_defaults(func=cmd_make_sample_bag)
 
     weights = sub.add_parser("weights", help="weights utilities").add_subparsers(dest="weights_command", required=True)

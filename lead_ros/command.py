@@ -1,4 +1,5 @@
-"""The route command in force: the last one received, until replaced or stale."""
+"""The route command in force: the last one received on the command topic, until replaced
+or stale (``command_input: topic``; the route input is ``lead_ros.route``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from lead_ros.observation import Command
 @dataclass(frozen=True)
 class CommandState:
     command: Command
-    source: str  # "received", "default: none received yet" or "default: last command stale"
+    source: str  # "received", or "default: <why>" (none received yet, stale, unusable route, ...)
     age_s: float | None
+    lateral_m: float | None = None  # command_input route: the rule's lateral value (lead_ros.route)
 
 
 class CommandTracker:

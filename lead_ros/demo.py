@@ -111,6 +111,28 @@ def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dic
                       "lockstep_timeouts": stats.lockstep_timeouts, "recorded_paths": recorder.count}  # fmt: skip
 
 
+def describe_commands(frames_jsonl: Path) -> str:
+    """The planned frames' commands as runs, e.g. ``straight 0.0-0.5 s, left 0.6-2.2 s``, with
+    where they came from (route rule with its lateral range, or the command topic)."""
+    import itertools
+    import json
+
+    records = [json.loads(line) for line in frames_jsonl.read_text().splitlines()]
+    planned = [r for r in records if r["status"] == "planned"]
+    if not planned:
+        return "no frames planned"
+    start = planned[0]["stamp_ns"]
+    runs = []
+    for command, group in itertools.groupby(planned, key=lambda r: r["command"]):
+        group = list(group)
+        times = f"{(group[0]['stamp_ns'] - start) / 1e9:.1f}-{(group[-1]['stamp_ns'] - start) / 1e9:.1f} s"
+        laterals = [r["route_lateral_m"] for r in group if r.get("route_lateral_m") is not None]
+        spread = f", lateral {min(laterals):+.1f}..{max(laterals):+.1f} m" if laterals else ""
+        runs.append(f"{command} {times} ({len(group)} frames{spread})")
+    source = "route (NAVSIM rule)" if planned[0].get("command_input") == "route" else "command topic"
+    return f"from the {source}: " + ", ".join(runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lead_ros.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/demo", help="output directory (replaced)")
@@ -141,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     options = EvaluationOptions(config=config, topics=default_topics(), progress=False)
     offline_dir = out / "offline"
     summary = evaluate_bags([bag], offline_dir, PlannerSpec(weights, args.device, config.precision), options)
+
+    print(f"      commands {describe_commands(Path(summary['outputs']['frames']))}", flush=True)
 
     print("[3/3] compare live vs offline, frame by frame", flush=True)
     live_paths = read_paths(recorded, PATH_TOPIC)

@@ -1,5 +1,11 @@
-"""Ego-state time series: odometry and IMU samples interpolated at an image stamp, and
-the acceleration estimate NAVSIM-style planners need (a planar norm, m/s²).
+"""Ego-state time series: odometry and IMU samples interpolated at an image stamp, the
+vehicle's pose in the odometry frame at any stamp, and the acceleration estimate
+NAVSIM-style planners need (a planar norm, m/s²).
+
+Poses (``PoseTrack``) follow the same tolerance rules as every other sample: linear between
+the samples around the stamp, the nearest sample up to the tolerance outside the series.
+Position is interpolated linearly, yaw on the shortest arc. The node (route command, plan in
+the odometry frame) and the offline tools (logged future) share this one implementation.
 
 Acceleration from odometry: over the window [t - W, t], the longitudinal term is the change
 of speed divided by the elapsed time, the lateral term the centripetal speed x yaw rate; the
@@ -15,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lead_ros.frames import wrap_angle
+
 
 @dataclass(frozen=True)
 class Lookup:
@@ -28,13 +36,17 @@ class SampleBuffer:
     """Time-ordered vectors of one input, with linear interpolation at a stamp.
 
     Invalid samples (NaN/inf) are kept as markers so that a frame whose interpolation would
-    use one fails instead of silently using a neighbour.
+    use one fails instead of silently using a neighbour. ``angle_columns`` are angles in
+    radians, interpolated on the shortest arc and wrapped to (-pi, pi].
     """
 
-    def __init__(self, name: str, horizon_ns: int, max_reorder_ns: int = 250_000_000) -> None:
+    def __init__(
+        self, name: str, horizon_ns: int, max_reorder_ns: int = 250_000_000, angle_columns: tuple[int, ...] = ()
+    ) -> None:
         self.name = name
         self.horizon_ns = horizon_ns
         self.max_reorder_ns = max_reorder_ns
+        self.angle_columns = list(angle_columns)
         self._stamps: list[int] = []
         self._values: list[np.ndarray | None] = []
 
@@ -96,11 +108,60 @@ class SampleBuffer:
             return Lookup(self._values[indices[0]])
         (t0, t1), (v0, v1) = [self._stamps[i] for i in indices], [self._values[i] for i in indices]
         w = (stamp_ns - t0) / (t1 - t0)
-        return Lookup(v0 + w * (v1 - v0))
+        delta = v1 - v0
+        if self.angle_columns:
+            delta[self.angle_columns] = wrap_angle(delta[self.angle_columns])
+        values = v0 + w * delta
+        if self.angle_columns:
+            values[self.angle_columns] = wrap_angle(values[self.angle_columns])
+        return Lookup(values)
 
     def window(self, start_ns: int, end_ns: int) -> list[tuple[int, np.ndarray | None]]:
         lo, hi = bisect.bisect_left(self._stamps, start_ns), bisect.bisect_right(self._stamps, end_ns)
         return list(zip(self._stamps[lo:hi], self._values[lo:hi], strict=True))
+
+
+@dataclass(frozen=True)
+class EgoPose:
+    """The vehicle's pose in the odometry frame: position (m) and yaw (rad, counter-clockwise
+    about +z, as ROS and ISO 8855 have it)."""
+
+    x: float
+    y: float
+    z: float
+    yaw: float
+
+    @property
+    def xy(self) -> tuple[float, float]:
+        return (self.x, self.y)
+
+
+@dataclass(frozen=True)
+class PoseLookup:
+    """A pose interpolated at a stamp, or why not (``error`` names the input and problem)."""
+
+    pose: EgoPose | None
+    error: str | None = None
+
+
+class PoseTrack(SampleBuffer):
+    """Odometry poses ``[x, y, z, yaw]`` over time; see the module doc for the rules."""
+
+    YAW = 3
+
+    def __init__(self, name: str, horizon_ns: int, max_reorder_ns: int = 250_000_000) -> None:
+        super().__init__(name, horizon_ns, max_reorder_ns, angle_columns=(self.YAW,))
+
+    def add_pose(self, stamp_ns: int, x: float, y: float, z: float, yaw: float) -> bool:
+        """Insert a pose; a NaN/inf component marks the sample invalid (see ``add``)."""
+        values = np.array([x, y, z, yaw], dtype=np.float64)
+        return self.add(stamp_ns, values if np.isfinite(values).all() else None)
+
+    def pose_at(self, stamp_ns: int, tolerance_ns: int) -> PoseLookup:
+        lookup = self.at(stamp_ns, tolerance_ns)
+        if lookup.values is None:
+            return PoseLookup(None, lookup.error)
+        return PoseLookup(EgoPose(*(float(v) for v in lookup.values)))
 
 
 @dataclass(frozen=True)

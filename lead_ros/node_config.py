@@ -22,6 +22,7 @@ CAMERA_QOS = ("sensor_data", "reliable")
 ACCELERATION_SOURCES = ("odometry", "imu")
 MISSING_CAMERA_POLICIES = ("skip", "fill_black")
 PRECISIONS = ("fp32", "fp16", "bf16")
+COMMAND_INPUTS = ("topic", "route")
 # processing_budget_ms = 0 resolves to this per device type at configure: one 10 Hz frame
 # period on a GPU; on CPU, where a forward alone takes 0.5-1.5 s, a budget that flags only
 # a stalled frame.
@@ -79,6 +80,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               min_value=0.0, max_value=3600.0),
     ParamSpec("default_command", 3, "Command used until one arrives or when stale: 0 left, 1 straight, 2 right, "
               "3 unknown.", min_value=0, max_value=3),
+    ParamSpec("command_input", "topic", "topic: the command from ~/input/command (UInt8); route: derived from "
+              "~/input/route (nav_msgs/Path in the odometry frame) by NAVSIM's rule.", choices=COMMAND_INPUTS),
+    ParamSpec("route_lookahead_m", 20.0, "Route rule: distance along the route to the look-ahead point, metres.",
+              min_value=1.0, max_value=200.0),
+    ParamSpec("route_lateral_threshold_m", 2.0, "Route rule: lateral offset of the look-ahead point at or beyond "
+              "which the command is left (+) or right (-), metres.", min_value=0.01, max_value=50.0),
+    ParamSpec("route_max_offset_m", 10.0, "Route rule: an ego farther than this from the route makes it unusable "
+              "(default_command is used), metres.", min_value=0.1, max_value=1000.0),
     ParamSpec("frame_id", "base_link", "frame_id of the published Path (ISO 8855: x forward, y left, z up)."),
     ParamSpec("prepend_origin_pose", False, "Start the Path with the identity pose at the anchor stamp."),
     ParamSpec("processing_budget_ms", 0.0, "Diagnostics WARN when a frame's processing exceeds this; "
@@ -116,6 +125,10 @@ class NodeConfig:
     max_input_age_s: float
     command_timeout_s: float
     default_command: int
+    command_input: str
+    route_lookahead_m: float
+    route_lateral_threshold_m: float
+    route_max_offset_m: float
     frame_id: str
     prepend_origin_pose: bool
     processing_budget_ms: float
@@ -137,12 +150,7 @@ class NodeConfig:
     @classmethod
     def from_yaml(cls, path: Path, node_name: str = "lead_planner") -> NodeConfig:
         """Read a ROS 2 params file (``/**`` or ``<node_name>`` section, ``ros__parameters``)."""
-        data = read_params_file(path)
-        values: dict[str, Any] = {}
-        for key in ("/**", node_name, f"/{node_name}"):
-            values.update((data.get(key) or {}).get("ros__parameters", {}))
-        values.pop("use_sim_time", None)
-        return cls.from_values(values)
+        return cls.from_values(params_file_values(path, node_name))
 
     @property
     def expected_sha256_list(self) -> tuple[str, ...]:
@@ -151,6 +159,16 @@ class NodeConfig:
     def processing_budget_for(self, device_type: str) -> float:
         """The budget in milliseconds, with 0 (auto) resolved for a device type (cpu, cuda)."""
         return self.processing_budget_ms or AUTO_PROCESSING_BUDGET_MS.get(device_type, AUTO_PROCESSING_BUDGET_MS["cpu"])
+
+
+def params_file_values(path: str | Path, node_name: str = "lead_planner") -> dict[str, Any]:
+    """The lead_planner values a params file states (``/**`` or ``<node_name>`` section)."""
+    data = read_params_file(path)
+    values: dict[str, Any] = {}
+    for key in ("/**", node_name, f"/{node_name}"):
+        values.update((data.get(key) or {}).get("ros__parameters", {}))
+    values.pop("use_sim_time", None)
+    return values
 
 
 def read_params_file(path: str | Path) -> dict:

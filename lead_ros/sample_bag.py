@@ -1,7 +1,13 @@
-"""The sample drive shipped in ``data/sample_bag``: 2 s at 10 Hz of four procedurally drawn
-1080x1920 road cameras (JPEG CompressedImage), 50 Hz odometry and IMU, and a route command
-that changes, on the node's default input topics. Deterministic: regenerating it gives
-the same bytes (rosbags' CDR writer, fixed stamps, OpenCV JPEG)."""
+"""The sample drive shipped in ``data/sample_bag``: 3 s at 10 Hz of four procedurally drawn
+1080x1920 road cameras (JPEG CompressedImage), 50 Hz odometry and IMU running 4.7 s past the
+last frame (so every frame has 4 s of logged future), a route (``nav_msgs/Path`` in the
+odometry frame) and a route command that changes, on the node's default input topics.
+
+The vehicle follows the route's centerline exactly: a straight, a left curve, a longer right
+curve (``ROUTE_SEGMENTS``). With NAVSIM's rule (``lead_ros.route``) the derived command goes
+straight -> left -> right over the frames; the UInt8 command topic carries the same
+sequence for ``command_input: topic``. Deterministic: regenerating it gives the same bytes
+(rosbags' CDR writer, fixed stamps, OpenCV JPEG)."""
 
 from __future__ import annotations
 
@@ -18,19 +24,61 @@ from lead_ros.bag.reader import default_topics
 START_NS = 1_700_000_000 * 1_000_000_000
 CAMERA_RATE_HZ = 10.0
 STATE_RATE_HZ = 50.0
-DURATION_S = 2.0
+DURATION_S = 3.0
+ODOMETRY_TAIL_S = 4.8  # odometry past the end of the camera stream: >= 4.5 s past the last frame
 JPEG_QUALITY = 80
 CAMERA_SIZE = (1080, 1920)
-# (time s, command): straight, then left, then right.
-COMMANDS = ((0.0, 1), (0.8, 0), (1.5, 2))
+ODOMETRY_FRAME = "odom"
+# The route centerline as (length m, curvature 1/m) pieces from ROUTE_ORIGIN (x, y, yaw in
+# the odometry frame), sampled every ROUTE_SPACING_M; the vehicle starts START_ARC_M along it.
+ROUTE_SEGMENTS = ((22.0, 0.0), (6.0, 0.08), (20.0, -0.05), (400.0, 0.0))
+ROUTE_ORIGIN = (12.0, -4.0, 0.3)
+ROUTE_SPACING_M = 1.0
+START_ARC_M = 5.0
+# (time s, command) on the UInt8 topic: what the route gives (straight, left, right).
+COMMANDS = ((0.0, 1), (0.6, 0), (2.4, 2))
 
 
 def speed_at(t: float) -> float:
-    return 6.0 + 1.0 * t
+    return 7.5 + 0.3 * t
 
 
-def yaw_rate_at(t: float) -> float:
-    return 0.15 * math.sin(1.5 * t)
+def arc_length_at(t: float) -> float:
+    """Distance driven along the route at time t (matches ``speed_at``)."""
+    return START_ARC_M + 7.5 * t + 0.15 * t * t
+
+
+def curvature_at(s: float) -> float:
+    start = 0.0
+    for length, curvature in ROUTE_SEGMENTS:
+        if s < start + length:
+            return curvature
+        start += length
+    return ROUTE_SEGMENTS[-1][1]
+
+
+def route_pose(s: float) -> tuple[float, float, float]:
+    """(x, y, yaw) on the route centerline at arc length ``s``, exactly (piecewise arcs)."""
+    x, y, yaw = ROUTE_ORIGIN
+    start = 0.0
+    for length, curvature in ROUTE_SEGMENTS:
+        step = min(max(s - start, 0.0), length)
+        if curvature == 0.0:
+            x, y = x + step * math.cos(yaw), y + step * math.sin(yaw)
+        else:
+            x += (math.sin(yaw + curvature * step) - math.sin(yaw)) / curvature
+            y += (math.cos(yaw) - math.cos(yaw + curvature * step)) / curvature
+        yaw += curvature * step
+        start += length
+        if s <= start:
+            break
+    return x, y, yaw
+
+
+def route_points() -> np.ndarray:
+    """The route as published: (N, 2) centerline points every ROUTE_SPACING_M."""
+    total = sum(length for length, _ in ROUTE_SEGMENTS)
+    return np.array([route_pose(s)[:2] for s in np.arange(0.0, total + 1e-9, ROUTE_SPACING_M)])
 
 
 def draw_camera(index: int, t: float, size: tuple[int, int] = CAMERA_SIZE) -> np.ndarray:
@@ -41,7 +89,7 @@ def draw_camera(index: int, t: float, size: tuple[int, int] = CAMERA_SIZE) -> np
     rows = np.linspace(0.0, 1.0, horizon)[:, None]
     image[:horizon] = (np.array([110, 150, 210]) * (1 - 0.4 * rows)[..., None]).astype(np.uint8)
     image[horizon:] = (70 + 10 * index, 110, 60)
-    travelled = 8.0 * t + 1.0 * t * t / 2  # metres, matches speed_at
+    travelled = arc_length_at(t) - START_ARC_M  # metres, matches speed_at
     if index in (1, 3):  # front and back: the road ahead/behind with a moving dashed line
         road = np.array([[w * 0.46, horizon], [w * 0.54, horizon], [w * 0.95, h], [w * 0.05, h]], np.int32)
         cv2.fillPoly(image, [road], (85, 85, 90))
@@ -87,16 +135,18 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S) -> Path:
             events.append((ns + k, topics[name], "sensor_msgs/msg/CompressedImage", msg))
     vector3, quaternion = types["geometry_msgs/msg/Vector3"], types["geometry_msgs/msg/Quaternion"]
     point, pose = types["geometry_msgs/msg/Point"], types["geometry_msgs/msg/Pose"]
-    x = y = yaw = 0.0
     period = 1.0 / STATE_RATE_HZ
-    for j in range(round((duration_s + 0.5) * STATE_RATE_HZ)):
+    for j in range(round((duration_s + ODOMETRY_TAIL_S) * STATE_RATE_HZ)):
         t = j * period - 0.2  # state starts before the first frame
         ns = START_NS + round(t * 1e9) + 7_000_000  # not aligned with the cameras
-        v, r = speed_at(t), yaw_rate_at(t)
-        x, y, yaw = x + v * math.cos(yaw) * period, y + v * math.sin(yaw) * period, yaw + r * period
+        t_ns = (ns - START_NS) / 1e9
+        v = speed_at(t_ns)
+        arc = arc_length_at(t_ns)
+        r = v * curvature_at(arc)
+        x, y, yaw = route_pose(arc)
         twist = types["geometry_msgs/msg/Twist"](linear=vector3(x=v, y=0.0, z=0.0), angular=vector3(x=0.0, y=0.0, z=r))
         odometry = types["nav_msgs/msg/Odometry"](
-            header=header(ns, "odom"), child_frame_id="base_link",
+            header=header(ns, ODOMETRY_FRAME), child_frame_id="base_link",
             pose=types["geometry_msgs/msg/PoseWithCovariance"](
                 pose=pose(position=point(x=x, y=y, z=0.0),
                           orientation=quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))),
@@ -107,10 +157,18 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S) -> Path:
         imu = types["sensor_msgs/msg/Imu"](
             header=header(ns, "imu"), orientation=quaternion(x=0.0, y=0.0, z=0.0, w=1.0),
             orientation_covariance=np.zeros(9), angular_velocity=vector3(x=0.0, y=0.0, z=r),
-            angular_velocity_covariance=np.zeros(9), linear_acceleration=vector3(x=1.0, y=v * r, z=9.81),
+            angular_velocity_covariance=np.zeros(9), linear_acceleration=vector3(x=0.3, y=v * r, z=9.81),
             linear_acceleration_covariance=np.zeros(9),
         )  # fmt: skip
         events.append((ns + 1, topics["imu"], "sensor_msgs/msg/Imu", imu))
+    route_ns = START_NS - 500_000_000  # published once, before the drive (transient local)
+    identity = quaternion(x=0.0, y=0.0, z=0.0, w=1.0)  # planners often leave route orientations unset
+    route = types["nav_msgs/msg/Path"](header=header(route_ns, ODOMETRY_FRAME), poses=[
+        types["geometry_msgs/msg/PoseStamped"](header=header(route_ns, ODOMETRY_FRAME),
+                                               pose=pose(position=point(x=px, y=py, z=0.0), orientation=identity))
+        for px, py in route_points().tolist()
+    ])  # fmt: skip
+    events.append((route_ns, topics["route"], "nav_msgs/msg/Path", route))
     for t, value in COMMANDS:
         events.append((START_NS + round(t * 1e9) - 1, topics["command"], "std_msgs/msg/UInt8",
                        types["std_msgs/msg/UInt8"](data=value)))  # fmt: skip

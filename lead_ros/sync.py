@@ -2,7 +2,8 @@
 
 A frame is anchored on the front camera f0 (or the stitched image). Side cameras must lie
 within the tolerance of the anchor stamp; odometry (and IMU) are interpolated linearly at
-the anchor stamp. Everything is keyed by header stamps; ``now_ns`` is the node clock, so
+the anchor stamp, and so is the odometry pose, which a frame carries when it is known
+(route command, plan in the odometry frame). Everything is keyed by header stamps; ``now_ns`` is the node clock, so
 simulated time works. Camera payloads are opaque (messages), decoded only for frames that
 are planned.
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lead_ros.ego_state import SampleBuffer, odometry_acceleration
+from lead_ros.ego_state import EgoPose, PoseTrack, SampleBuffer, odometry_acceleration
 
 SIDE_CAMERAS = ("l0", "r0", "b0")
 ANCHOR_CAMERA = "f0"
@@ -89,6 +90,8 @@ class SyncedFrame:
     acceleration_mps2: float
     acceleration_estimated: bool
     filled: tuple[str, ...] = ()
+    pose: EgoPose | None = None  # odometry pose at the anchor stamp; None: see pose_error
+    pose_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class FrameSynchronizer:
         horizon = policy.acceleration_window_ns + policy.tolerance_ns + _HISTORY_NS
         self.odometry = SampleBuffer("odometry", horizon)
         self.imu = SampleBuffer("imu", horizon)
+        self.poses = PoseTrack("odometry pose", horizon)
         self._cameras: dict[str, deque[tuple[int, Any]]] = {
             name: deque(maxlen=_CAMERA_BUFFER) for name in policy.side_cameras
         }
@@ -129,6 +133,7 @@ class FrameSynchronizer:
         """Forget everything (time jumped back, e.g. a looping bag)."""
         self.odometry.clear()
         self.imu.clear()
+        self.poses.clear()
         for buffer in self._cameras.values():
             buffer.clear()
         self._pending.clear()
@@ -145,13 +150,21 @@ class FrameSynchronizer:
         return self._resolve_ready()
 
     def add_odometry(
-        self, stamp_ns: int, speed_mps: float, yaw_rate: float, forward_mps: float | None = None
+        self,
+        stamp_ns: int,
+        speed_mps: float,
+        yaw_rate: float,
+        forward_mps: float | None = None,
+        pose: EgoPose | None = None,
     ) -> list[SyncedFrame | SyncFailure]:
-        """Speed (planar norm, m/s), yaw rate (rad/s) and longitudinal velocity (m/s, signed;
-        None = the speed); NaN/inf values mark the sample invalid."""
+        """Speed (planar norm, m/s), yaw rate (rad/s), longitudinal velocity (m/s, signed;
+        None = the speed) and the pose in the odometry frame (None: not known); NaN/inf
+        values mark the sample (or only its pose) invalid."""
         forward = speed_mps if forward_mps is None else forward_mps
         values = np.array([speed_mps, yaw_rate, forward], dtype=np.float64)
         self.odometry.add(stamp_ns, values if np.isfinite(values).all() else None)
+        if pose is not None:
+            self.poses.add_pose(stamp_ns, pose.x, pose.y, pose.z, pose.yaw)
         return self._resolve_ready()
 
     def add_imu(self, stamp_ns: int, planar_acceleration_mps2: float) -> list[SyncedFrame | SyncFailure]:
@@ -260,6 +273,7 @@ class FrameSynchronizer:
         else:
             estimate = odometry_acceleration(self.odometry, t, odometry.values, self.policy.acceleration_window_ns)
             acceleration, estimated = estimate.value_mps2, estimate.estimated
+        pose = self.poses.pose_at(t, tolerance)
         return SyncedFrame(
             stamp_ns=t,
             cameras=cameras,
@@ -267,4 +281,6 @@ class FrameSynchronizer:
             acceleration_mps2=acceleration,
             acceleration_estimated=estimated,
             filled=tuple(missing),
+            pose=pose.pose,
+            pose_error=pose.error,
         )

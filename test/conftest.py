@@ -15,7 +15,7 @@ from lead_ros.golden import load_cases  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK_PROFILE_MARKERS = ("<useBuiltinTransports>false</useBuiltinTransports>", "127.0.0.1")
-ROS_FIXTURES = {"ros_context"}
+ROS_FIXTURES = {"ros_context", "harness"}
 
 
 def dds_settings_problems() -> list[str]:
@@ -58,6 +58,22 @@ def ros_context():
     rclpy.init(context=context)
     yield context
     context.try_shutdown()
+
+
+@pytest.fixture
+def harness(ros_context, planner):
+    """Makes in-process lead_planner harnesses (``ros_harness.Harness``) and closes them."""
+    from ros_harness import Harness
+
+    made = []
+
+    def make(**params):
+        made.append(Harness(ros_context, planner, **params))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
 
 
 def read_rgb(path: Path) -> np.ndarray:

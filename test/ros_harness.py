@@ -4,6 +4,7 @@ publishes inputs and records outputs, spun by one executor in a background threa
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
@@ -34,8 +36,10 @@ def compressed(image_rgb: np.ndarray, stamp_ns: int, fmt: str = "jpeg") -> Compr
 
 
 class Harness:
-    def __init__(self, context, planner, *, bring_up: bool = True, **params) -> None:
-        """The node under test, configured and activated unless ``bring_up`` is False."""
+    def __init__(self, context, planner, *, bring_up: bool = True, record_odometry_paths: bool = False,
+                 **params) -> None:  # fmt: skip
+        """The node under test, configured and activated unless ``bring_up`` is False;
+        ``record_odometry_paths`` subscribes to ~/output/path_odom too."""
         self.context = context
         self.namespace = f"/t{next(_NAMESPACES)}"
         overrides = [Parameter(k, value=v) for k, v in params.items()]
@@ -57,10 +61,15 @@ class Harness:
         }
         self.odometry = self.driver.create_publisher(Odometry, f"{base}/odometry", 50)
         self.command = self.driver.create_publisher(UInt8, f"{base}/command", COMMAND_QOS)
+        self.route = self.driver.create_publisher(Path, f"{base}/route", COMMAND_QOS)
         self.imu = self.driver.create_publisher(Imu, f"{base}/imu", qos_profile_sensor_data)
         self.paths: list[Path] = []
+        self.odometry_paths: list[Path] = []
         self.diagnostics: list[DiagnosticArray] = []
         self.driver.create_subscription(Path, f"{base[: -len('/input')]}/output/path", self.paths.append, 10)
+        if record_odometry_paths:
+            self.driver.create_subscription(Path, f"{base[: -len('/input')]}/output/path_odom",
+                                            self.odometry_paths.append, 10)  # fmt: skip
         self.driver.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.executor = MultiThreadedExecutor(num_threads=2, context=context)
         self.executor.add_node(self.node)
@@ -71,7 +80,8 @@ class Harness:
             self.wait_for_subscribers()
 
     def wait_for_subscribers(self) -> None:
-        publishers = [*self.cameras.values(), self.odometry, self.command]
+        route = self.config.command_input == "route"
+        publishers = [*self.cameras.values(), self.odometry, self.route if route else self.command]
         if self.config.acceleration_source == "imu":
             publishers.append(self.imu)
         self.wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers), 20, "subscriptions matched")
@@ -93,10 +103,26 @@ class Harness:
     def send_command(self, value: int) -> None:
         self.command.publish(UInt8(data=value))
 
-    def send_odometry(self, stamp_ns: int, vx: float, vy: float = 0.0, yaw_rate: float = 0.0) -> None:
+    def send_route(self, points, frame_id: str = "odom") -> None:
+        msg = Path()
+        msg.header.frame_id = frame_id
+        for x, y in points:
+            pose = PoseStamped()
+            pose.header.frame_id = frame_id
+            pose.pose.position.x, pose.pose.position.y = float(x), float(y)
+            msg.poses.append(pose)
+        self.route.publish(msg)
+
+    def send_odometry(
+        self, stamp_ns: int, vx: float, vy: float = 0.0, yaw_rate: float = 0.0,
+        pose: tuple[float, float, float] = (0.0, 0.0, 0.0), frame_id: str = "odom",
+    ) -> None:  # fmt: skip
+        """``pose``: x, y, yaw in ``frame_id``."""
         msg = Odometry()
         msg.header.stamp = ns_to_stamp(stamp_ns)
-        msg.header.frame_id = "odom"
+        msg.header.frame_id = frame_id
+        msg.pose.pose.position.x, msg.pose.pose.position.y = float(pose[0]), float(pose[1])
+        msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = math.sin(pose[2] / 2), math.cos(pose[2] / 2)
         msg.child_frame_id = "base_link"
         msg.twist.twist.linear.x, msg.twist.twist.linear.y = float(vx), float(vy)
         msg.twist.twist.angular.z = float(yaw_rate)
@@ -123,11 +149,14 @@ class Harness:
             msg.header.stamp = ns_to_stamp(stamp)
             self.cameras[name].publish(msg)
 
-    def send_frame(self, images: dict, stamp_ns: int, speed: float = 5.0, **kwargs) -> None:
-        """Odometry around the stamp (constant speed), then the images: the frame completes
-        when its last camera arrives, whatever the transport delay of large images."""
+    def send_frame(
+        self, images: dict, stamp_ns: int, speed: float = 5.0, pose: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        odometry_frame: str = "odom", **kwargs,
+    ) -> None:  # fmt: skip
+        """Odometry around the stamp (constant speed, standing at ``pose``), then the images:
+        the frame completes when its last camera arrives, whatever the transport delay."""
         for dt in (-300, -200, -100, 20):
-            self.send_odometry(stamp_ns + dt * 1_000_000, speed)
+            self.send_odometry(stamp_ns + dt * 1_000_000, speed, pose=pose, frame_id=odometry_frame)
         self.send_images(images, stamp_ns, **kwargs)
 
     def wait_paths(self, count: int, timeout: float = 30.0) -> list[Path]:

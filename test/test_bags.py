@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,16 +122,25 @@ def sample_evaluation(tmp_path_factory, navsim_weights):
 
 def test_sample_evaluation_outputs(sample_evaluation):
     summary = json.loads((sample_evaluation / "summary.json").read_text())
-    assert summary["frames_read"] == 20 and summary["planned"] == 20 and summary["skipped"] == 0
+    assert summary["frames_read"] == 30 and summary["planned"] == 30 and summary["skipped"] == 0
     assert summary["untrained"] is True and summary["device"] == "cpu" and len(summary["weights_sha256"]) == 1
-    assert summary["skipped_connections"] == ["/lead_planner/input/imu (sensor_msgs/msg/Imu)"]
+    # config/sample.yaml derives the command from the route, so the UInt8 topic is not read.
+    assert summary["skipped_connections"] == ["/lead_planner/input/command (std_msgs/msg/UInt8)",
+                                              "/lead_planner/input/imu (sensor_msgs/msg/Imu)"]  # fmt: skip
     assert summary["latency_ms"]["inference_ms"]["p50"] > 0
     assert (sample_evaluation / "contact_sheet.png").stat().st_size > 10_000
     assert (sample_evaluation / "frames.mp4").stat().st_size > 1_000
     sheet = cv2.imread(str(sample_evaluation / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[0] > 100
     records = _records(sample_evaluation)
-    assert records[0]["command"] == "straight" and records[-1]["command"] == "right"
+    assert all(r["command_input"] == "route" and r["command_source"] == "received" for r in records)
+    # The sample's route: straight, then left, then right (a short straight while the
+    # look-ahead point swings from one side to the other).
+    sequence = "".join(r["command"][0] for r in records)
+    assert re.fullmatch(r"s{4,}l{4,}s{0,4}r{3,}", sequence), sequence
+    for record in records:
+        lateral = record["route_lateral_m"]
+        assert record["command"] == ("left" if lateral >= 2 else "right" if lateral <= -2 else "straight")
     metadata = yaml.safe_load((sample_evaluation / "output_bag" / "metadata.yaml").read_text())
     topics = {t["topic_metadata"]["name"] for t in metadata["rosbag2_bagfile_information"]["topics_with_message_count"]}
     assert OUTPUT_PATH_TOPIC in topics and "/lead_planner/input/cameras/f0" in topics  # --write-inputs
@@ -231,11 +241,67 @@ def test_malformed_or_unknown_params_file_values_are_one_line(capsys, tmp_path, 
     assert "unknown parameter 'sync_tolerence_ms' (did you mean 'sync_tolerance_ms'?)" in err
 
 
-def test_wrong_topic_types(capsys, tmp_path, navsim_weights):
-    # The sample's cameras are CompressedImage; the default params expect raw Image.
-    err = _cli_error(capsys, "evaluate-bag", REPO / "data" / "sample_bag", "--weights", navsim_weights,
-                     "--out", tmp_path / "o")  # fmt: skip
+def test_stated_camera_settings_that_disagree_with_the_bag_name_what_would_work(capsys, tmp_path, navsim_weights):
+    # The sample's cameras are four CompressedImage topics.
+    sample = REPO / "data" / "sample_bag"
+    err = _cli_error(capsys, "evaluate-bag", sample, "--weights", navsim_weights, "--out", tmp_path / "o",
+                     "--image-transport", "raw")  # fmt: skip
     assert "has type sensor_msgs/msg/CompressedImage, expected sensor_msgs/msg/Image" in err
+    assert "(image_transport raw); image_transport: compressed would work" in err
+    # A params file that states the transport is explicit too (the packaged one says raw).
+    err = _cli_error(capsys, "evaluate-bag", sample, "--weights", navsim_weights, "--out", tmp_path / "o",
+                     "--params-file", REPO / "config" / "lead_ros.yaml")  # fmt: skip
+    assert "image_transport: compressed would work" in err
+    err = _cli_error(capsys, "evaluate-bag", sample, "--weights", navsim_weights, "--out", tmp_path / "o",
+                     "--camera-mode", "stitched")  # fmt: skip
+    assert "camera_mode stitched reads /lead_planner/input/image, which the bag does not have; " in err
+    assert "camera_mode: navsim_4cam would work" in err
+
+
+def test_camera_settings_follow_the_bag_unless_stated(tmp_path, navsim_weights, capsys, caplog):
+    """Without --params-file or --camera-mode/--image-transport, each bag's camera connections
+    decide; a folder can mix a stitched raw bag and a four-camera compressed one."""
+    folder = tmp_path / "bags"
+    folder.mkdir()
+    _one_stitched_frame(folder / "stitched_raw")
+    bag = BagSpec()
+    for j in range(-5, 10):
+        bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 2.0))
+    for name, image in CAMERAS.items():
+        bag.add(START + 1, name, "sensor_msgs/msg/CompressedImage", jpeg_image(image, START))
+    bag.write(folder / "four_jpeg")
+    caplog.set_level("INFO", logger="lead_ros.evaluate")
+    code = main(["evaluate-bag", str(folder), "--weights", str(navsim_weights), "--out", str(tmp_path / "o"),
+                 "--device", "cpu", "--no-pictures"])  # fmt: skip
+    overall = json.loads(capsys.readouterr().out)
+    assert code == 0 and overall["planned"] == 2 and not overall["failed_bags"], overall
+    lines = [r.getMessage() for r in caplog.records if r.name == "lead_ros.evaluate"]
+    assert any("stitched_raw: camera_mode stitched, image_transport raw (from the bag" in m for m in lines), lines
+    assert any("four_jpeg: camera_mode navsim_4cam, image_transport compressed (from the bag" in m for m in lines)
+    # A stated setting is kept; only the other one follows the bag.
+    code = main(["evaluate-bag", str(folder / "four_jpeg"), "--weights", str(navsim_weights),
+                 "--out", str(tmp_path / "o2"), "--device", "cpu", "--no-pictures", "--camera-mode", "navsim_4cam"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["planned"] == 1
+    assert any(r.getMessage().endswith("image_transport compressed (from the bag's camera topics; state them with "
+                                       "--camera-mode/--image-transport or a params file to override)")
+               for r in caplog.records)  # fmt: skip
+
+
+def test_sample_bag_has_four_seconds_of_logged_future_and_a_route():
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([REPO / "data" / "sample_bag"]) as reader:
+        stamps: dict[str, list[int]] = {}
+        route = None
+        wanted = [c for c in reader.connections if c.msgtype != "std_msgs/msg/UInt8"]  # no header
+        for connection, _, raw in reader.messages(connections=wanted):
+            msg = reader.deserialize(raw, connection.msgtype)
+            stamps.setdefault(connection.topic, []).append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+            if connection.topic == default_topics()["route"]:
+                route = msg
+    last_frame = max(stamps[default_topics()["f0"]])
+    assert max(stamps[default_topics()["odometry"]]) - last_frame >= 4.5e9
+    assert route is not None and route.header.frame_id == "odom" and len(route.poses) > 100
 
 
 def test_decode_failures_and_unknown_connections_are_counted(tmp_path, planner):
@@ -349,7 +415,7 @@ def test_lockstep_live_run_equals_offline_evaluation(ros_context, tmp_path, navs
     code = demo(["--out", str(tmp_path / "demo"), "--weights", str(navsim_weights), "--device", "cpu"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "frames planned: live 20, offline 20, in common 20" in out
+    assert "frames planned: live 30, offline 30, in common 30" in out
     assert "result: OK, live and offline agree" in out
 
 
@@ -367,7 +433,8 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     from lead_ros.bag.replay import BagReplayer
     from lead_ros.ros.node import LeadPlannerNode
 
-    overrides = [Parameter("image_transport", value="compressed"), Parameter("use_sim_time", value=True)]
+    overrides = [Parameter("image_transport", value="compressed"), Parameter("command_input", value="route"),
+                 Parameter("use_sim_time", value=True)]  # config/sample.yaml, as the offline twin
     node = LeadPlannerNode(planner=planner, context=ros_context, parameter_overrides=overrides)
     assert node.bring_up()
     driver = rclpy.create_node("realtime_driver", context=ros_context)
@@ -382,7 +449,7 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     for spinning in executors:
         threading.Thread(target=spinning.spin, daemon=True).start()
     try:
-        inputs = [t for k, t in default_topics().items() if k not in ("image", "imu")]
+        inputs = [t for k, t in default_topics().items() if k not in ("image", "imu", "command")]
         assert replayer.wait_for_subscribers(20, inputs)
         time.sleep(1.0)
         replayer.run()
@@ -402,7 +469,7 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     snapshot = node.stats.snapshot()
     planned = snapshot["planned"]
     assert queue.put_count == planned + queue.dropped_count  # frames in = processed + dropped, exactly
-    assert 1 <= planned < 20, snapshot
+    assert 1 <= planned < 30, snapshot
     # Every anchor image that reached the node is accounted for: planned, dropped in the
     # queue, skipped by synchronization (counted by reason), or still waiting for inputs.
     anchors = snapshot["inputs"]["f0"][0]

@@ -14,24 +14,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from conftest import DATA, read_rgb
 from lead_ros.observation import Command, Observation
 from lead_ros.synthetic_cameras import reference_cameras
-from ros_harness import Harness, compressed
+from ros_harness import compressed
 
 MS = 1_000_000
 STITCHED = read_rgb(DATA / "images" / "case_01.png")  # 256 x 1920
 SMALL_CAMERAS = dict(zip(("l0", "f0", "r0", "b0"), reference_cameras(540, 960), strict=True))  # -> 270 rows
-
-
-@pytest.fixture
-def harness(ros_context, planner):
-    made = []
-
-    def make(**params):
-        made.append(Harness(ros_context, planner, **params))
-        return made[-1]
-
-    yield make
-    for h in made:
-        h.close()
 
 
 def _assert_path(path, stamp_ns, plan, frame_id="base_link"):
@@ -112,7 +99,7 @@ def test_side_camera_tolerance_and_missing_camera_policies(harness, planner):
     stamp = h.now_ns()
     h.send_frame(SMALL_CAMERAS, stamp, offsets={"l0": 30 * MS})  # within tolerance
     h.wait_paths(1)
-    h.send_frame(SMALL_CAMERAS, stamp + 500 * MS, offsets={"r0": 80 * MS})  # outside
+    h.send_frame(SMALL_CAMERAS, h.now_ns(), offsets={"r0": 80 * MS})  # outside (fresh: not stale_input)
     h.wait_for(lambda: h.failures().get("camera_missing") == 1, what="camera_missing")
     time.sleep(0.3)
     assert len(h.paths) == 1

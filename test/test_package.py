@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,18 @@ def test_launch_file_declares_the_documented_arguments():
     assert all(len(text) > 10 for text in arguments.values()), "every argument has a description"
 
 
+def test_launch_file_remaps_every_private_topic_of_the_node():
+    """Every ``~/...`` topic the node creates has a ``<topic>_topic`` remap argument."""
+    tree = ast.parse((REPO / "launch" / "lead_ros.launch.py").read_text())
+    remapped = next(ast.literal_eval(n.value) for n in ast.walk(tree)
+                    if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "TOPICS")  # fmt: skip
+    node_source = (REPO / "lead_ros" / "ros" / "node.py").read_text()
+    created = set(re.findall(r'"~/((?:input|output|debug)/[a-z0-9_/]+)"', node_source))
+    created |= {f"input/cameras/{name}" for name in ("l0", "f0", "r0", "b0")}  # made as f"~/input/cameras/{name}"
+    assert {"input/route", "output/path_odom"} <= created
+    assert created == set(remapped)
+
+
 def test_only_the_launch_file_imports_launch_modules():
     forbidden = ("launch", "launch_ros", "message_filters", "cv_bridge", "tf2_ros", "rosbag2_py")
     for path in list((REPO / "lead_ros").rglob("*.py")) + list((REPO / "test").glob("*.py")):
@@ -106,7 +119,9 @@ def test_only_the_launch_file_imports_launch_modules():
 
 
 @pytest.mark.parametrize(
-    "module", ["lead_ros.planner", "lead_ros.model", "lead_ros.preprocessing", "lead_ros.weights.loader"]
+    "module",
+    ["lead_ros.planner", "lead_ros.model", "lead_ros.preprocessing", "lead_ros.weights.loader", "lead_ros.route",
+     "lead_ros.sync"],
 )
 def test_core_does_not_import_rclpy(module):
     code = f"import sys, {module}; assert 'rclpy' not in sys.modules, 'rclpy imported'"

@@ -9,6 +9,7 @@ record per frame, a summary JSON, a contact sheet and a video.
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import shutil
 import sys
@@ -30,6 +31,7 @@ from lead_ros.bag.reader import (
     TYPE_NAMES,
     BagInputError,
     ReadStats,
+    bag_camera_settings,
     check_bag_inputs,
     check_bag_path,
     expected_classes,
@@ -42,6 +44,7 @@ from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
 from lead_ros.sync import SyncFailure
 
 OUTPUT_PATH_TOPIC = "/lead_planner/output/path"
+log = logging.getLogger("lead_ros.evaluate")
 PICTURE_FPS = 10.0
 
 
@@ -60,6 +63,25 @@ class EvaluationOptions:
     # Recorded stamps may legitimately differ from record time (simulator bags), so the
     # node's max_input_age_s applies offline only when asked for (--max-input-age-s).
     max_input_age_s: float = 0.0
+    # Settings taken from each bag's camera connections (camera_mode, image_transport):
+    # those the user did not state.
+    follow_bag: tuple[str, ...] = ()
+
+
+FOLLOWABLE = ("camera_mode", "image_transport")
+
+
+def options_for_bag(bag: Path, options: EvaluationOptions) -> EvaluationOptions:
+    """The options with ``follow_bag`` settings taken from the bag's camera connections;
+    one info line says what was taken."""
+    if not options.follow_bag:
+        return options
+    told = {k: v for k, v in bag_camera_settings(bag, options.topics).items() if k in options.follow_bag}
+    if not told:
+        return options
+    log.info("%s: %s (from the bag's camera topics; state them with --camera-mode/--image-transport or a "
+             "params file to override)", bag, ", ".join(f"{k} {v}" for k, v in told.items()))  # fmt: skip
+    return replace(options, config=replace(options.config, **told))
 
 
 def prepare_output_dir(out_dir: Path, overwrite: bool) -> None:
@@ -139,7 +161,8 @@ class _Evaluation:
         self.timings["total_ms"].append(total_ms)
         self._record({
             "stamp_ns": frame.stamp_ns, "status": "planned", "command": ready.command.name.lower(),
-            "command_source": ready.command_source, "speed_mps": frame.speed_mps,
+            "command_source": ready.command_source, "command_input": ready.command_input,
+            "route_lateral_m": ready.route_lateral_m, "speed_mps": frame.speed_mps,
             "acceleration_mps2": frame.acceleration_mps2, "acceleration_estimated": frame.acceleration_estimated,
             "filled_cameras": list(frame.filled), "waypoints_iso8855": plan.waypoints.tolist(),
             "headings_iso8855": plan.headings.tolist(), "times_s": list(plan.times_s),
@@ -183,6 +206,8 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
             evaluation.write_input(message.topic, message.log_ns, message.raw)
             if message.key == "command":
                 events = intake.command(message.msg, message.log_ns)
+            elif message.key == "route":
+                events = intake.route_message(message.msg, message.log_ns)
             elif message.key == "odometry":
                 events = intake.odometry(message.msg)
             elif message.key == "imu":
@@ -274,32 +299,35 @@ def evaluate_bags(
     ``summary.json``. A bag that fails is reported in the overall summary; others go on."""
     bags = find_bags(paths)
     prepare_output_dir(out_dir, overwrite)
-    classes = expected_classes(options.config)
     if len(bags) == 1:
-        check_bag_inputs(bags[0], options.topics, classes)  # before the slow model load
+        options = options_for_bag(bags[0], options)
+        check_bag_inputs(bags[0], options.topics, expected_classes(options.config))  # before the slow model load
         return evaluate_bag(bags[0], out_dir, spec.build(options.config), options)
     names = [b.name for b in bags]
     outs = [out_dir / (name if names.count(name) == 1 else f"{i:02d}_{name}") for i, name in enumerate(names)]
     summaries: list[dict | None] = []
+    per_bag: list[EvaluationOptions] = []
     for bag in bags:  # bags that cannot be evaluated are reported without loading the model
         try:
-            check_bag_inputs(bag, options.topics, classes)
+            per_bag.append(options_for_bag(bag, options))
+            check_bag_inputs(bag, options.topics, expected_classes(per_bag[-1].config))
             summaries.append(None)
         except BagInputError as error:
+            per_bag.append(options)
             summaries.append({"bag": str(bag), "error": str(error)})
     todo = [i for i, s in enumerate(summaries) if s is None]
     for i in todo:
         outs[i].mkdir()
     if jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            args = ([bags[i] for i in todo], [outs[i] for i in todo], [spec] * len(todo), [options] * len(todo))
+            args = ([bags[i] for i in todo], [outs[i] for i in todo], [spec] * len(todo), [per_bag[i] for i in todo])
             for i, summary in zip(todo, pool.map(_evaluate_in_worker, *args), strict=True):
                 summaries[i] = summary
     elif todo:
         planner = spec.build(options.config)
         for i in todo:
             try:
-                summaries[i] = evaluate_bag(bags[i], outs[i], planner, options)
+                summaries[i] = evaluate_bag(bags[i], outs[i], planner, per_bag[i])
             except BagInputError as error:
                 summaries[i] = {"bag": str(bags[i]), "error": str(error)}
     done = [s for s in summaries if "error" not in s]

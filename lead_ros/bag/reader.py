@@ -23,7 +23,7 @@ from std_msgs.msg import UInt8
 from lead_ros.node_config import NodeConfig
 from lead_ros.ros.conversions import stamp_to_ns
 
-INPUT_KEYS = ("l0", "f0", "r0", "b0", "image", "odometry", "imu", "command")
+INPUT_KEYS = ("l0", "f0", "r0", "b0", "image", "odometry", "imu", "command", "route")
 MESSAGE_CLASSES = {
     "sensor_msgs/msg/Image": Image,
     "sensor_msgs/msg/CompressedImage": CompressedImage,
@@ -33,6 +33,8 @@ MESSAGE_CLASSES = {
     "nav_msgs/msg/Path": PathMsg,
 }
 TYPE_NAMES = {cls: name for name, cls in MESSAGE_CLASSES.items()}
+CAMERA_TRANSPORTS = {"sensor_msgs/msg/Image": "raw", "sensor_msgs/msg/CompressedImage": "compressed"}
+CAMERA_KEYS = {"navsim_4cam": ("l0", "f0", "r0", "b0"), "stitched": ("image",)}
 BAG_SUFFIXES = (".mcap", ".db3")
 
 
@@ -44,7 +46,7 @@ def default_topics(node_name: str = "lead_planner") -> dict[str, str]:
     """The node's default fully qualified input topic names, by input key."""
     base = f"/{node_name}/input"
     topics = {k: f"{base}/cameras/{k}" for k in ("l0", "f0", "r0", "b0")}
-    topics.update({k: f"{base}/{k}" for k in ("image", "odometry", "imu", "command")})
+    topics.update({k: f"{base}/{k}" for k in ("image", "odometry", "imu", "command", "route")})
     return topics
 
 
@@ -53,7 +55,11 @@ def expected_classes(config: NodeConfig) -> dict[str, type]:
     camera = CompressedImage if config.image_transport == "compressed" else Image
     cameras = ("image",) if config.camera_mode == "stitched" else ("l0", "f0", "r0", "b0")
     needed = {name: camera for name in cameras}
-    needed.update({"odometry": Odometry, "command": UInt8})
+    needed["odometry"] = Odometry
+    if config.command_input == "route":
+        needed["route"] = PathMsg
+    else:
+        needed["command"] = UInt8
     if config.acceleration_source == "imu":
         needed["imu"] = Imu
     return needed
@@ -127,8 +133,37 @@ def _first_line(error: Exception) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
-def _select(reader: AnyReader, bag: Path, by_topic: dict[str, str], classes: dict[str, type]) -> list:
-    """The connections of the requested topics, type-checked; raises when none is there."""
+def camera_settings(connection_types: dict[str, str], topics: dict[str, str]) -> dict[str, str]:
+    """``camera_mode`` and ``image_transport`` as a bag's camera connections (topic -> type)
+    tell them; a setting the bag does not tell is left out. Four cameras win over a
+    stitched image when a bag has both."""
+    for mode, keys in CAMERA_KEYS.items():
+        found = {connection_types[topics[k]] for k in keys if topics[k] in connection_types}
+        if found:
+            transports = {CAMERA_TRANSPORTS.get(t) for t in found}
+            told = {"camera_mode": mode}
+            if len(transports) == 1 and None not in transports:
+                told["image_transport"] = transports.pop()
+            return told
+    return {}
+
+
+def bag_camera_settings(bag: Path, topics: dict[str, str]) -> dict[str, str]:
+    """``camera_settings`` of a bag (opened for its connections only)."""
+    reader = _open(bag)
+    try:
+        return camera_settings({c.topic: c.msgtype for c in reader.connections}, topics)
+    finally:
+        reader.close()
+
+
+def _select(reader: AnyReader, bag: Path, topics: dict[str, str], classes: dict[str, type]) -> list:
+    """The connections of the requested topics, type-checked; raises when none is there, or
+    when the configuration's cameras do not match the bag's (naming the setting that would)."""
+    by_topic = {topics[key]: key for key in classes}
+    told = camera_settings({c.topic: c.msgtype for c in reader.connections}, topics)
+    stitched = "image" in classes
+    transport = "compressed" if classes["image" if stitched else "f0"] is CompressedImage else "raw"
     selected = []
     for connection in reader.connections:
         key = by_topic.get(connection.topic)
@@ -136,9 +171,17 @@ def _select(reader: AnyReader, bag: Path, by_topic: dict[str, str], classes: dic
             continue
         expected = TYPE_NAMES[classes[key]]
         if connection.msgtype != expected:
+            hint = ""
+            if connection.msgtype in CAMERA_TRANSPORTS and "image_transport" in told:
+                hint = f" (image_transport {transport}); image_transport: {told['image_transport']} would work"
             raise BagInputError(f"{bag}: topic {connection.topic} ({key}) has type {connection.msgtype}, "
-                                f"expected {expected} for this configuration")  # fmt: skip
+                                f"expected {expected} for this configuration{hint}")  # fmt: skip
         selected.append(connection)
+    mode = "stitched" if stitched else "navsim_4cam"
+    anchor = topics["image" if stitched else "f0"]
+    if anchor not in {c.topic for c in selected} and told.get("camera_mode", mode) != mode:
+        raise BagInputError(f"{bag}: camera_mode {mode} reads {anchor}, which the bag does not have; "
+                            f"camera_mode: {told['camera_mode']} would work")  # fmt: skip
     if not selected:
         raise BagInputError(f"{bag}: none of the requested topics ({', '.join(sorted(by_topic))}) is in the bag; "
                             f"it has: {_describe_topics(reader)}")  # fmt: skip
@@ -149,7 +192,7 @@ def check_bag_inputs(bag: Path, topics: dict[str, str], classes: dict[str, type]
     """Open the bag and check its topics and types, without reading messages."""
     reader = _open(bag)
     try:
-        _select(reader, bag, {topics[key]: key for key in classes}, classes)
+        _select(reader, bag, topics, classes)
     finally:
         reader.close()
 
@@ -165,7 +208,7 @@ def stream_messages(
     by_topic = {topics[key]: key for key in classes}
     reader = _open(bag)
     try:
-        selected = _select(reader, bag, by_topic, classes)
+        selected = _select(reader, bag, topics, classes)
         present = {c.topic for c in selected}
         stats.missing_topics = sorted(set(by_topic) - present)
         stats.skipped_connections = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections

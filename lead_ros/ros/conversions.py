@@ -19,12 +19,14 @@ from sensor_msgs.msg import CompressedImage, Image, Imu
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from lead_ros.frames import yaw_to_quaternion
+from lead_ros.ego_state import EgoPose
+from lead_ros.frames import base_link_to_odometry, quaternion_to_yaw, yaw_to_quaternion
 from lead_ros.observation import Command, Observation, Plan
 from lead_ros.preprocessing import ImageInputError, check_encoding
 from lead_ros.sync import SyncedFrame
 
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
+BASE_LINK = EgoPose(0.0, 0.0, 0.0, 0.0)  # the vehicle in its own frame
 
 
 def stamp_to_ns(stamp: Time) -> int:
@@ -75,6 +77,19 @@ def odometry_speed_yaw_rate(msg: Odometry) -> tuple[float, float]:
     return math.hypot(linear.x, linear.y), float(msg.twist.twist.angular.z)
 
 
+def odometry_pose(msg: Odometry) -> EgoPose:
+    """The pose in the odometry frame (header.frame_id); NaN components (a zero quaternion
+    included) mark it invalid, which the pose track records as such."""
+    position, q = msg.pose.pose.position, msg.pose.pose.orientation
+    yaw = quaternion_to_yaw(q.x, q.y, q.z, q.w)
+    return EgoPose(float(position.x), float(position.y), float(position.z), yaw)
+
+
+def path_points(msg: Path) -> np.ndarray:
+    """A Path's positions as (N, 2) x, y (orientations and z are not used)."""
+    return np.array([(p.pose.position.x, p.pose.position.y) for p in msg.poses], dtype=np.float64).reshape(-1, 2)
+
+
 def imu_planar_acceleration(msg: Imu) -> float:
     acc = msg.linear_acceleration
     return math.hypot(acc.x, acc.y)
@@ -103,14 +118,28 @@ def frame_to_observation(frame: SyncedFrame, command: Command) -> Observation:
 
 def plan_to_path(plan: Plan, stamp_ns: int, frame_id: str, prepend_origin: bool = False) -> Path:
     """ISO 8855 poses stamped at anchor + t; z = 0, orientation from the heading."""
+    return _poses_to_path(plan.times_s, plan.waypoints, plan.headings, stamp_ns, frame_id, prepend_origin, BASE_LINK)
+
+
+def plan_to_odometry_path(
+    plan: Plan, pose: EgoPose, stamp_ns: int, frame_id: str, prepend_origin: bool = False
+) -> Path:
+    """The poses of ``plan_to_path`` composed with the ego pose at the anchor stamp: in the
+    odometry frame ``frame_id``, at the pose's height; same stamps."""
+    points, headings = base_link_to_odometry(pose.xy, pose.yaw, plan.waypoints, plan.headings)
+    return _poses_to_path(plan.times_s, points, headings, stamp_ns, frame_id, prepend_origin, pose)
+
+
+def _poses_to_path(
+    times, points, headings, stamp_ns: int, frame_id: str, prepend_origin: bool, origin: EgoPose
+) -> Path:
+    """Poses at anchor + t; ``origin`` (the vehicle at t = 0) is prepended when asked for."""
     path = Path(header=Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id))
-    times = list(plan.times_s)
-    points = plan.waypoints.tolist()
-    headings = plan.headings.tolist()
+    times, points, headings = list(times), np.asarray(points).tolist(), np.asarray(headings).tolist()
     if prepend_origin:
-        times, points, headings = [0.0, *times], [[0.0, 0.0], *points], [0.0, *headings]
+        times, points, headings = [0.0, *times], [list(origin.xy), *points], [origin.yaw, *headings]
     for t, (x, y), q in zip(times, points, yaw_to_quaternion(np.array(headings)).tolist(), strict=True):
-        pose = Pose(position=Point(x=x, y=y, z=0.0), orientation=Quaternion(x=q[0], y=q[1], z=q[2], w=q[3]))
+        pose = Pose(position=Point(x=x, y=y, z=origin.z), orientation=Quaternion(x=q[0], y=q[1], z=q[2], w=q[3]))
         header = Header(stamp=ns_to_stamp(stamp_ns + round(t * 1e9)), frame_id=frame_id)
         path.poses.append(PoseStamped(header=header, pose=pose))
     return path

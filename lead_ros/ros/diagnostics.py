@@ -10,6 +10,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
+from lead_ros.command import CommandState
 from lead_ros.planner import PlannerInfo
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
@@ -130,7 +131,8 @@ def build_diagnostics(
     model_error: str,
     snapshot: dict,
     queue: dict,
-    command: tuple[str, str],
+    command_input: str,
+    command: CommandState,
     now_ns: int,
     stamp,
 ) -> DiagnosticArray:
@@ -174,8 +176,8 @@ def build_diagnostics(
         input_values[f"{input_name} age_s"] = "never received" if age is None else f"{age:.2f}"
         input_values[f"{input_name} received"] = count
         input_values[f"{input_name} rejected"] = rejected
-        # The command is held until replaced, so its age is no fault (it has its own status).
-        if active and input_name != "command" and (age is None or age > INPUT_STALE_S):
+        # The command (route) is held until replaced, so its age is no fault (it has its own status).
+        if active and input_name not in ("command", "route") and (age is None or age > INPUT_STALE_S):
             stale.append(input_name)
     inputs = status(
         "inputs",
@@ -216,11 +218,13 @@ def build_diagnostics(
             "lifecycle_state": lifecycle_state,
         },
     )
-    command_name, source = command
+    command_name = command.command.name.lower()
+    lateral = "n/a" if command.lateral_m is None else f"{command.lateral_m:.2f}"
     command_status = status(
         "command",
-        OK if source == "received" else WARN,
-        f"{command_name} ({source})",
-        {"command": command_name, "source": source},
-    )
+        OK if command.source == "received" else WARN,
+        f"{command_name} ({command.source})" + (f", route lateral {lateral} m" if command_input == "route" else ""),
+        {"command": command_name, "source": command.source, "command_input": command_input,
+         "route_lateral_m": lateral},
+    )  # fmt: skip
     return DiagnosticArray(header=Header(stamp=stamp), status=[model, inputs, processing, command_status])

@@ -11,10 +11,11 @@ import math
 from dataclasses import dataclass
 
 from nav_msgs.msg import Odometry
+from nav_msgs.msg import Path as PathMsg
 from sensor_msgs.msg import Imu
 from std_msgs.msg import UInt8
 
-from lead_ros.command import CommandTracker
+from lead_ros.command import CommandState, CommandTracker
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command
 from lead_ros.preprocessing import (
@@ -24,8 +25,15 @@ from lead_ros.preprocessing import (
     check_equal_sizes,
     check_stitched_size,
 )
-from lead_ros.ros.conversions import imu_planar_acceleration, odometry_speed_yaw_rate, stamp_to_ns
+from lead_ros.ros.conversions import (
+    imu_planar_acceleration,
+    odometry_pose,
+    odometry_speed_yaw_rate,
+    path_points,
+    stamp_to_ns,
+)
 from lead_ros.ros.serialized import SerializedCamera, camera_header, camera_size, read_serialized_camera
+from lead_ros.route import RouteRule, RouteTracker, distinct_points
 from lead_ros.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
 
 BAD_INPUT = "bad_input"
@@ -40,7 +48,10 @@ class ReadyFrame:
 
     frame: SyncedFrame
     command: Command
-    command_source: str
+    command_source: str  # "received", or "default: <why>"
+    command_input: str = "topic"  # or "route"
+    route_lateral_m: float | None = None  # command_input route: the rule's lateral value
+    odometry_frame: str | None = None  # header.frame_id of the odometry (frame of frame.pose)
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,12 @@ class InputIntake:
     def __init__(self, config: NodeConfig) -> None:
         self.policy = SyncPolicy.from_config(config)
         self.sync = FrameSynchronizer(self.policy)
-        self.commands = CommandTracker(Command(config.default_command), config.command_timeout_s)
+        self.command_input = config.command_input
+        default = Command(config.default_command)
+        self.commands = CommandTracker(default, config.command_timeout_s)
+        rule = RouteRule(config.route_lookahead_m, config.route_lateral_threshold_m, config.route_max_offset_m)
+        self.route = RouteTracker(default, rule, config.command_timeout_s)
+        self.odometry_frame: str | None = None  # of the latest odometry message
 
     def reset_frames(self) -> None:
         """Forget buffered cameras, odometry and IMU (the command stays in force): frames
@@ -138,7 +154,9 @@ class InputIntake:
             events.append(InputRejected("odometry", BAD_INPUT, detail, fails_frame=False))
             speed = math.nan  # an invalid sample: frames that would use it fail
         forward = float(msg.twist.twist.linear.x)
-        return events + self._wrap(self.sync.add_odometry(stamp_ns, speed, yaw_rate, forward))
+        self.odometry_frame = msg.header.frame_id
+        pose = odometry_pose(msg)
+        return events + self._wrap(self.sync.add_odometry(stamp_ns, speed, yaw_rate, forward, pose))
 
     def imu(self, msg: Imu) -> list[Event]:
         if stamp_to_ns(msg.header.stamp) <= 0:
@@ -159,6 +177,27 @@ class InputIntake:
             return [InputRejected("command", "out_of_range", f"command: {error}; keeping the previous command", False)]
         return []
 
+    def route_message(self, msg: PathMsg, now_ns: int) -> list[Event]:
+        """A route (``command_input: route``): held as the latest; problems that are already
+        visible (wrong frame once odometry is known, too few points) are reported now."""
+        points = path_points(msg)
+        self.route.update(points, msg.header.frame_id, now_ns)
+        if (mismatch := self.route.frame_mismatch(self.odometry_frame)) is not None:
+            return [InputRejected("route", "wrong_frame", f"{mismatch}; using default_command", False)]
+        if (count := len(distinct_points(points))) < 2:
+            detail = f"route: {count} distinct point(s), at least 2 needed; using default_command"
+            return [InputRejected("route", BAD_INPUT, detail, False)]
+        return []
+
+    def command_state(self, now_ns: int) -> CommandState:
+        """The command in force now (diagnostics): the topic's, or the route's at the last frame."""
+        return self.route.last if self.command_input == "route" else self.commands.state(now_ns)
+
+    def _command_for(self, frame: SyncedFrame) -> CommandState:
+        if self.command_input == "route":
+            return self.route.state(frame.pose, self.odometry_frame, frame.stamp_ns)
+        return self.commands.state(frame.stamp_ns)
+
     def flush(self, now_ns: int | None = None) -> list[Event]:
         return self._wrap(self.sync.flush(now_ns))
 
@@ -170,6 +209,7 @@ class InputIntake:
             elif (unequal := self._unequal_sizes(result)) is not None:
                 events.append(SyncFailure(result.stamp_ns, BAD_INPUT, unequal))
             else:
-                state = self.commands.state(result.stamp_ns)
-                events.append(ReadyFrame(result, state.command, state.source))
+                state = self._command_for(result)
+                events.append(ReadyFrame(result, state.command, state.source, self.command_input, state.lateral_m,
+                                         self.odometry_frame))  # fmt: skip
         return events

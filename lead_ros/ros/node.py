@@ -1,4 +1,5 @@
-"""``lead_planner``: synchronized cameras + odometry + route command in, ISO 8855 Path out.
+"""``lead_planner``: synchronized cameras + odometry + route command (or route) in, ISO 8855
+Path out (and the same plan in the odometry frame).
 
 A managed (lifecycle) node: **configure** loads the weights and creates the topics,
 **activate** starts planning and enables the publishers, **deactivate** stops planning,
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from nav_msgs.msg import Odometry, Path
+from nav_msgs.msg import Odometry
+from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -44,6 +46,7 @@ from lead_ros.ros.conversions import (
     camera_message_type,
     frame_to_observation,
     plan_to_markers,
+    plan_to_odometry_path,
     plan_to_path,
 )
 from lead_ros.ros.diagnostics import DiagnosticsContext, FrameTiming, PipelineStats, build_diagnostics
@@ -63,6 +66,7 @@ ROS_OWN_PARAMETER_PREFIXES = ("qos_overrides.",)
 CAMERA_QOS_DEPTH = 5
 ODOMETRY_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ROUTE_QOS = COMMAND_QOS  # the latest route, also to a node that starts after the planner published it
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -138,7 +142,8 @@ class LeadPlannerNode(LifecycleNode):
         self.queue: LatestFrameQueue[QueuedFrame] = LatestFrameQueue()
         cameras = self.intake.camera_names
         imu = self.config.acceleration_source == "imu"
-        inputs = (*cameras, "odometry", "command") + (("imu",) if imu else ())
+        inputs = (*cameras, "odometry", self.config.command_input.replace("topic", "command"))
+        inputs += ("imu",) if imu else ()
         self.stats = PipelineStats(inputs)
         self._diagnostics_context = self._make_diagnostics_context(self.config.processing_budget_ms)
         self._input_group = MutuallyExclusiveCallbackGroup()
@@ -206,7 +211,9 @@ class LeadPlannerNode(LifecycleNode):
         ]
         subscriptions = [
             (Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS),
-            (UInt8, "~/input/command", self._on_command, COMMAND_QOS),
+            (PathMsg, "~/input/route", self._on_route, ROUTE_QOS)
+            if self.config.command_input == "route"
+            else (UInt8, "~/input/command", self._on_command, COMMAND_QOS),
         ]
         if self.config.acceleration_source == "imu":
             subscriptions.append((Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data))
@@ -214,12 +221,14 @@ class LeadPlannerNode(LifecycleNode):
             self.create_subscription(*subscription, callback_group=self._input_group) for subscription in subscriptions
         ]
         publish = self.create_lifecycle_publisher
-        self.path_pub = publish(Path, "~/output/path", OUTPUT_QOS)
+        self.path_pub = publish(PathMsg, "~/output/path", OUTPUT_QOS)
+        self.path_odom_pub = publish(PathMsg, "~/output/path_odom", OUTPUT_QOS)
         self.inference_time_pub = publish(Float64, "~/debug/inference_time_ms", OUTPUT_QOS)
         self.latency_pub = publish(Float64, "~/debug/pipeline_latency_ms", OUTPUT_QOS)
         self.markers_pub = publish(MarkerArray, "~/debug/markers", OUTPUT_QOS)
         self.debug_image_pub = publish(Image, "~/debug/image", OUTPUT_QOS) if self.config.publish_debug_image else None
-        outputs = (self.path_pub, self.inference_time_pub, self.latency_pub, self.markers_pub, self.debug_image_pub)
+        outputs = (self.path_pub, self.path_odom_pub, self.inference_time_pub, self.latency_pub, self.markers_pub,
+                   self.debug_image_pub)  # fmt: skip
         self._outputs = [p for p in outputs if p is not None]
         # Pending anchors are resolved on their deadline even when no further message comes.
         self._flush_timer = self.create_timer(0.05, self._on_flush_timer, callback_group=self._input_group)
@@ -341,6 +350,11 @@ class LeadPlannerNode(LifecycleNode):
         self.stats.received("command", now)
         self._handle(self.intake.command(msg, now))
 
+    def _on_route(self, msg: PathMsg) -> None:
+        now = self._now_ns()
+        self.stats.received("route", now)
+        self._handle(self.intake.route_message(msg, now))
+
     def _on_flush_timer(self) -> None:
         if self._active.is_set():
             self._handle(self.intake.flush(self._now_ns()))
@@ -398,6 +412,8 @@ class LeadPlannerNode(LifecycleNode):
         if not self._active.is_set() or self._stop.is_set():  # deactivated or stopping meanwhile
             return
         self.path_pub.publish(plan_to_path(plan, frame.stamp_ns, self.config.frame_id, self.config.prepend_origin_pose))
+        if self.path_odom_pub.get_subscription_count():
+            self._publish_odometry_path(plan, item.ready)
         published = time.perf_counter()
         latency_ms = (self._now_ns() - frame.stamp_ns) / 1e6
         processing_ms = 1e3 * (published - item.synced_at)
@@ -417,11 +433,20 @@ class LeadPlannerNode(LifecycleNode):
             picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.planner.info.untrained)
             self.debug_image_pub.publish(array_to_image(picture, frame.stamp_ns, self.config.frame_id))
 
+    def _publish_odometry_path(self, plan, ready: ReadyFrame) -> None:
+        frame = ready.frame
+        if frame.pose is None:
+            self.warnings.warn(("path_odom", "no_pose"), f"~/output/path_odom not published: {frame.pose_error}")
+            return
+        path = plan_to_odometry_path(plan, frame.pose, frame.stamp_ns, ready.odometry_frame or "",
+                                     self.config.prepend_origin_pose)  # fmt: skip
+        self.path_odom_pub.publish(path)
+
     # --- diagnostics and shutdown -----------------------------------------------------------
 
     def _on_diagnostics_timer(self) -> None:
         now = self.get_clock().now()
-        state = self.commands.state(now.nanoseconds)
+        state = self.intake.command_state(now.nanoseconds)
         queue = {"put": self.queue.put_count, "dropped": self.queue.dropped_count}
         planner = self.planner
         diagnostics = build_diagnostics(
@@ -431,7 +456,8 @@ class LeadPlannerNode(LifecycleNode):
             self.configure_error,
             self.stats.snapshot(),
             queue,
-            (state.command.name.lower(), state.source),
+            self.config.command_input,
+            state,
             now.nanoseconds,
             now.to_msg(),
         )
