@@ -1,5 +1,5 @@
 """``lead-ros``: the command line. Core: predict, bench, selftest, weights synth. Bags: evaluate-bag,
-replay, record-path, make-sample-bag, bench-bag. Node: bench-node.
+compare-evaluations, replay, record-path, make-sample-bag, bench-bag. Node: bench-node.
 
 Results go to stdout (JSON where asked), logs to stderr; bad input exits 2 with one line.
 """
@@ -177,6 +177,27 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 1 if summary.get("failed_bags") else 0
+
+
+def cmd_compare_evaluations(args: argparse.Namespace) -> int:
+    from lead_ros.bag.compare import compare_paths, format_evaluation_comparison, read_evaluation
+
+    first, second = read_evaluation(Path(args.first)), read_evaluation(Path(args.second))
+    comparison = compare_paths(first.plans, second.plans)
+    print(format_evaluation_comparison(first, second, comparison))
+    if args.max_diff_m is None and args.max_diff_rad is None:
+        return 0
+    exceeded = [
+        stamp for stamp, (m, rad) in comparison.per_frame.items()
+        if (args.max_diff_m is not None and m > args.max_diff_m)
+        or (args.max_diff_rad is not None and rad > args.max_diff_rad)
+    ]  # fmt: skip
+    alone = len(comparison.only_first) + len(comparison.only_second)
+    if exceeded or alone:
+        print(f"result: {len(exceeded)} frames beyond the limits, {alone} frames in one output only")
+        return 1
+    print("result: every frame within the limits")
+    return 0
 
 
 def cmd_make_sample_bag(args: argparse.Namespace) -> int:
@@ -367,6 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     evaluate.set_defaults(func=cmd_evaluate_bag)
+
+    compare = sub.add_parser("compare-evaluations", help="compare two evaluate-bag outputs of the same bag")
+    compare.add_argument("first", metavar="OUT_A", help="evaluate-bag output directory of one bag")
+    compare.add_argument("second", metavar="OUT_B", help="evaluate-bag output directory of the same bag")
+    compare.add_argument("--max-diff-m", type=float, default=None,
+                         help="exit 1 when a frame's waypoints differ by more (or a frame is in one output only)")
+    compare.add_argument("--max-diff-rad", type=float, default=None,
+                         help="exit 1 when a frame's headings differ by more (or a frame is in one output only)")
+    compare.set_defaults(func=cmd_compare_evaluations)
 
     replay = sub.add_parser("replay", help="publish a bag's topics into a live ROS graph")
     replay.add_argument("bag", help="bag directory or .mcap/.db3 file")

@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lead_ros.bag.compare import compare_paths, read_paths
     from lead_ros.bag.evaluate import EvaluationOptions, PlannerSpec, evaluate_bags, prepare_output_dir
+    from lead_ros.bag.metrics import format_table
     from lead_ros.bag.reader import default_topics
     from lead_ros.node_config import NodeConfig
 
@@ -165,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = evaluate_bags([bag], offline_dir, PlannerSpec(weights, args.device, config.precision), options)
 
     print(f"      commands {describe_commands(Path(summary['outputs']['frames']))}", flush=True)
+    print("      open-loop metrics against the logged drive (m, rad; lead_ros/bag/metrics.py):", flush=True)
+    print("\n".join("      " + line for line in format_table(summary["metrics"]).splitlines()), flush=True)
 
     print("[3/3] compare live vs offline, frame by frame", flush=True)
     live_paths = read_paths(recorded, PATH_TOPIC)

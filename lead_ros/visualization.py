@@ -1,4 +1,5 @@
-"""Pictures of a plan: the model input with a bird's-eye panel of the planned path.
+"""Pictures of a plan: the model input with a bird's-eye panel of the planned path (and,
+offline, the logged future of the drive beside it).
 
 Used by the node's ~/debug/image and the bag evaluation's contact sheet and video. The
 bird's-eye panel is in ISO 8855 (x forward = up, y left = left), metres, with the ego
@@ -15,10 +16,14 @@ PANEL_RANGE_M = (-4.0, 44.0)  # forward extent shown in the bird's-eye panel
 UNTRAINED_BANNER = "UNTRAINED SYNTHETIC WEIGHTS - NOT A DRIVING POLICY"
 _PATH_COLOUR = (255, 64, 32)
 _EGO_COLOUR = (40, 200, 40)
+_LOGGED_COLOUR = (60, 220, 255)
 
 
-def birds_eye_panel(waypoints: np.ndarray, headings: np.ndarray, size: int) -> np.ndarray:
-    """A size x size RGB panel of ISO 8855 waypoints (metres) and headings (radians)."""
+def birds_eye_panel(
+    waypoints: np.ndarray, headings: np.ndarray, size: int, logged: np.ndarray | None = None
+) -> np.ndarray:
+    """A size x size RGB panel of ISO 8855 waypoints (metres) and headings (radians); with
+    ``logged`` (the logged future's waypoints), those too, and a legend."""
     panel = np.full((size, size, 3), 30, np.uint8)
     lo, hi = PANEL_RANGE_M
     scale = size / (hi - lo)
@@ -32,6 +37,15 @@ def birds_eye_panel(waypoints: np.ndarray, headings: np.ndarray, size: int) -> n
         cv2.putText(panel, f"{metres} m", (4, row - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (150, 150, 150), 1)
     ego = np.array([[2.4, 0.0], [-1.0, 1.0], [-1.0, -1.0]])
     cv2.fillPoly(panel, [np.array([to_px(x, y) for x, y in ego], np.int32)], _EGO_COLOUR)
+    if logged is not None:
+        truth = [to_px(0.0, 0.0)] + [to_px(x, y) for x, y in logged]
+        cv2.polylines(panel, [np.array(truth, np.int32)], False, _LOGGED_COLOUR, 2, cv2.LINE_AA)
+        for point in truth[1:]:
+            cv2.drawMarker(panel, point, _LOGGED_COLOUR, cv2.MARKER_SQUARE, 6, 1, cv2.LINE_AA)
+        for row, (label, colour) in enumerate((("plan", _PATH_COLOUR), ("logged", _LOGGED_COLOUR))):
+            y = size - 12 - 16 * (1 - row)
+            cv2.line(panel, (size - 82, y - 4), (size - 62, y - 4), colour, 2, cv2.LINE_AA)
+            cv2.putText(panel, label, (size - 56, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
     points = [to_px(0.0, 0.0)] + [to_px(x, y) for x, y in waypoints]
     cv2.polylines(panel, [np.array(points, np.int32)], False, _PATH_COLOUR, 2, cv2.LINE_AA)
     for (x, y), heading in zip(waypoints, headings, strict=True):
@@ -42,11 +56,16 @@ def birds_eye_panel(waypoints: np.ndarray, headings: np.ndarray, size: int) -> n
 
 
 def render_plan(
-    model_image: np.ndarray, waypoints: np.ndarray, headings: np.ndarray, caption: str = "", untrained: bool = False
+    model_image: np.ndarray,
+    waypoints: np.ndarray,
+    headings: np.ndarray,
+    caption: str = "",
+    untrained: bool = False,
+    logged: np.ndarray | None = None,
 ) -> np.ndarray:
     """The (H, 1920) RGB model input with the bird's-eye panel (H x H) on its right."""
     height = model_image.shape[0]
-    canvas = np.concatenate((model_image, birds_eye_panel(waypoints, headings, height)), axis=1)
+    canvas = np.concatenate((model_image, birds_eye_panel(waypoints, headings, height, logged)), axis=1)
     if caption:
         cv2.putText(canvas, caption, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
     if untrained:

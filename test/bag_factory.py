@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +36,13 @@ def jpeg_image(image_rgb: np.ndarray, ns: int):
     return T["sensor_msgs/msg/CompressedImage"](header=header(ns), format="jpeg", data=data.ravel())
 
 
-def odometry(ns: int, speed: float, yaw_rate: float = 0.0):
+def odometry(ns: int, speed: float, yaw_rate: float = 0.0, pose: tuple[float, float, float] = (0.0, 0.0, 0.0)):
+    """``pose``: x, y, yaw in the odom frame."""
     v3, q = T["geometry_msgs/msg/Vector3"], T["geometry_msgs/msg/Quaternion"]
     twist = T["geometry_msgs/msg/Twist"](linear=v3(x=speed, y=0.0, z=0.0), angular=v3(x=0.0, y=0.0, z=yaw_rate))
-    pose = T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
-                                       orientation=q(x=0.0, y=0.0, z=0.0, w=1.0))  # fmt: skip
+    x, y, yaw = pose
+    pose = T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
+                                       orientation=q(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)))
     return T["nav_msgs/msg/Odometry"](
         header=header(ns, "odom"), child_frame_id="base_link",
         pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),

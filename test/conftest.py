@@ -76,6 +76,28 @@ def harness(ros_context, planner):
         h.close()
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray instance for the session, as our machines require: bound to 127.0.0.1, no
+    dashboard, no usage statistics (``RAY_USAGE_STATS_ENABLED=0``), shut down at the end.
+    While it runs, any other ``ray.init`` in this process fails the test that calls it."""
+    import ray
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    original = ray.init
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a second ray.init in the tests: use the ray_local fixture's instance")
+
+    ray.init = refuse
+    try:
+        yield ray
+    finally:
+        ray.init = original
+        ray.shutdown()
+
+
 def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 

@@ -14,7 +14,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, Imu
@@ -71,11 +71,15 @@ class Harness:
             self.driver.create_subscription(Path, f"{base[: -len('/input')]}/output/path_odom",
                                             self.odometry_paths.append, 10)  # fmt: skip
         self.driver.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.driver)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        # The node spun as the shipped process spins it (its own SingleThreadedExecutor, so a
+        # lifecycle transition never destroys entities that another thread is waiting on),
+        # the driver apart.
+        self.executors = [SingleThreadedExecutor(context=context) for _ in range(2)]
+        self.executors[0].add_node(self.node)
+        self.executors[1].add_node(self.driver)
+        self._threads = [threading.Thread(target=e.spin, daemon=True) for e in self.executors]
+        for thread in self._threads:
+            thread.start()
         if bring_up:
             self.wait_for_subscribers()
 
@@ -168,8 +172,8 @@ class Harness:
 
     def close(self) -> None:
         self.node.close()
-        self.executor.shutdown(timeout_sec=5)
-        self._thread.join(5)
-        for node in (self.node, self.driver):
-            self.executor.remove_node(node)
+        for executor, thread, node in zip(self.executors, self._threads, (self.node, self.driver), strict=True):
+            executor.shutdown(timeout_sec=5)
+            thread.join(5)
+            executor.remove_node(node)
             node.destroy_node()

@@ -43,7 +43,7 @@ COMMANDS = _commands()
 def test_every_command_is_listed():
     names = {" ".join(c) for c in COMMANDS}
     assert {"predict", "bench", "selftest", "weights synth", "evaluate-bag", "replay", "record-path",
-            "make-sample-bag", "bench-node", "bench-bag"} <= names  # fmt: skip
+            "make-sample-bag", "bench-node", "bench-bag", "compare-evaluations"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
@@ -81,6 +81,7 @@ def _required_arguments(command: list[str]) -> list[str]:
         "bench": ["--weights", "w"],
         "weights synth": ["--out", "o"],
         "evaluate-bag": ["bag", "--weights", "w", "--out", "o"],
+        "compare-evaluations": ["a", "b"],
         "replay": ["bag"],
         "record-path": ["--topic", "/p", "--out", "o"],
         "make-sample-bag": ["--out", "o"],

@@ -3,7 +3,11 @@
 Messages stream through the same ``InputIntake`` (synchronization, command tracking) and
 the same message conversion as the live node, with the bag's record time as the clock.
 Outputs per bag: an MCAP bag with the planned paths (stamped like the node's), a JSONL
-record per frame, a summary JSON, a contact sheet and a video.
+record per frame, a summary JSON, a contact sheet, a video and a metrics plot.
+
+Each planned frame is measured against the logged drive (``lead_ros.bag.metrics``): its
+record waits until the bag's odometry has passed the frame's last horizon (or the bag
+ends), so records stay in stream order and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import resource
 import shutil
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -26,7 +30,15 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
-from lead_ros.bag.pictures import PlanPictures
+from lead_ros.bag.metrics import (
+    NO_GROUND_TRUTH,
+    LoggedFuture,
+    MetricsSummary,
+    format_table,
+    frame_metrics,
+    logged_future,
+)
+from lead_ros.bag.pictures import PlanPictures, write_metrics_plot
 from lead_ros.bag.reader import (
     TYPE_NAMES,
     BagInputError,
@@ -37,15 +49,18 @@ from lead_ros.bag.reader import (
     expected_classes,
     stream_messages,
 )
+from lead_ros.ego_state import PoseTrack
 from lead_ros.node_config import NodeConfig
+from lead_ros.observation import WAYPOINT_TIMES_S, Plan
 from lead_ros.planner import Planner
-from lead_ros.ros.conversions import frame_to_observation, plan_to_path
+from lead_ros.ros.conversions import frame_to_observation, odometry_pose, plan_to_path, stamp_to_ns
 from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
 from lead_ros.sync import SyncFailure
 
 OUTPUT_PATH_TOPIC = "/lead_planner/output/path"
 log = logging.getLogger("lead_ros.evaluate")
 PICTURE_FPS = 10.0
+FUTURE_NS = round(WAYPOINT_TIMES_S[-1] * 1e9)  # the last horizon a frame's metrics need
 
 
 class BagOutputError(OSError):
@@ -117,6 +132,12 @@ class _Evaluation:
         self.writer = Writer(self.bag_path, version=9, storage_plugin=StoragePlugin.MCAP)
         self.records = (out_dir / "frames.jsonl").open("w", encoding="utf-8")
         self.pictures = PlanPictures(out_dir, PICTURE_FPS, planner.info.untrained) if options.pictures else None
+        # The logged drive: every odometry pose, kept long enough for the frames still waiting.
+        self.tolerance_ns = self.intake.policy.tolerance_ns
+        self.truth = PoseTrack("odometry pose", FUTURE_NS + options.reorder_window_ns + 5_000_000_000)
+        self.metrics = MetricsSummary()
+        self.series: list[tuple[int, float, float, str]] = []  # stamp, l2 at 2 s and 4 s, command
+        self._waiting: deque[tuple[dict, Plan | None]] = deque()  # records in stream order
 
     def open(self) -> None:
         self.writer.open()
@@ -138,6 +159,14 @@ class _Evaluation:
                     self._skip(None, event.reason, event.detail)
             else:
                 self._plan(event, log_ns)
+
+    def add_logged_pose(self, msg) -> None:
+        """An odometry message of the bag, as ground truth; releases the records it decides."""
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        if stamp_ns > 0:
+            pose = odometry_pose(msg)
+            self.truth.add_pose(stamp_ns, pose.x, pose.y, pose.z, pose.yaw)
+            self._release()
 
     def _skip(self, stamp_ns: int | None, reason: str, detail: str) -> None:
         self.skipped[reason] += 1
@@ -168,13 +197,39 @@ class _Evaluation:
             "headings_iso8855": plan.headings.tolist(), "times_s": list(plan.times_s),
             "timings_ms": {"preprocess": plan.timings.preprocess_ms, "inference": plan.timings.inference_ms,
                            "total": total_ms},
-        })  # fmt: skip
-        if self.pictures is not None:
-            caption = f"{ready.command.name.lower()}  v={frame.speed_mps:.1f} m/s  t={frame.stamp_ns / 1e9:.2f} s"
-            self.pictures.add(plan, caption)
+        }, plan)  # fmt: skip
 
-    def _record(self, record: dict) -> None:
-        self.records.write(json.dumps(record) + "\n")
+    def _record(self, record: dict, plan: Plan | None = None) -> None:
+        self._waiting.append((record, plan))
+        self._release()
+
+    def _release(self, final: bool = False) -> None:
+        """Write the waiting records whose ground truth is decided (all when ``final``)."""
+        newest = self.truth.newest_ns
+        while self._waiting:
+            record, plan = self._waiting[0]
+            if plan is not None and not final and (newest is None or newest < record["stamp_ns"] + FUTURE_NS):
+                return
+            self._waiting.popleft()
+            if plan is not None:
+                self._measure(record, plan)
+            self.records.write(json.dumps(record) + "\n")
+
+    def _measure(self, record: dict, plan: Plan) -> None:
+        """Add the frame's logged future and errors to its record, the summary and the pictures."""
+        future = logged_future(self.truth, record["stamp_ns"], self.tolerance_ns)
+        caption = f"{record['command']}  v={record['speed_mps']:.1f} m/s  t={record['stamp_ns'] / 1e9:.2f} s"
+        if isinstance(future, LoggedFuture):
+            measured = frame_metrics(plan.waypoints, plan.headings, future)
+            record.update(measured.record(future))
+            self.metrics.add(record["command"], measured)
+            self.series.append((record["stamp_ns"], float(measured.l2_m[3]), measured.fde, record["command"]))
+            caption += f"  ADE {measured.ade:.2f} m  FDE {measured.fde:.2f} m"
+        else:
+            record[NO_GROUND_TRUTH] = future
+            self.metrics.no_ground_truth += 1
+        if self.pictures is not None:
+            self.pictures.add(plan, caption, future.waypoints if isinstance(future, LoggedFuture) else None)
 
     def write_input(self, topic: str, log_ns: int, raw: bytes) -> None:
         connection = self.input_connections.get(topic)
@@ -182,9 +237,20 @@ class _Evaluation:
             self.writer.write(connection, log_ns, raw)
 
     def close(self) -> list[Path]:
-        self.records.close()
-        self.writer.close()
-        return self.pictures.close() if self.pictures is not None else []
+        try:
+            self._release(final=True)
+        finally:
+            self.records.close()
+            self.writer.close()
+        written = self.pictures.close() if self.pictures is not None else []
+        if self.pictures is not None and self.series:
+            start = self.series[0][0]
+            written.append(write_metrics_plot(
+                self.out_dir / "metrics.png", [(t - start) / 1e9 for t, *_ in self.series],
+                [s[1] for s in self.series], [s[2] for s in self.series], [s[3] for s in self.series],
+                self.planner.info.untrained,
+            ))  # fmt: skip
+        return written
 
 
 def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: EvaluationOptions) -> dict:
@@ -209,6 +275,7 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
             elif message.key == "route":
                 events = intake.route_message(message.msg, message.log_ns)
             elif message.key == "odometry":
+                evaluation.add_logged_pose(message.msg)
                 events = intake.odometry(message.msg)
             elif message.key == "imu":
                 events = intake.imu(message.msg)
@@ -241,6 +308,7 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
         "wall_time_s": elapsed,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "frames_per_second": evaluation.planned / elapsed if elapsed > 0 else None,
+        "metrics": evaluation.metrics.summary(),
         "weights": info.weights,
         "weights_sha256": list(info.weights_sha256),
         "device": info.device,
@@ -253,6 +321,7 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
         },
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    log.info("%s: open-loop metrics against the logged drive (m, rad)\n%s", bag, format_table(summary["metrics"]))
     return summary
 
 

@@ -135,11 +135,13 @@ def format_table(metrics: dict) -> str:
     """The metrics as a text table: one row per group with frames."""
     columns = [f"l2_at_{t}s" for t in SUMMARY_HORIZONS_S] + [f"l2_avg_upto_{t}s" for t in SUMMARY_HORIZONS_S]
     columns += ["ade", "fde", "heading_error_mean_rad"]
-    header = f"{'group':<10}{'frames':>7}" + "".join(f"{c:>16}" for c in columns)
+    widths = [max(len(c) + 2, 10) for c in columns]
+    header = f"{'group':<10}{'frames':>7}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
     rows = [header]
     groups = [("overall", metrics["overall"]), *metrics["per_command"].items()]
     for name, values in groups:
-        cells = "".join(f"{'-' if values[c] is None else format(values[c], '.3f'):>16}" for c in columns)
+        cells = "".join(f"{'-' if values[c] is None else format(values[c], '.3f'):>{w}}"
+                        for c, w in zip(columns, widths, strict=True))  # fmt: skip
         rows.append(f"{name:<10}{values['frames']:>7}{cells}")
     rows.append(f"frames without 4 s of logged odometry ({NO_GROUND_TRUTH}): {metrics[NO_GROUND_TRUTH]}")
     return "\n".join(rows)

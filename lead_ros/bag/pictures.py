@@ -1,5 +1,7 @@
 """Contact sheet (PNG) and video (MP4) of evaluated frames, with bounded memory: the
-video is written frame by frame and the sheet keeps an evenly thinned set of thumbnails."""
+video is written frame by frame and the sheet keeps an evenly thinned set of thumbnails.
+Frames with a logged future show it beside the plan; ``metrics.png`` plots the errors over
+the drive (matplotlib, headless)."""
 
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ class PlanPictures:
         self._stride = 1
         self._count = 0
 
-    def add(self, plan: Plan, caption: str) -> None:
-        picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.untrained)
+    def add(self, plan: Plan, caption: str, logged: np.ndarray | None = None) -> None:
+        """One frame; ``logged``: the logged future's ISO 8855 waypoints, when known."""
+        picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.untrained, logged)
         bgr = np.ascontiguousarray(picture[..., ::-1])
         size = (_even(int(bgr.shape[1] * VIDEO_SCALE)), _even(int(bgr.shape[0] * VIDEO_SCALE)))
         if self._video is None:
@@ -65,3 +68,39 @@ class PlanPictures:
                 raise OSError(f"could not write {self.sheet_path}")
             written.append(self.sheet_path)
         return written
+
+
+COMMAND_COLOURS = {"left": "tab:blue", "straight": "tab:gray", "right": "tab:orange", "unknown": "tab:purple"}
+
+
+def write_metrics_plot(path: Path, times_s: list[float], l2_2s: list[float], l2_4s: list[float],
+                       commands: list[str], untrained: bool) -> Path:  # fmt: skip
+    """``metrics.png``: L2 at 2 s and 4 s per frame over the drive, the command as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.patches import Patch
+
+    figure, axes = plt.subplots(figsize=(10, 4), dpi=100)
+    try:
+        axes.plot(times_s, l2_2s, "o-", label="L2 at 2 s", color="tab:green", markersize=3)
+        axes.plot(times_s, l2_4s, "s-", label="L2 at 4 s", color="tab:red", markersize=3)
+        top = max([*l2_2s, *l2_4s, 1.0]) * 1.15
+        edges = [*times_s, times_s[-1] + (times_s[-1] - times_s[-2] if len(times_s) > 1 else 0.1)]
+        for start, end, command in zip(edges[:-1], edges[1:], commands, strict=True):
+            axes.axvspan(start, end, ymin=0.94, ymax=1.0, color=COMMAND_COLOURS.get(command, "black"), lw=0)
+        axes.set_ylim(0.0, top)
+        axes.set_xlabel("time since the first planned frame (s)")
+        axes.set_ylabel("L2 error vs logged drive (m)")
+        title = "open-loop error against the logged drive (band: command)"
+        axes.set_title(title + ("  [UNTRAINED SYNTHETIC WEIGHTS]" if untrained else ""))
+        handles, _ = axes.get_legend_handles_labels()
+        handles += [Patch(color=colour, label=name) for name, colour in COMMAND_COLOURS.items() if name in commands]
+        axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+        axes.grid(alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(path)
+    finally:
+        plt.close(figure)
+    return path
