@@ -5,7 +5,7 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "lead_ros"
-GOLDEN_FOLDERS = ("", "images/", "preprocessing/", "variants/", "variants/token256/", "variants/mixed/")
+GOLDEN_FOLDERS = ("", "images/", "preprocessing/", "variants/", "variants/token256/", "variants/mixed/", "aux/")
 
 setup(
     name=PACKAGE,
@@ -17,7 +17,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

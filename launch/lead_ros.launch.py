@@ -9,9 +9,9 @@ Arguments given on the command line override the params file. Equivalent direct 
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -19,7 +19,8 @@ from launch_ros.actions import Node
 TOPICS = (
     "input/cameras/l0", "input/cameras/f0", "input/cameras/r0", "input/cameras/b0", "input/image",
     "input/odometry", "input/imu", "input/command", "input/route", "output/path", "output/path_odom",
-    "debug/image", "debug/markers",
+    "output/objects", "output/bev/unlabeled", "output/bev/road", "output/bev/walkways", "output/bev/centerline",
+    "output/bev/static_objects", "output/bev/vehicles", "output/bev/pedestrians", "debug/image", "debug/markers",
     "debug/inference_time_ms", "debug/pipeline_latency_ms",
 )  # fmt: skip
 OVERRIDABLE = ("weights", "device", "precision")
@@ -39,7 +40,7 @@ def _launch_setup(context):
         value = LaunchConfiguration(name).perform(context)
         if value:  # empty: keep the params file's value
             overrides[name] = value
-    return [
+    actions = [
         Node(
             package="lead_ros",
             executable="lead_planner",
@@ -52,6 +53,14 @@ def _launch_setup(context):
             emulate_tty=True,
         )
     ]
+    if _flag(context, "rviz"):
+        try:
+            get_package_share_directory("rviz2")
+        except PackageNotFoundError:
+            return [*actions, LogInfo(msg="rviz:=true but rviz2 is not installed; starting the planner without it")]
+        config = os.path.join(get_package_share_directory("lead_ros"), "config", "lead_ros.rviz")
+        actions.append(Node(package="rviz2", executable="rviz2", arguments=["-d", config], output="log"))
+    return actions
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -74,6 +83,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="Follow /clock (true when replaying a bag with --clock)."),
         DeclareLaunchArgument("log_level", default_value="info",
                               description="Logger level: debug, info, warn, error or fatal."),
+        DeclareLaunchArgument("rviz", default_value="false",
+                              description="Also start rviz2 with config/lead_ros.rviz (when rviz2 is installed)."),
     ]  # fmt: skip
     arguments += [
         DeclareLaunchArgument(_topic_key(t), default_value=f"~/{t}", description=f"Remap of ~/{t}.") for t in TOPICS

@@ -47,25 +47,28 @@ class BenchReport:
     peak_rss_mib: float
     cuda_max_allocated_mib: float | None
     untrained: bool
+    perception_by_height: dict[int, LatencyStats]  # inference with the perception heads and decoding
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["inference_by_height"] = {str(h): asdict(s) for h, s in self.inference_by_height.items()}
         data["inference_cpu_s_by_height"] = {str(h): s for h, s in self.inference_cpu_s_by_height.items()}
         data["reference_forward_by_height"] = {str(h): asdict(s) for h, s in self.reference_forward_by_height.items()}
+        data["perception_by_height"] = {str(h): asdict(s) for h, s in self.perception_by_height.items()}
         return data
 
 
-def _time_inference_ms(planner: Planner, image: np.ndarray) -> float:
+def _time_inference_ms(planner: Planner, image: np.ndarray, perception: bool = False) -> float:
+    """One inference (with the perception heads and box decoding when asked), milliseconds."""
     if planner.device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        planner.infer(image, 5.0, 0.5, Command.STRAIGHT)
+        planner.infer_with_perception(image, 5.0, 0.5, Command.STRAIGHT, perception)
         end.record()
         end.synchronize()
         return start.elapsed_time(end)
     t0 = time.perf_counter()
-    planner.infer(image, 5.0, 0.5, Command.STRAIGHT)
+    planner.infer_with_perception(image, 5.0, 0.5, Command.STRAIGHT, perception)
     return 1e3 * (time.perf_counter() - t0)
 
 
@@ -87,7 +90,10 @@ def run_bench(
     heights: tuple[int, ...] = (256, 270),
     warmup: int = 2,
     reference_model=None,
+    perception: bool = False,
 ) -> BenchReport:
+    """``perception`` also times inference with the perception heads, interleaved with plain
+    runs of the same image so that both see the same machine state."""
     cameras = reference_cameras()
     observation = Observation(5.0, 0.5, Command.STRAIGHT, cameras=cameras)
     preprocess = []
@@ -96,7 +102,7 @@ def run_bench(
         planner.preprocess(observation)
         if i >= warmup:
             preprocess.append(1e3 * (time.perf_counter() - t0))
-    by_height, cpu_by_height = {}, {}
+    by_height, cpu_by_height, perception_by_height = {}, {}, {}
     rng = np.random.default_rng(0)
     for height in heights:
         image = rng.integers(0, 256, (height, MODEL_IMAGE_WIDTH, 3), dtype=np.uint8)
@@ -105,6 +111,9 @@ def run_bench(
         samples += [_time_inference_ms(planner, image) for _ in range(iters)]
         cpu_by_height[height] = round((time.process_time() - cpu_start) / max(1, iters), 3)
         by_height[height] = LatencyStats.of(samples[warmup:])
+        if perception:
+            timed = [_time_inference_ms(planner, image, True) for _ in range(warmup + iters)]
+            perception_by_height[height] = LatencyStats.of(timed[warmup:])
     reference = {}
     if reference_model is not None:
         inputs = (torch.tensor([[5.0]]), torch.tensor([[0.5]]), torch.tensor([Command.STRAIGHT.one_hot()]))
@@ -130,6 +139,7 @@ def run_bench(
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         cuda_max_allocated_mib=torch.cuda.max_memory_allocated(planner.device) / 2**20 if cuda else None,
         untrained=planner.info.untrained,
+        perception_by_height=perception_by_height,
     )
 
 
@@ -146,6 +156,9 @@ def format_report(report: BenchReport) -> str:
         row(f"inference {h}x1920", s) + f"  CPU {report.inference_cpu_s_by_height[h]:.2f} s/run"
         for h, s in report.inference_by_height.items()
     ]
+    for h, s in report.perception_by_height.items():
+        ratio = s.p50_ms / report.inference_by_height[h].p50_ms
+        lines.append(row(f"with perception {h}", s) + f"  (x{ratio:.3f} of inference)")
     for h, s in report.reference_forward_by_height.items():
         ratio = report.inference_by_height[h].p50_ms / s.p50_ms
         lines.append(row(f"unoptimised full fwd {h}", s) + f"  (inference/this = {ratio:.2f})")

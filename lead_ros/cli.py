@@ -64,7 +64,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         cameras = tuple(_read_rgb(p) for p in args.cameras)
         observation = Observation(args.speed, args.accel, command, cameras=cameras)
     planner = _planner(args, jpeg=not args.no_jpeg)
-    plan = planner.plan(observation)
+    perception = args.perception or args.bev_out is not None
+    plan = planner.plan(observation, perception=perception)
     result = {
         "waypoints_iso8855": plan.waypoints.tolist(),
         "headings_iso8855": plan.headings.tolist(),
@@ -84,6 +85,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "precision": planner.info.precision,
         "untrained": planner.info.untrained,
     }
+    if perception:
+        perceived = plan.perception
+        result["perception"] = {  # a fixed contract (README): scripts rely on these keys
+            "boxes_iso8855": [b.as_dict() for b in perceived.boxes_above(args.detection_score_threshold)],
+            "bev_class_pixels": perceived.class_pixel_counts(),
+        }
+        if args.bev_out is not None:
+            np.save(args.bev_out, perceived.bev_probabilities)
+            result["perception"]["bev_out"] = str(args.bev_out)
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
@@ -100,7 +110,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if planner.device.type != "cpu":
             raise ValueError("--reference compares CPU timings; use --device cpu")
         reference = build_models(load_checkpoint(args.weights))[0]
-    report = run_bench(planner, iters=args.iters, heights=tuple(args.heights), reference_model=reference)
+    report = run_bench(planner, iters=args.iters, heights=tuple(args.heights), reference_model=reference,
+                       perception=args.perception)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -171,6 +182,7 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
         pictures=not args.no_pictures,
         max_input_age_s=args.max_input_age_s,
         follow_bag=follow,
+        perception=args.perception,
     )
     spec = PlannerSpec(args.weights, args.device or config.device, args.precision or config.precision)
     summary = evaluate_bags([Path(b) for b in args.bags], Path(args.out), spec, options, args.jobs, args.overwrite)
@@ -315,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--accel", type=float, required=True, help="ego acceleration, m/s^2")
     predict.add_argument("--command", required=True, help="left, straight, right or unknown")
     predict.add_argument("--no-jpeg", action="store_true", help="skip the JPEG q30 round trip (cameras only)")
+    predict.add_argument("--perception", action="store_true",
+                         help="add the BEV class pixel counts and the detected boxes (ISO 8855) to the JSON")
+    predict.add_argument("--detection-score-threshold", type=float, default=0.3,
+                         help="boxes with a score above this (strict) are listed (default 0.3, LEAD's)")
+    predict.add_argument("--bev-out", metavar="FILE.npy", default=None,
+                         help="write the BEV class probabilities, float32 (7, 256, 256), published layout "
+                         "(implies --perception)")
     predict.set_defaults(func=cmd_predict)
 
     bench = sub.add_parser("bench", help="latency/throughput/memory benchmark of the core")
@@ -322,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--iters", type=int, default=20, help="timed runs per measurement (default 20)")
     bench.add_argument("--heights", type=int, nargs="+", default=[256, 270], help="model input heights")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--perception", action="store_true",
+                       help="also time inference with the perception heads and box decoding")
     bench.add_argument(
         "--reference",
         action="store_true",
@@ -384,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip frames whose anchor stamp is older than this vs record time (stale_input); default 0 = off",
     )  # fmt: skip
     evaluate.add_argument("--write-inputs", action="store_true", help="copy the input topics into the output bag")
+    evaluate.add_argument("--perception", action="store_true",
+                          help="also run perception: BEV grids and boxes into the output bag (the node's topics), "
+                          "boxes into frames.jsonl, the BEV map in the pictures")
     evaluate.add_argument("--no-pictures", action="store_true", help="skip the contact sheet and video")
     evaluate.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing output directory")

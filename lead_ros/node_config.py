@@ -23,6 +23,8 @@ ACCELERATION_SOURCES = ("odometry", "imu")
 MISSING_CAMERA_POLICIES = ("skip", "fill_black")
 PRECISIONS = ("fp32", "fp16", "bf16")
 COMMAND_INPUTS = ("topic", "route")
+# BEV semantic classes (lead_ros.perception.bev.CLASS_NAMES) that can be published.
+BEV_CLASSES = ("unlabeled", "road", "walkways", "centerline", "static_objects", "vehicles", "pedestrians")
 # processing_budget_ms = 0 resolves to this per device type at configure: one 10 Hz frame
 # period on a GPU; on CPU, where a forward alone takes 0.5-1.5 s, a budget that flags only
 # a stalled frame.
@@ -96,7 +98,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               min_value=1, max_value=1000),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, node-clock seconds.",
               min_value=0.05, max_value=60.0),
-    ParamSpec("publish_debug_image", False, "Publish ~/debug/image: the model input with the plan drawn on it."),
+    ParamSpec("publish_debug_image", False, "Publish ~/debug/image: a bird's-eye panel (plan, BEV semantic map, "
+              "boxes) beside the model input; runs perception on every planned frame."),
+    ParamSpec("perception_classes", ["road", "walkways", "centerline", "static_objects", "vehicles", "pedestrians"],
+              "BEV classes published as ~/output/bev/<class> (nav_msgs/OccupancyGrid of class probabilities).",
+              choices=BEV_CLASSES),
+    ParamSpec("detection_score_threshold", 0.3, "Boxes with a score above this (strict) are published on "
+              "~/output/objects and drawn in the debug image (LEAD: 0.3).", min_value=0.0, max_value=1.0),
+    ParamSpec("publish_perception", False, "Run perception on every planned frame and publish ~/output/bev/* and "
+              "~/output/objects even without subscribers; false: only while something subscribes."),
 )  # fmt: skip
 
 _BY_NAME = {p.name: p for p in PARAMETERS}
@@ -135,6 +145,9 @@ class NodeConfig:
     max_consecutive_failures: int
     diagnostics_period_s: float
     publish_debug_image: bool
+    perception_classes: list[str]
+    detection_score_threshold: float
+    publish_perception: bool
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> NodeConfig:
@@ -208,7 +221,14 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
     expected = type(spec.default)
     if type(value) is not expected:
         return f"{spec.name}: expected {expected.__name__}, got {value!r}"
-    if spec.choices and value not in spec.choices:
+    if isinstance(value, list):
+        bad = [v for v in value if not isinstance(v, str) or v not in spec.choices]
+        if bad or not value:
+            listed = f"{bad!r} are not among" if bad else "the list is empty; give one or more of"
+            return f"{spec.name}: {listed} {', '.join(spec.choices)}"
+        if len(set(value)) != len(value):
+            return f"{spec.name}: {value!r} names a class twice"
+    elif spec.choices and value not in spec.choices:
         return f"{spec.name}: {value!r} is not one of {', '.join(spec.choices)}"
     if spec.min_value is not None and value < spec.min_value:
         return f"{spec.name}: {value} is below the minimum {spec.min_value}"

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lead_ros.perception.outputs import Perception
 
 WAYPOINT_PERIOD_S = 0.5
 NUM_WAYPOINTS = 8
@@ -86,3 +90,4 @@ class Plan:
     timings: PlanTimings
     model_image: np.ndarray  # (H, 1920, 3) uint8 RGB the network saw
     times_s: tuple[float, ...] = WAYPOINT_TIMES_S
+    perception: Perception | None = None  # with Planner.plan(..., perception=True)

@@ -16,9 +16,10 @@ import torch
 
 from lead_ros.frames import carla_to_iso8855
 from lead_ros.model import LTFv6Config
-from lead_ros.model.inference import optimize_for_inference, trace_for_inference
+from lead_ros.model.inference import AUX_OUTPUTS, optimize_for_inference, trace_auxiliary, trace_for_inference
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Observation, Plan, PlanTimings
+from lead_ros.perception.outputs import Perception, perceive
 from lead_ros.preprocessing import MODEL_IMAGE_WIDTH, prepare_stitched, stitch_cameras
 from lead_ros.weights.loader import build_models, load_checkpoint
 
@@ -31,6 +32,8 @@ WARMUP_HEIGHT = 270
 # no trace to build). A stream whose height keeps changing thus cannot grow memory without
 # bound. Traces are never evicted: TorchScript does not give a dropped trace's memory back
 # (measured here: about 40 MB per traced height, with or without a compilation unit of its own).
+# The auxiliary (perception) path adds one small trace of its own, made on first request: its
+# input, the BEV features, has the same shape at every height.
 MAX_TRACED_HEIGHTS = 3
 
 
@@ -131,6 +134,7 @@ class Planner:
         self._speed = torch.zeros(1, 1, device=self.device)
         self._acceleration = torch.zeros(1, 1, device=self.device)
         self._command = torch.zeros(1, 4, device=self.device)
+        self._aux_traced: torch.jit.ScriptModule | None = None
         self.infer(np.zeros((WARMUP_HEIGHT, MODEL_IMAGE_WIDTH, 3), np.uint8), 0.0, 0.0, 3)
         log.info(
             "planner ready: weights %s (sha256 %s), device %s, precision %s%s",
@@ -184,50 +188,78 @@ class Planner:
         state.input[0].copy_(source.permute(2, 0, 1))
         return state.input
 
-    @torch.inference_mode()
     def infer(
         self, image: np.ndarray, speed_mps: float, acceleration_mps2: float, command: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Raw model output (CARLA frame), averaged over the ensemble: (8, 2), (8,)."""
+        waypoints, headings, _ = self.infer_with_perception(image, speed_mps, acceleration_mps2, command, False)
+        return waypoints, headings
+
+    @torch.inference_mode()
+    def infer_with_perception(
+        self, image: np.ndarray, speed_mps: float, acceleration_mps2: float, command: int, perception: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, Perception | None]:
+        """``infer``, plus (when ``perception``) the first member's perception of the image."""
         state = self._height_state(image.shape[0])
         rgb = self._input_tensor(image, state)
         self._speed.fill_(speed_mps)
         self._acceleration.fill_(acceleration_mps2)
         self._command.zero_()[0, int(command)] = 1.0
         total = None
-        for waypoints, headings in self._forward(rgb, state):
+        outputs = self._forward(rgb, state)
+        for waypoints, headings, _ in outputs:
             joined = torch.cat((waypoints, headings.unsqueeze(-1)), dim=-1)
             total = joined if total is None else total + joined
-        # One device-to-host copy per frame: the only synchronisation point.
+        # One device-to-host copy per frame: the only synchronisation point (perception,
+        # when asked for, adds the copies of its own results).
         result = (total / len(self.models))[0].double().cpu().numpy()
-        return result[:, :2], result[:, 2]
+        return result[:, :2], result[:, 2], self._perceive(outputs[0][2]) if perception else None
 
-    def _forward(self, rgb: torch.Tensor, state: _HeightState) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each ensemble member's (waypoints, headings): traced in fp32 (one trace per cached
-        image height, made on first use), eager under autocast for bf16/fp16 and for heights
-        outside the cache."""
+    def _forward(self, rgb: torch.Tensor, state: _HeightState) -> list[tuple[torch.Tensor, ...]]:
+        """Each ensemble member's (waypoints, headings, bev_features): traced in fp32 (one
+        trace per cached image height, made on first use), eager under autocast for
+        bf16/fp16 and for heights outside the cache."""
         inputs = (rgb, self._speed, self._acceleration, self._command)
         if self._autocast is not None or state.eager:
             outs = [m(*inputs, autocast_dtype=self._autocast) for m in self.models]
-            return [(o.waypoints, o.headings) for o in outs]
+            return [(o.waypoints, o.headings, o.bev_features) for o in outs]
         if state.traced is None:
             with torch.inference_mode(False):
                 example = tuple(t.clone() for t in inputs)
                 state.traced = [trace_for_inference(m, example) for m in self.models]
         return [traced(*inputs) for traced in state.traced]
 
+    def _perceive(self, bev_features: torch.Tensor) -> Perception:
+        """The auxiliary heads on the first member's BEV features, always in float32 (LEAD
+        runs its output heads in float32 under autocast too): traced for fp32, eager else."""
+        features = bev_features.float()
+        if self._autocast is not None:
+            aux = self.models[0].auxiliary(features)
+            outputs = tuple(aux[name] for name in AUX_OUTPUTS)
+        else:
+            if self._aux_traced is None:
+                with torch.inference_mode(False):
+                    self._aux_traced = trace_auxiliary(self.models[0], features.clone())
+            outputs = self._aux_traced(features)
+        named = dict(zip(AUX_OUTPUTS, outputs, strict=True))
+        heads = {name: named[f"centernet_{name}_head"] for name in
+                 ("heatmap", "wh", "offset", "yaw_class", "yaw_res", "velocity")}  # fmt: skip
+        return perceive(named["bev_semantic_logits_pre_upsample"], named["bev_semantic_logits"], heads)
+
     @property
     def traced_heights(self) -> tuple[int, ...]:
         """Input heights with a trace and kept buffers, in the order they came."""
         return tuple(h for h, state in self._heights.items() if state.traced is not None)
 
-    def plan(self, observation: Observation) -> Plan:
-        """Preprocess, infer, convert to ISO 8855; timings in milliseconds."""
+    def plan(self, observation: Observation, perception: bool = False) -> Plan:
+        """Preprocess, infer, convert to ISO 8855; timings in milliseconds. ``perception``
+        also runs the auxiliary heads (about 4 % of the forward) and returns what the model
+        perceived in ``Plan.perception``."""
         t0 = time.perf_counter()
         image = self.preprocess(observation)
         t1 = time.perf_counter()
-        waypoints_carla, headings_carla = self.infer(
-            image, observation.speed_mps, observation.acceleration_mps2, observation.command
+        waypoints_carla, headings_carla, perceived = self.infer_with_perception(
+            image, observation.speed_mps, observation.acceleration_mps2, observation.command, perception
         )
         t2 = time.perf_counter()
         waypoints, headings = carla_to_iso8855(waypoints_carla, headings_carla)
@@ -239,4 +271,5 @@ class Planner:
             headings_carla=headings_carla,
             timings=PlanTimings(1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2)),
             model_image=image,
+            perception=perceived,
         )

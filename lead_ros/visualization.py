@@ -1,10 +1,12 @@
-"""Pictures of a plan: the model input with a bird's-eye panel of the planned path (and,
-offline, the logged future of the drive beside it).
+"""Pictures of a frame: a large bird's-eye panel (the plan; with perception, the BEV semantic
+map in colour with a legend and the detected boxes; offline, the logged future too) beside
+the camera strip the model saw.
 
 Used by the node's ~/debug/image and the bag evaluation's contact sheet and video. The
-bird's-eye panel is in ISO 8855 (x forward = up, y left = left), metres, with the ego
-vehicle at the bottom centre. No camera calibration is assumed, so the path is not
-projected into the camera images.
+bird's-eye panel is ISO 8855 ``base_link`` seen from above with forward up and the
+vehicle's left on the left, 10 px per metre, x from -24 to 40 m and y from -32 to 32 m,
+the ego vehicle at (0, 0). No camera calibration is assumed, so nothing is projected into
+the camera images.
 """
 
 from __future__ import annotations
@@ -12,46 +14,102 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-PANEL_RANGE_M = (-4.0, 44.0)  # forward extent shown in the bird's-eye panel
+from lead_ros.perception.bev import CELL_M, CLASS_NAMES, GRID_CELLS, GRID_MIN_M
+from lead_ros.perception.outputs import Box
+
+PANEL_PX_PER_M = 10.0
+PANEL_X_RANGE_M = (-24.0, 40.0)  # forward extent (bottom to top)
+PANEL_Y_HALF_M = 32.0  # lateral extent (+-, left to right)
+PANEL_SIZE = round((PANEL_X_RANGE_M[1] - PANEL_X_RANGE_M[0]) * PANEL_PX_PER_M)  # 640
+CAMERA_STRIP_WIDTH = 1280
 UNTRAINED_BANNER = "UNTRAINED SYNTHETIC WEIGHTS - NOT A DRIVING POLICY"
 _PATH_COLOUR = (255, 64, 32)
 _EGO_COLOUR = (40, 200, 40)
 _LOGGED_COLOUR = (60, 220, 255)
+_BOX_COLOUR = (255, 255, 255)
+# RGB per BEV class (unlabeled stays the panel background).
+CLASS_COLOURS = {
+    "unlabeled": (30, 30, 30), "road": (90, 90, 100), "walkways": (150, 120, 90), "centerline": (240, 220, 60),
+    "static_objects": (200, 60, 200), "vehicles": (40, 120, 255), "pedestrians": (255, 40, 40),
+}  # fmt: skip
+
+
+def to_px(x, y) -> tuple[int, int]:
+    """Panel pixel (column, row) of an ISO 8855 point."""
+    return round((PANEL_Y_HALF_M - y) * PANEL_PX_PER_M), round((PANEL_X_RANGE_M[1] - x) * PANEL_PX_PER_M)
+
+
+def _semantic_background(labels: np.ndarray) -> np.ndarray:
+    """The (256, 256) published-layout label map resampled into the panel, coloured."""
+    centres = (np.arange(PANEL_SIZE) + 0.5) / PANEL_PX_PER_M
+    x = PANEL_X_RANGE_M[1] - centres  # per panel row
+    y = PANEL_Y_HALF_M - centres  # per panel column
+    j = np.floor((x - GRID_MIN_M) / CELL_M).astype(int)
+    i = np.floor((y - GRID_MIN_M) / CELL_M).astype(int)
+    inside = (j[:, None] >= 0) & (j[:, None] < GRID_CELLS) & (i[None, :] >= 0) & (i[None, :] < GRID_CELLS)
+    palette = np.array([CLASS_COLOURS[name] for name in CLASS_NAMES], np.uint8)
+    picked = labels[np.clip(i, 0, GRID_CELLS - 1)[None, :], np.clip(j, 0, GRID_CELLS - 1)[:, None]]
+    panel = palette[picked]
+    panel[~inside] = (18, 18, 18)
+    return panel
+
+
+def box_corners(box: Box) -> list[tuple[float, float]]:
+    """The four corners of a box, centre + R(yaw) (+-half_length, +-half_width) (SPEC_AUX 2.7)."""
+    c, s = np.cos(box.yaw), np.sin(box.yaw)
+    signs = ((1, 1), (1, -1), (-1, -1), (-1, 1))
+    return [(box.x + c * a * box.half_length - s * b * box.half_width,
+             box.y + s * a * box.half_length + c * b * box.half_width) for a, b in signs]  # fmt: skip
+
+
+def _legend(panel: np.ndarray, entries: list[tuple[str, tuple[int, int, int]]]) -> None:
+    for row, (label, colour) in enumerate(entries):
+        y = 16 + 16 * row
+        cv2.rectangle(panel, (PANEL_SIZE - 150, y - 9), (PANEL_SIZE - 138, y + 1), colour, -1)
+        cv2.putText(panel, label, (PANEL_SIZE - 132, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (235, 235, 235), 1, cv2.LINE_AA)
 
 
 def birds_eye_panel(
-    waypoints: np.ndarray, headings: np.ndarray, size: int, logged: np.ndarray | None = None
+    waypoints: np.ndarray,
+    headings: np.ndarray,
+    logged: np.ndarray | None = None,
+    bev_labels: np.ndarray | None = None,
+    boxes: tuple[Box, ...] | None = None,
 ) -> np.ndarray:
-    """A size x size RGB panel of ISO 8855 waypoints (metres) and headings (radians); with
-    ``logged`` (the logged future's waypoints), those too, and a legend."""
-    panel = np.full((size, size, 3), 30, np.uint8)
-    lo, hi = PANEL_RANGE_M
-    scale = size / (hi - lo)
-
-    def to_px(x: float, y: float) -> tuple[int, int]:
-        return round(size / 2 - y * scale), round(size - (x - lo) * scale)
-
-    for metres in range(0, int(hi) + 1, 10):
+    """The PANEL_SIZE x PANEL_SIZE RGB bird's-eye panel (see the module doc): ``bev_labels``
+    (published layout) and ``boxes`` (ISO 8855) come from perception, when it ran."""
+    if bev_labels is not None:
+        panel = _semantic_background(bev_labels)
+    else:
+        panel = np.full((PANEL_SIZE, PANEL_SIZE, 3), 30, np.uint8)
+    for metres in range(-20, 41, 10):
         row = to_px(metres, 0)[1]
-        cv2.line(panel, (0, row), (size - 1, row), (70, 70, 70), 1)
-        cv2.putText(panel, f"{metres} m", (4, row - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (150, 150, 150), 1)
+        cv2.line(panel, (0, row), (PANEL_SIZE - 1, row), (70, 70, 70), 1)
+        cv2.putText(panel, f"{metres} m", (4, row - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (160, 160, 160), 1)
+    legend = []
+    if bev_labels is not None:
+        present = set(np.unique(bev_labels).tolist())
+        legend += [(name, CLASS_COLOURS[name]) for k, name in enumerate(CLASS_NAMES) if k in present and k > 0]
+    if boxes is not None:
+        for box in boxes:
+            cv2.polylines(panel, [np.array([to_px(x, y) for x, y in box_corners(box)], np.int32)], True,
+                          _BOX_COLOUR, 1, cv2.LINE_AA)  # fmt: skip
+        legend.append(("detected vehicle", _BOX_COLOUR))
     ego = np.array([[2.4, 0.0], [-1.0, 1.0], [-1.0, -1.0]])
     cv2.fillPoly(panel, [np.array([to_px(x, y) for x, y in ego], np.int32)], _EGO_COLOUR)
     if logged is not None:
         truth = [to_px(0.0, 0.0)] + [to_px(x, y) for x, y in logged]
         cv2.polylines(panel, [np.array(truth, np.int32)], False, _LOGGED_COLOUR, 2, cv2.LINE_AA)
         for point in truth[1:]:
-            cv2.drawMarker(panel, point, _LOGGED_COLOUR, cv2.MARKER_SQUARE, 6, 1, cv2.LINE_AA)
-        for row, (label, colour) in enumerate((("plan", _PATH_COLOUR), ("logged", _LOGGED_COLOUR))):
-            y = size - 12 - 16 * (1 - row)
-            cv2.line(panel, (size - 82, y - 4), (size - 62, y - 4), colour, 2, cv2.LINE_AA)
-            cv2.putText(panel, label, (size - 56, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+            cv2.drawMarker(panel, point, _LOGGED_COLOUR, cv2.MARKER_SQUARE, 8, 1, cv2.LINE_AA)
+        legend.append(("logged future", _LOGGED_COLOUR))
     points = [to_px(0.0, 0.0)] + [to_px(x, y) for x, y in waypoints]
     cv2.polylines(panel, [np.array(points, np.int32)], False, _PATH_COLOUR, 2, cv2.LINE_AA)
     for (x, y), heading in zip(waypoints, headings, strict=True):
-        tip = to_px(x + 1.5 * np.cos(heading), y + 1.5 * np.sin(heading))
+        tip = to_px(x + 2.0 * np.cos(heading), y + 2.0 * np.sin(heading))
         cv2.arrowedLine(panel, to_px(x, y), tip, (255, 220, 80), 1, cv2.LINE_AA, tipLength=0.4)
         cv2.circle(panel, to_px(x, y), 3, _PATH_COLOUR, -1, cv2.LINE_AA)
+    _legend(panel, [("plan", _PATH_COLOUR), *legend])
     return panel
 
 
@@ -62,13 +120,24 @@ def render_plan(
     caption: str = "",
     untrained: bool = False,
     logged: np.ndarray | None = None,
+    bev_labels: np.ndarray | None = None,
+    boxes: tuple[Box, ...] | None = None,
 ) -> np.ndarray:
-    """The (H, 1920) RGB model input with the bird's-eye panel (H x H) on its right."""
-    height = model_image.shape[0]
-    canvas = np.concatenate((model_image, birds_eye_panel(waypoints, headings, height, logged)), axis=1)
+    """The bird's-eye panel (PANEL_SIZE square) with the camera strip the model saw beside it
+    (CAMERA_STRIP_WIDTH wide, scaled) and the caption under the strip: RGB uint8."""
+    panel = birds_eye_panel(waypoints, headings, logged, bev_labels, boxes)
+    height = round(model_image.shape[0] * CAMERA_STRIP_WIDTH / model_image.shape[1])
+    strip = cv2.resize(model_image, (CAMERA_STRIP_WIDTH, height), interpolation=cv2.INTER_AREA)
+    right = np.full((PANEL_SIZE, CAMERA_STRIP_WIDTH, 3), 24, np.uint8)
+    top = 30
+    right[top : top + height] = strip
+    cv2.putText(right, "cameras l0 | f0 | r0 | b0 (model input)", (8, top - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
+                (200, 200, 200), 1, cv2.LINE_AA)  # fmt: skip
     if caption:
-        cv2.putText(canvas, caption, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(right, caption, (8, top + height + 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2,
+                    cv2.LINE_AA)  # fmt: skip
     if untrained:
-        cv2.rectangle(canvas, (0, 0), (canvas.shape[1] - 1, 26), (200, 0, 0), -1)
-        cv2.putText(canvas, UNTRAINED_BANNER, (8, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
-    return canvas
+        cv2.rectangle(right, (0, PANEL_SIZE - 30), (CAMERA_STRIP_WIDTH - 1, PANEL_SIZE - 1), (200, 0, 0), -1)
+        cv2.putText(right, UNTRAINED_BANNER, (8, PANEL_SIZE - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2,
+                    cv2.LINE_AA)  # fmt: skip
+    return np.concatenate((panel, right), axis=1)

@@ -323,11 +323,16 @@ def test_debug_image_and_markers(harness, ros_context):
     h.send_frame({"image": STITCHED}, stamp)
     h.wait_for(lambda: images and markers and inference, what="debug outputs")
     image = images[0]
-    assert (image.height, image.width, image.encoding) == (256, 1920 + 256, "rgb8")
+    # A 640-pixel bird's-eye panel (10 px/m) beside the camera strip scaled to 1280 wide.
+    assert (image.height, image.width, image.encoding) == (640, 640 + 1280, "rgb8")
     assert image.header.stamp == h.paths[0].header.stamp
-    pixels = np.frombuffer(image.data, np.uint8).reshape(256, 2176, 3)
-    # The model input, below the banner and right of the caption.
-    np.testing.assert_array_equal(pixels[30:, 480:1920], STITCHED[30:, 480:])
+    pixels = np.frombuffer(image.data, np.uint8).reshape(640, 1920, 3)
+    strip = cv2.resize(STITCHED, (1280, 171), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(pixels[30 : 30 + 171, 640:], strip)
+    # The semantic map is drawn (the synthetic weights' argmax has centerline pixels).
+    from lead_ros.visualization import CLASS_COLOURS
+
+    assert (pixels[:, :640] == CLASS_COLOURS["centerline"]).all(axis=-1).sum() > 100
     line = markers[0].markers[0]
     assert len(line.points) == 9 and len(markers[0].markers) == 9  # origin + 8 waypoints; 8 heading arrows
     assert abs(line.points[-1].x - h.paths[0].poses[-1].pose.position.x) < 1e-9

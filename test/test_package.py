@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from lead_ros.node_config import BEV_CLASSES
 
 EXEC_DEPENDS = {
     "rclpy", "sensor_msgs", "nav_msgs", "geometry_msgs", "std_msgs", "diagnostic_msgs",
@@ -59,7 +60,8 @@ def test_colcon_build_installs_package(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     share = workspace / "install" / "lead_ros" / "share" / "lead_ros"
-    for relative in ("package.xml", "launch/lead_ros.launch.py", "config/lead_ros.yaml", "config/fastdds_loopback.xml"):
+    for relative in ("package.xml", "launch/lead_ros.launch.py", "config/lead_ros.yaml", "config/fastdds_loopback.xml",
+                     "config/lead_ros.rviz"):
         assert (share / relative).is_file(), relative
     index = workspace / "install" / "lead_ros" / "share" / "ament_index" / "resource_index" / "packages" / "lead_ros"
     assert index.is_file()
@@ -68,7 +70,8 @@ def test_colcon_build_installs_package(tmp_path):
     manifests = list((workspace / "install" / "lead_ros").rglob("lead_ros/data/manifests/navsim.json"))
     assert manifests, "the state-dict manifest ships as package data"
     golden = manifests[0].parent.parent / "ltfv6_reference"
-    shipped = ("cases.json", "images/case_05.png", "preprocessing/expected_q30.jpg", "variants/mixed/cases.json")
+    shipped = ("cases.json", "images/case_05.png", "preprocessing/expected_q30.jpg", "variants/mixed/cases.json",
+               "aux/aux_cases.json", "aux/case_07_centernet.npz")
     for relative in shipped:
         assert (golden / relative).is_file(), f"golden data {relative} ships as package data"
 
@@ -100,7 +103,8 @@ def test_launch_file_remaps_every_private_topic_of_the_node():
     node_source = (REPO / "lead_ros" / "ros" / "node.py").read_text()
     created = set(re.findall(r'"~/((?:input|output|debug)/[a-z0-9_/]+)"', node_source))
     created |= {f"input/cameras/{name}" for name in ("l0", "f0", "r0", "b0")}  # made as f"~/input/cameras/{name}"
-    assert {"input/route", "output/path_odom"} <= created
+    created |= {f"output/bev/{name}" for name in BEV_CLASSES}  # made as f"~/output/bev/{name}"
+    assert {"input/route", "output/path_odom", "output/objects"} <= created
     assert created == set(remapped)
 
 

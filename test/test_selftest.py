@@ -14,7 +14,8 @@ from lead_ros.cli import main
 from lead_ros.golden import PLANNING_CASE_SETS, load_cases
 
 ALL_CASES = [f"{variant}/{case['id']}" for variant, cases in PLANNING_CASE_SETS for case in load_cases(cases)]
-JSON_KEYS = {"verdict", "device", "precision", "software", "tolerance", "cases", "timing"}
+JSON_KEYS = {"verdict", "device", "precision", "software", "tolerance", "cases", "perception_cases", "timing"}
+PERCEPTION_KEYS = {"case", "max_logit_diff", "max_box_diff", "discrete_mismatches", "passed"}
 CASE_KEYS = {"case", "max_waypoint_diff_m", "max_heading_diff_rad", "passed"}
 
 
@@ -32,6 +33,12 @@ def test_cpu_fp32_passes_with_a_fixed_json_contract(capsys):
     assert report["tolerance"] == {"waypoint_m": 1e-4, "heading_rad": 1e-4, "provisional": False}
     assert [case["case"] for case in report["cases"]] == ALL_CASES
     assert all(set(case) == CASE_KEYS and case["passed"] for case in report["cases"])
+    # Perception of the 8 NAVSIM cases, from the same forward: tensors and boxes within 1e-4,
+    # no discrete result off outside the reference's near ties.
+    perception = report["perception_cases"]
+    assert [p["case"] for p in perception] == [c for c in ALL_CASES if c.startswith("navsim/")]
+    assert all(set(p) == PERCEPTION_KEYS and p["passed"] and p["discrete_mismatches"] == 0 for p in perception)
+    assert all(p["max_logit_diff"] <= 1e-4 and p["max_box_diff"] <= 1e-4 for p in perception)
     assert set(report["timing"]["inference_by_height"]) == {"256", "270"}
     assert report["timing"]["preprocess_4cam"]["p50_ms"] > 0
     assert {"torch", "timm", "opencv", "numpy", "python", "cuda"} <= set(report["software"])
@@ -46,6 +53,9 @@ def test_cpu_bf16_passes_within_its_measured_tolerance():
     assert not report.tolerance.provisional and report.tolerance.waypoint_m == 0.15
     # bf16 does deviate (it is not silently running fp32), within the tolerance.
     assert max(case.max_waypoint_diff_m for case in report.cases) > 1e-3
+    # Perception: the float32 heads see bf16 features; discrete results are not compared.
+    assert report.perception_cases and all(p.discrete_mismatches is None for p in report.perception_cases)
+    assert max(p.max_logit_diff for p in report.perception_cases) > 1e-4
 
 
 def _perturbed_writer(write):

@@ -38,7 +38,7 @@ from lead_ros.bag.metrics import (
     frame_metrics,
     logged_future,
 )
-from lead_ros.bag.pictures import PlanPictures, write_metrics_plot
+from lead_ros.bag.pictures import Picture, PlanPictures, write_metrics_plot
 from lead_ros.bag.reader import (
     TYPE_NAMES,
     BagInputError,
@@ -51,13 +51,16 @@ from lead_ros.bag.reader import (
 )
 from lead_ros.ego_state import PoseTrack
 from lead_ros.node_config import NodeConfig
-from lead_ros.observation import WAYPOINT_TIMES_S, Plan
+from lead_ros.observation import WAYPOINT_TIMES_S
 from lead_ros.planner import Planner
 from lead_ros.ros.conversions import frame_to_observation, odometry_pose, plan_to_path, stamp_to_ns
 from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
+from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
 from lead_ros.sync import SyncFailure
 
 OUTPUT_PATH_TOPIC = "/lead_planner/output/path"
+OUTPUT_OBJECTS_TOPIC = "/lead_planner/output/objects"
+OUTPUT_BEV_TOPIC = "/lead_planner/output/bev/{}"
 log = logging.getLogger("lead_ros.evaluate")
 PICTURE_FPS = 10.0
 FUTURE_NS = round(WAYPOINT_TIMES_S[-1] * 1e9)  # the last horizon a frame's metrics need
@@ -81,6 +84,9 @@ class EvaluationOptions:
     # Settings taken from each bag's camera connections (camera_mode, image_transport):
     # those the user did not state.
     follow_bag: tuple[str, ...] = ()
+    # Run perception: BEV grids and boxes into the output bag (the node's topics and
+    # messages), boxes and class pixel counts into frames.jsonl, the BEV map in the pictures.
+    perception: bool = False
 
 
 FOLLOWABLE = ("camera_mode", "image_transport")
@@ -137,12 +143,21 @@ class _Evaluation:
         self.truth = PoseTrack("odometry pose", FUTURE_NS + options.reorder_window_ns + 5_000_000_000)
         self.metrics = MetricsSummary()
         self.series: list[tuple[int, float, float, str]] = []  # stamp, l2 at 2 s and 4 s, command
-        self._waiting: deque[tuple[dict, Plan | None]] = deque()  # records in stream order
+        self._waiting: deque[tuple[dict, Picture | None]] = deque()  # records in stream order
 
     def open(self) -> None:
         self.writer.open()
         typestore = get_typestore(Stores.ROS2_KILTED)
         self.path_connection = self.writer.add_connection(OUTPUT_PATH_TOPIC, "nav_msgs/msg/Path", typestore=typestore)
+        self.perception_connections = {}
+        if self.options.perception:
+            add = self.writer.add_connection
+            self.perception_connections = {
+                name: add(OUTPUT_BEV_TOPIC.format(name), "nav_msgs/msg/OccupancyGrid", typestore=typestore)
+                for name in self.options.config.perception_classes
+            }
+            markers = "visualization_msgs/msg/MarkerArray"
+            self.objects_connection = add(OUTPUT_OBJECTS_TOPIC, markers, typestore=typestore)
         self.input_connections = {}
         if self.options.write_inputs:
             for key, cls in expected_classes(self.options.config).items():
@@ -177,18 +192,27 @@ class _Evaluation:
         frame = ready.frame
         start = time.perf_counter()
         try:
-            plan = self.planner.plan(frame_to_observation(frame, ready.command))
+            plan = self.planner.plan(frame_to_observation(frame, ready.command), perception=self.options.perception)
         except ValueError as error:
             self._skip(frame.stamp_ns, "bad_input", str(error))
             return
         total_ms = 1e3 * (time.perf_counter() - start)
         path = plan_to_path(plan, frame.stamp_ns, self.options.config.frame_id, self.options.config.prepend_origin_pose)
         self.writer.write(self.path_connection, log_ns, serialize_message(path))
+        boxes = ()
+        if plan.perception is not None:
+            config = self.options.config
+            boxes = plan.perception.boxes_above(config.detection_score_threshold)
+            for name, connection in self.perception_connections.items():
+                grid = bev_class_grid(plan.perception.bev_probabilities, name, frame.stamp_ns, config.frame_id)
+                self.writer.write(connection, log_ns, serialize_message(grid))
+            markers = boxes_to_markers(boxes, frame.stamp_ns, config.frame_id)
+            self.writer.write(self.objects_connection, log_ns, serialize_message(markers))
         self.planned += 1
         self.timings["preprocess_ms"].append(plan.timings.preprocess_ms)
         self.timings["inference_ms"].append(plan.timings.inference_ms)
         self.timings["total_ms"].append(total_ms)
-        self._record({
+        record = {
             "stamp_ns": frame.stamp_ns, "status": "planned", "command": ready.command.name.lower(),
             "command_source": ready.command_source, "command_input": ready.command_input,
             "route_lateral_m": ready.route_lateral_m, "speed_mps": frame.speed_mps,
@@ -197,30 +221,36 @@ class _Evaluation:
             "headings_iso8855": plan.headings.tolist(), "times_s": list(plan.times_s),
             "timings_ms": {"preprocess": plan.timings.preprocess_ms, "inference": plan.timings.inference_ms,
                            "total": total_ms},
-        }, plan)  # fmt: skip
+        }
+        if plan.perception is not None:
+            record["perception"] = {"boxes_iso8855": [b.as_dict() for b in boxes],
+                                    "bev_class_pixels": plan.perception.class_pixel_counts()}
+        labels = plan.perception.bev_labels if plan.perception is not None else None
+        self._record(record, Picture(plan.model_image, plan.waypoints, plan.headings, labels, boxes))  # fmt: skip
 
-    def _record(self, record: dict, plan: Plan | None = None) -> None:
-        self._waiting.append((record, plan))
+    def _record(self, record: dict, picture: Picture | None = None) -> None:
+        """Queue a record; a planned frame's (with what its picture needs) waits for its ground truth."""
+        self._waiting.append((record, picture))
         self._release()
 
     def _release(self, final: bool = False) -> None:
         """Write the waiting records whose ground truth is decided (all when ``final``)."""
         newest = self.truth.newest_ns
         while self._waiting:
-            record, plan = self._waiting[0]
-            if plan is not None and not final and (newest is None or newest < record["stamp_ns"] + FUTURE_NS):
+            record, picture = self._waiting[0]
+            if picture is not None and not final and (newest is None or newest < record["stamp_ns"] + FUTURE_NS):
                 return
             self._waiting.popleft()
-            if plan is not None:
-                self._measure(record, plan)
+            if picture is not None:
+                self._measure(record, picture)
             self.records.write(json.dumps(record) + "\n")
 
-    def _measure(self, record: dict, plan: Plan) -> None:
+    def _measure(self, record: dict, picture: Picture) -> None:
         """Add the frame's logged future and errors to its record, the summary and the pictures."""
         future = logged_future(self.truth, record["stamp_ns"], self.tolerance_ns)
         caption = f"{record['command']}  v={record['speed_mps']:.1f} m/s  t={record['stamp_ns'] / 1e9:.2f} s"
         if isinstance(future, LoggedFuture):
-            measured = frame_metrics(plan.waypoints, plan.headings, future)
+            measured = frame_metrics(picture.waypoints, picture.headings, future)
             record.update(measured.record(future))
             self.metrics.add(record["command"], measured)
             self.series.append((record["stamp_ns"], float(measured.l2_m[3]), measured.fde, record["command"]))
@@ -229,7 +259,7 @@ class _Evaluation:
             record[NO_GROUND_TRUTH] = future
             self.metrics.no_ground_truth += 1
         if self.pictures is not None:
-            self.pictures.add(plan, caption, future.waypoints if isinstance(future, LoggedFuture) else None)
+            self.pictures.add(picture, caption, future.waypoints if isinstance(future, LoggedFuture) else None)
 
     def write_input(self, topic: str, log_ns: int, raw: bytes) -> None:
         connection = self.input_connections.get(topic)

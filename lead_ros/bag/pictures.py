@@ -5,18 +5,30 @@ the drive (matplotlib, headless)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from lead_ros.observation import Plan
+from lead_ros.perception.outputs import Box
 from lead_ros.visualization import render_plan
 
 SHEET_COLUMNS = 3
 SHEET_MAX_FRAMES = 12
-VIDEO_SCALE = 0.5
+VIDEO_SCALE = 0.75  # 1440 x 480: the 480-pixel bird's-eye panel stays readable
 THUMB_SCALE = 0.4
+
+
+@dataclass(frozen=True)
+class Picture:
+    """What one frame's picture needs (kept while the frame waits for its logged future)."""
+
+    model_image: np.ndarray
+    waypoints: np.ndarray
+    headings: np.ndarray
+    bev_labels: np.ndarray | None = None  # published layout, with --perception
+    boxes: tuple[Box, ...] = ()  # above the score threshold
 
 
 def _even(size: int) -> int:
@@ -34,9 +46,10 @@ class PlanPictures:
         self._stride = 1
         self._count = 0
 
-    def add(self, plan: Plan, caption: str, logged: np.ndarray | None = None) -> None:
+    def add(self, frame: Picture, caption: str, logged: np.ndarray | None = None) -> None:
         """One frame; ``logged``: the logged future's ISO 8855 waypoints, when known."""
-        picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.untrained, logged)
+        picture = render_plan(frame.model_image, frame.waypoints, frame.headings, caption, self.untrained, logged,
+                              frame.bev_labels, frame.boxes)  # fmt: skip
         bgr = np.ascontiguousarray(picture[..., ::-1])
         size = (_even(int(bgr.shape[1] * VIDEO_SCALE)), _even(int(bgr.shape[0] * VIDEO_SCALE)))
         if self._video is None:

@@ -1,7 +1,7 @@
-"""Auxiliary NAVSIM heads (BEV semantics, CenterNet boxes).
+"""Auxiliary NAVSIM heads (BEV semantics, CenterNet boxes), LEAD's trained perception.
 
-Planning never reads them; they exist so the official checkpoint loads strictly and so
-their outputs can be checked against the reference when someone wants them.
+Planning never reads them; they run only when perception is asked for
+(``Planner.plan(..., perception=True)``), from the BEV features the planning forward returns.
 """
 
 from __future__ import annotations
@@ -37,8 +37,13 @@ class BEVSemanticDecoder(nn.Module):
         )
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.net(grid))
+
+    @staticmethod
+    def upsample(logits: torch.Tensor) -> torch.Tensor:
+        """64x64 logits -> 256x256 (bilinear, align_corners False, as LEAD)."""
         size = (LTF_GRID_SIZE, LTF_GRID_SIZE)
-        return F.interpolate(self.net(grid), size=size, mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 class CenterNetDecoder(nn.Module):

@@ -55,21 +55,49 @@ class _PlanningOutputs(nn.Module):
 
     def forward(self, rgb, speed, acceleration, command):
         out = self.model(rgb, speed, acceleration, command)
-        return out.waypoints, out.headings
+        return out.waypoints, out.headings, out.bev_features
+
+
+AUX_OUTPUTS = ("bev_semantic_logits_pre_upsample", "bev_semantic_logits", *(f"centernet_{k}_head" for k in
+               ("heatmap", "wh", "offset", "yaw_class", "yaw_res", "velocity")))  # fmt: skip
+
+
+class _AuxiliaryOutputs(nn.Module):
+    """The auxiliary path as a tuple (``AUX_OUTPUTS`` order), for a trace."""
+
+    def __init__(self, model: LTFv6) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, bev_features):
+        outputs = self.model.auxiliary(bev_features)
+        return tuple(outputs[name] for name in AUX_OUTPUTS)
 
 
 def trace_for_inference(model: LTFv6, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
-    """A frozen trace of the fp32 planning forward for inputs shaped like ``example``.
+    """A frozen trace of the fp32 planning forward for inputs shaped like ``example``,
+    returning (waypoints, headings, bev_features).
 
     The model runs once eagerly first, so the input-independent LTF features are cached
     and become a constant of the trace.
     """
+    with torch.no_grad():
+        model(*example)
+    return _frozen_trace(_PlanningOutputs(model), example)
+
+
+def trace_auxiliary(model: LTFv6, bev_features: torch.Tensor) -> torch.jit.ScriptModule:
+    """A frozen trace of the fp32 auxiliary path (BEV features -> ``AUX_OUTPUTS``); its input
+    has one shape whatever the image height, so one trace serves every height."""
+    return _frozen_trace(_AuxiliaryOutputs(model), (bev_features,))
+
+
+def _frozen_trace(module: nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
     with torch.no_grad(), warnings.catch_warnings():
         # Shapes become constants of the trace; that is intended (one trace per height).
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # torch 2.14 marks jit.trace/freeze deprecated; they remain the way to run a forward
         # without the Python interpreter on CPU without a compiler toolchain.
         warnings.simplefilter("ignore", FutureWarning)
-        model(*example)
-        traced = torch.jit.trace(_PlanningOutputs(model).eval(), example, check_trace=False)
+        traced = torch.jit.trace(module.eval(), example, check_trace=False)
         return torch.jit.freeze(traced)

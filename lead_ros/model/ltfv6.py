@@ -20,6 +20,7 @@ class PlanningOutput:
 
     waypoints: torch.Tensor  # (B, 8, 2) metres
     headings: torch.Tensor  # (B, 8) radians
+    bev_features: torch.Tensor  # (B, 512, 8, 8) fused BEV features: the auxiliary heads' input
 
 
 class LTFv6(nn.Module):
@@ -56,11 +57,15 @@ class LTFv6(nn.Module):
             bev = self.backbone(rgb)
             decoded = self.planning_decoder.decode(bev, speed, acceleration, command)
         waypoints, headings = self.planning_decoder.heads(decoded.float())
-        return PlanningOutput(waypoints=waypoints, headings=headings)
+        return PlanningOutput(waypoints=waypoints, headings=headings, bev_features=bev)
 
     def auxiliary(self, bev_features: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Auxiliary outputs from the BEV features: the 64x64 grid, semantics, CenterNet."""
+        """Auxiliary outputs from the BEV features (run in float32 by the caller): the 64x64
+        grid, the semantic logits before and after the upsampling, the CenterNet heads."""
         grid = self.backbone.top_down(bev_features)
-        outputs = {"bev_feature_grid": grid, "bev_semantic_logits": self.bev_semantic_decoder_navsim(grid)}
+        semantic = self.bev_semantic_decoder_navsim
+        pre_upsample = semantic.net(grid)
+        outputs = {"bev_feature_grid": grid, "bev_semantic_logits_pre_upsample": pre_upsample,
+                   "bev_semantic_logits": semantic.upsample(pre_upsample)}  # fmt: skip
         outputs.update({f"centernet_{k}_head": v for k, v in self.center_net_decoder_navsim(grid).items()})
         return outputs

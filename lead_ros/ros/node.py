@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry
 from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -51,6 +51,7 @@ from lead_ros.ros.conversions import (
 )
 from lead_ros.ros.diagnostics import DiagnosticsContext, FrameTiming, PipelineStats, build_diagnostics
 from lead_ros.ros.intake import Event, InputIntake, InputRejected, ReadyFrame
+from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
 from lead_ros.sync import SyncFailure
 from lead_ros.visualization import render_plan
 
@@ -68,6 +69,7 @@ ODOMETRY_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, hist
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ROUTE_QOS = COMMAND_QOS  # the latest route, also to a node that starts after the planner published it
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+PERCEPTION_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)  # volatile: only the newest matters
 
 
 def name_os_thread(name: str) -> None:
@@ -227,8 +229,11 @@ class LeadPlannerNode(LifecycleNode):
         self.latency_pub = publish(Float64, "~/debug/pipeline_latency_ms", OUTPUT_QOS)
         self.markers_pub = publish(MarkerArray, "~/debug/markers", OUTPUT_QOS)
         self.debug_image_pub = publish(Image, "~/debug/image", OUTPUT_QOS) if self.config.publish_debug_image else None
+        self.bev_pubs = {name: publish(OccupancyGrid, f"~/output/bev/{name}", PERCEPTION_QOS)
+                         for name in self.config.perception_classes}  # fmt: skip
+        self.objects_pub = publish(MarkerArray, "~/output/objects", PERCEPTION_QOS)
         outputs = (self.path_pub, self.path_odom_pub, self.inference_time_pub, self.latency_pub, self.markers_pub,
-                   self.debug_image_pub)  # fmt: skip
+                   self.debug_image_pub, self.objects_pub, *self.bev_pubs.values())  # fmt: skip
         self._outputs = [p for p in outputs if p is not None]
         # Pending anchors are resolved on their deadline even when no further message comes.
         self._flush_timer = self.create_timer(0.05, self._on_flush_timer, callback_group=self._input_group)
@@ -400,9 +405,10 @@ class LeadPlannerNode(LifecycleNode):
     def _process(self, item: QueuedFrame) -> None:
         picked = time.perf_counter()
         frame, command = item.ready.frame, item.ready.command
+        perception = self._perception_wanted()
         try:
             observation = frame_to_observation(frame, command)
-            plan = self.planner.plan(observation)
+            plan = self.planner.plan(observation, perception=bool(perception) or self.debug_image_pub is not None)
         except ValueError as error:  # image/observation errors name their input
             self._fail("bad_input", str(error), "worker")
             return
@@ -428,10 +434,33 @@ class LeadPlannerNode(LifecycleNode):
         self.latency_pub.publish(Float64(data=latency_ms))
         if self.markers_pub.get_subscription_count():
             self.markers_pub.publish(plan_to_markers(plan, frame.stamp_ns, self.config.frame_id))
+        for publisher in perception:
+            self._publish_perception(publisher, plan.perception, frame.stamp_ns)
         if self.debug_image_pub is not None:
             caption = f"{command.name.lower()}  v={frame.speed_mps:.1f} m/s  a={frame.acceleration_mps2:.1f} m/s2"
-            picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.planner.info.untrained)
+            perceived = plan.perception
+            boxes = perceived.boxes_above(self.config.detection_score_threshold)
+            picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.planner.info.untrained,
+                                  bev_labels=perceived.bev_labels, boxes=boxes)  # fmt: skip
             self.debug_image_pub.publish(array_to_image(picture, frame.stamp_ns, self.config.frame_id))
+
+    def _perception_wanted(self) -> list:
+        """The perception publishers to feed this frame: all with ``publish_perception``,
+        else those with subscribers (perception runs only when this is not empty, or for
+        the debug image)."""
+        publishers = [self.objects_pub, *self.bev_pubs.values()]
+        if self.config.publish_perception:
+            return publishers
+        return [p for p in publishers if p.get_subscription_count()]
+
+    def _publish_perception(self, publisher, perception, stamp_ns: int) -> None:
+        frame_id = self.config.frame_id
+        if publisher is self.objects_pub:
+            boxes = perception.boxes_above(self.config.detection_score_threshold)
+            publisher.publish(boxes_to_markers(boxes, stamp_ns, frame_id))
+        else:
+            name = next(n for n, p in self.bev_pubs.items() if p is publisher)
+            publisher.publish(bev_class_grid(perception.bev_probabilities, name, stamp_ns, frame_id))
 
     def _publish_odometry_path(self, plan, ready: ReadyFrame) -> None:
         frame = ready.frame
