@@ -14,17 +14,20 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_loopback.xml
 export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 90 + 10 )))
 export PYTHONUNBUFFERED := 1
+# Ray safety: no usage statistics leave this machine (tests also bind Ray to 127.0.0.1).
+export RAY_USAGE_STATS_ENABLED := 0
 
 OUT ?= out
 WEIGHTS ?=
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench bench-fleet clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo   - run the LTFv6 planner end to end on the embedded sample (sets up .venv)"
 	@echo "make test   - lint and run the test suite (sets up .venv)"
 	@echo "make bench  - core latency/throughput benchmark on this machine"
+	@echo "make bench-fleet - Ray vs local engine on four copies of the sample drive"
 
 setup: $(STAMP)
 
@@ -48,6 +51,21 @@ demo: setup
 bench: setup
 	$(BIN)/lead-ros weights synth --out $(OUT)/synthetic_weights >/dev/null
 	$(BIN)/lead-ros bench --weights $(OUT)/synthetic_weights --device auto
+
+# Fleet engines on this machine: four copies of the sample drive, Ray (2 workers, 1 CPU each)
+# vs the local engine (--jobs 2); prints both frame rates, their ratio and Ray's start-up.
+bench-fleet: setup
+	rm -rf $(OUT)/bench_fleet && mkdir -p $(OUT)/bench_fleet/bags
+	for i in 1 2 3 4; do cp -r data/sample_bag $(OUT)/bench_fleet/bags/sample_$$i; done
+	$(BIN)/lead-ros weights synth --out $(OUT)/bench_fleet/weights >/dev/null
+	$(BIN)/lead-ros evaluate-bag $(OUT)/bench_fleet/bags --weights $(OUT)/bench_fleet/weights --device cpu \
+		--no-pictures --out $(OUT)/bench_fleet/local --engine local --jobs 2 >/dev/null
+	$(BIN)/lead-ros evaluate-bag $(OUT)/bench_fleet/bags --weights $(OUT)/bench_fleet/weights --device cpu \
+		--no-pictures --out $(OUT)/bench_fleet/ray --engine ray --workers 2 --cpus-per-worker 1 >/dev/null
+	$(BIN)/python -c "import json; l, r = (json.load(open('$(OUT)/bench_fleet/' + e + '/fleet_summary.json')) \
+		for e in ('local', 'ray')); f = lambda s: s['frames_per_second']['overall']; \
+		print(f\"local --jobs 2: {f(l):.2f} frames/s ({l['wall_time_s']:.1f} s); ray 2 workers: {f(r):.2f} frames/s \
+		({r['wall_time_s']:.1f} s, Ray start-up {r['ray_startup_s']:.1f} s); ratio ray/local {f(r) / f(l):.2f}\")"
 
 clean:
 	rm -rf $(VENV) $(OUT) build install log *.egg-info

@@ -185,10 +185,36 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
         perception=args.perception,
     )
     spec = PlannerSpec(args.weights, args.device or config.device, args.precision or config.precision)
+    if args.engine == "ray":
+        return _evaluate_on_ray(args, spec, options)
     summary = evaluate_bags([Path(b) for b in args.bags], Path(args.out), spec, options, args.jobs, args.overwrite)
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 1 if summary.get("failed_bags") else 0
+
+
+def _evaluate_on_ray(args: argparse.Namespace, spec, options) -> int:
+    """``evaluate-bag --engine ray``: every bag into OUT/<bag name>/ plus OUT/fleet_summary.json."""
+    from dataclasses import replace
+
+    from lead_ros.bag.evaluate import find_bags, prepare_output_dir
+
+    try:
+        from lead_ros.bag.fleet import FleetOptions, evaluate_on_ray
+    except ModuleNotFoundError as error:  # ray itself
+        raise ValueError(f"--engine ray needs Ray ({error}): pip install -r requirements/fleet.txt; "
+                         "everything else, --engine local included, runs without it") from None  # fmt: skip
+    if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
+        raise ValueError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
+    bags = find_bags([Path(b) for b in args.bags])
+    out = Path(args.out)
+    prepare_output_dir(out, args.overwrite)
+    fleet = FleetOptions(address=args.ray_address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                         gpus_per_worker=args.gpus_per_worker)  # fmt: skip
+    summary = evaluate_on_ray(bags, out, spec, replace(options, progress=sys.stderr.isatty()), fleet)
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 1 if summary["failed"] else 0
 
 
 def cmd_compare_evaluations(args: argparse.Namespace) -> int:
@@ -409,7 +435,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also run perception: BEV grids and boxes into the output bag (the node's topics), "
                           "boxes into frames.jsonl, the BEV map in the pictures")
     evaluate.add_argument("--no-pictures", action="store_true", help="skip the contact sheet and video")
-    evaluate.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes")
+    evaluate.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes (--engine local)")
+    evaluate.add_argument("--engine", choices=["local", "ray"], default="local",
+                          help="local: this machine (--jobs processes); ray: long-lived Ray actors, one bag at a time")
+    evaluate.add_argument("--ray-address", default=None,
+                          help="join a Ray cluster (auto, or ray://HOST:PORT); default: start a local instance")
+    evaluate.add_argument("--workers", type=int, default=2, help="Ray actors (--engine ray; default 2)")
+    evaluate.add_argument("--cpus-per-worker", type=float, default=1.0,
+                          help="CPUs per Ray actor, also its torch thread count (default 1)")
+    evaluate.add_argument("--gpus-per-worker", type=float, default=0.0,
+                          help="GPUs per Ray actor (fractions share a GPU; default 0)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     evaluate.set_defaults(func=cmd_evaluate_bag)
 

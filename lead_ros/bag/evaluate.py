@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import shutil
 import sys
@@ -25,6 +26,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import torch
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -37,6 +39,7 @@ from lead_ros.bag.metrics import (
     format_table,
     frame_metrics,
     logged_future,
+    merge_metrics,
 )
 from lead_ros.bag.pictures import Picture, PlanPictures, write_metrics_plot
 from lead_ros.bag.reader import (
@@ -383,11 +386,27 @@ def find_bags(paths: list[Path]) -> list[Path]:
     return bags
 
 
-def _evaluate_in_worker(bag: Path, out_dir: Path, spec: PlannerSpec, options: EvaluationOptions) -> dict:
+def bag_output_dirs(bags: list[Path], out_dir: Path) -> list[Path]:
+    """``out_dir/<bag name>`` per bag (numbered where two bags share a name)."""
+    names = [b.name for b in bags]
+    return [out_dir / (name if names.count(name) == 1 else f"{i:02d}_{name}") for i, name in enumerate(names)]
+
+
+def evaluate_one(bag: Path, out_dir: Path, planner: Planner, options: EvaluationOptions) -> dict:
+    """One bag of several (every engine): its summary, or ``{"bag", "error"}`` with the
+    one-line error when it cannot be evaluated; the other bags go on."""
     try:
-        return evaluate_bag(bag, out_dir, spec.build(options.config), options)
+        options = options_for_bag(bag, options)
+        check_bag_inputs(bag, options.topics, expected_classes(options.config))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return evaluate_bag(bag, out_dir, planner, options)
     except (BagInputError, BagOutputError) as error:
         return {"bag": str(bag), "error": str(error)}
+
+
+def _evaluate_in_worker(bag: Path, out_dir: Path, spec: PlannerSpec, options: EvaluationOptions, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    return evaluate_one(bag, out_dir, spec.build(options.config), options)
 
 
 def evaluate_bags(
@@ -395,40 +414,28 @@ def evaluate_bags(
     overwrite: bool = False,
 ) -> dict:  # fmt: skip
     """Evaluate one bag into ``out_dir``, or several into ``out_dir/<bag>/`` plus an overall
-    ``summary.json``. A bag that fails is reported in the overall summary; others go on."""
+    ``summary.json`` and ``fleet_summary.json``. A bag that fails is reported; others go on.
+    With ``jobs`` > 1, each process uses (cores / jobs) torch threads."""
     bags = find_bags(paths)
     prepare_output_dir(out_dir, overwrite)
     if len(bags) == 1:
         options = options_for_bag(bags[0], options)
         check_bag_inputs(bags[0], options.topics, expected_classes(options.config))  # before the slow model load
         return evaluate_bag(bags[0], out_dir, spec.build(options.config), options)
-    names = [b.name for b in bags]
-    outs = [out_dir / (name if names.count(name) == 1 else f"{i:02d}_{name}") for i, name in enumerate(names)]
-    summaries: list[dict | None] = []
-    per_bag: list[EvaluationOptions] = []
-    for bag in bags:  # bags that cannot be evaluated are reported without loading the model
-        try:
-            per_bag.append(options_for_bag(bag, options))
-            check_bag_inputs(bag, options.topics, expected_classes(per_bag[-1].config))
-            summaries.append(None)
-        except BagInputError as error:
-            per_bag.append(options)
-            summaries.append({"bag": str(bag), "error": str(error)})
-    todo = [i for i, s in enumerate(summaries) if s is None]
-    for i in todo:
-        outs[i].mkdir()
-    if jobs > 1 and len(todo) > 1:
+    started = time.perf_counter()
+    outs = bag_output_dirs(bags, out_dir)
+    if jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        quiet = replace(options, progress=False)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            args = ([bags[i] for i in todo], [outs[i] for i in todo], [spec] * len(todo), [per_bag[i] for i in todo])
-            for i, summary in zip(todo, pool.map(_evaluate_in_worker, *args), strict=True):
-                summaries[i] = summary
-    elif todo:
+            summaries = list(pool.map(_evaluate_in_worker, bags, outs, [spec] * len(bags), [quiet] * len(bags),
+                                      [threads] * len(bags)))  # fmt: skip
+    else:
         planner = spec.build(options.config)
-        for i in todo:
-            try:
-                summaries[i] = evaluate_bag(bags[i], outs[i], planner, per_bag[i])
-            except BagInputError as error:
-                summaries[i] = {"bag": str(bags[i]), "error": str(error)}
+        summaries = [evaluate_one(bag, out, planner, options) for bag, out in zip(bags, outs, strict=True)]
+    for summary in summaries:
+        if "error" in summary:
+            log.error("%s", summary["error"])
     done = [s for s in summaries if "error" not in s]
     overall = {
         "bags": len(bags),
@@ -439,4 +446,52 @@ def evaluate_bags(
         "per_bag": [str(o / "summary.json") for o, s in zip(outs, summaries, strict=True) if "error" not in s],
     }
     (out_dir / "summary.json").write_text(json.dumps(overall, indent=2) + "\n", encoding="utf-8")
+    fleet = fleet_summary(summaries, time.perf_counter() - started, engine="local", workers=jobs)
+    (out_dir / "fleet_summary.json").write_text(json.dumps(fleet, indent=2) + "\n", encoding="utf-8")
+    log.info("fleet summary (%s)\n%s", out_dir / "fleet_summary.json", format_fleet_summary(fleet))
     return overall
+
+
+def fleet_summary(
+    summaries: list[dict], wall_time_s: float, engine: str, workers: int, per_worker_fps: dict | None = None
+) -> dict:
+    """What several bags add up to (``fleet_summary.json``, both engines): bags succeeded,
+    failed (with their errors) and interrupted, frames by outcome, the metrics over all
+    frames of all bags, frames per second."""
+    done = [s for s in summaries if "error" not in s and not s.get("interrupted")]
+    by_reason: Counter = Counter()
+    for summary in done:
+        by_reason.update(summary["skipped_by_reason"])
+    planned = sum(s["planned"] for s in done)
+    return {
+        "engine": engine,
+        "workers": workers,
+        "bags": len(summaries),
+        "succeeded": [s["bag"] for s in done],
+        "failed": [{"bag": s["bag"], "error": s["error"]} for s in summaries if "error" in s],
+        "interrupted": [s["bag"] for s in summaries if s.get("interrupted")],
+        "frames": {"read": sum(s["frames_read"] for s in done), "planned": planned,
+                   "skipped": sum(s["skipped"] for s in done), "skipped_by_reason": dict(by_reason)},
+        "metrics": merge_metrics([s["metrics"] for s in done]),
+        "frames_per_second": {"overall": planned / wall_time_s if wall_time_s > 0 else None,
+                              "per_worker": per_worker_fps or {}},
+        "wall_time_s": wall_time_s,
+    }  # fmt: skip
+
+
+def format_fleet_summary(fleet: dict) -> str:
+    """The fleet summary as printed: bags, frames, speed, then the metrics table."""
+    frames = fleet["frames"]
+    lines = [
+        f"engine {fleet['engine']} ({fleet['workers']} workers): {len(fleet['succeeded'])} of {fleet['bags']} bags "
+        f"succeeded, {len(fleet['failed'])} failed, {len(fleet['interrupted'])} interrupted",
+        *(f"  failed: {f['error']}" for f in fleet["failed"]),
+        *(f"  interrupted: {bag}" for bag in fleet["interrupted"]),
+        f"frames: {frames['read']} read, {frames['planned']} planned, {frames['skipped']} skipped "
+        f"{frames['skipped_by_reason'] or ''}".rstrip(),
+        f"speed: {fleet['frames_per_second']['overall'] or 0:.2f} frames/s overall, wall time "
+        f"{fleet['wall_time_s']:.1f} s"
+        + "".join(f", {k} {v:.2f} frames/s" for k, v in fleet["frames_per_second"]["per_worker"].items()),
+        format_table(fleet["metrics"]),
+    ]
+    return "\n".join(lines)

@@ -131,6 +131,26 @@ def summarize(frames: list[FrameMetrics]) -> dict:
     return result
 
 
+def merge_metrics(summaries: list[dict]) -> dict:
+    """``MetricsSummary.summary()`` of several bags merged into the one over all their frames:
+    every figure is a mean over frames, so the merge weighs each bag's by its frame count."""
+    def merge(groups: list[dict]) -> dict:
+        total = sum(g["frames"] for g in groups)
+        merged = summarize([])
+        merged["frames"] = total
+        if total:
+            for key in merged:
+                if key != "frames":
+                    merged[key] = sum(g[key] * g["frames"] for g in groups if g["frames"]) / total
+        return merged
+
+    return {
+        "overall": merge([s["overall"] for s in summaries]),
+        "per_command": {c.name.lower(): merge([s["per_command"][c.name.lower()] for s in summaries]) for c in Command},
+        NO_GROUND_TRUTH: sum(s[NO_GROUND_TRUTH] for s in summaries),
+    }
+
+
 def format_table(metrics: dict) -> str:
     """The metrics as a text table: one row per group with frames."""
     columns = [f"l2_at_{t}s" for t in SUMMARY_HORIZONS_S] + [f"l2_avg_upto_{t}s" for t in SUMMARY_HORIZONS_S]
