@@ -64,8 +64,9 @@ bench-fleet: setup
 		--no-pictures --out $(OUT)/bench_fleet/ray --engine ray --workers 2 --cpus-per-worker 1 >/dev/null
 	$(BIN)/python -c "import json; l, r = (json.load(open('$(OUT)/bench_fleet/' + e + '/fleet_summary.json')) \
 		for e in ('local', 'ray')); f = lambda s: s['frames_per_second']['overall']; \
-		print(f\"local --jobs 2: {f(l):.2f} frames/s ({l['wall_time_s']:.1f} s); ray 2 workers: {f(r):.2f} frames/s \
-		({r['wall_time_s']:.1f} s, Ray start-up {r['ray_startup_s']:.1f} s); ratio ray/local {f(r) / f(l):.2f}\")"
+		print(f\"local --jobs 2: {f(l):.2f} frames/s ({l['wall_time_s']:.1f} s)\"); \
+		print(f\"ray 2 workers: {f(r):.2f} frames/s ({r['wall_time_s']:.1f} s, Ray start-up {r['ray_startup_s']:.1f} s)\"); \
+		print(f\"ratio ray/local: {f(r) / f(l):.2f}\")"
 
 clean:
 	rm -rf $(VENV) $(OUT) build install log *.egg-info
