@@ -21,6 +21,7 @@ EXEC_DEPENDS = {
 }  # fmt: skip
 LAUNCH_ARGUMENTS = {
     "params_file", "weights", "device", "precision", "namespace", "node_name", "use_sim_time", "log_level", "autostart",
+    "rviz",
 }  # fmt: skip
 
 
