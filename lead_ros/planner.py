@@ -16,6 +16,7 @@ import torch
 
 from lead_ros.frames import carla_to_iso8855
 from lead_ros.model import LTFv6Config
+from lead_ros.model.aux_heads import CENTERNET_OUTPUTS
 from lead_ros.model.inference import AUX_OUTPUTS, optimize_for_inference, trace_auxiliary, trace_for_inference
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Observation, Plan, PlanTimings
@@ -242,8 +243,7 @@ class Planner:
                     self._aux_traced = trace_auxiliary(self.models[0], features.clone())
             outputs = self._aux_traced(features)
         named = dict(zip(AUX_OUTPUTS, outputs, strict=True))
-        heads = {name: named[f"centernet_{name}_head"] for name in
-                 ("heatmap", "wh", "offset", "yaw_class", "yaw_res", "velocity")}  # fmt: skip
+        heads = {name: named[f"centernet_{name}_head"] for name in CENTERNET_OUTPUTS}
         return perceive(named["bev_semantic_logits_pre_upsample"], named["bev_semantic_logits"], heads)
 
     @property

@@ -15,7 +15,7 @@ The geometry is fixed here so that two implementations agree:
   on ties; an ego farther than ``max_offset_m`` from the route is unusable;
 - the heading at ``s`` is the direction of the segment containing ``s`` (the segment that
   starts at a vertex, the last segment at the end); the route's orientations are ignored;
-- ``s`` and ``s + lookahead`` are clamped to [0, L].
+- ``s`` and ``s + lookahead`` are clamped to [0, L] (``s`` lies there by construction).
 
 Pure Python: the node, ``evaluate-bag`` and the tests share it.
 """
@@ -86,7 +86,6 @@ def derive_command(route_xy: np.ndarray, ego_xy: tuple[float, float], rule: Rout
             None, arc_length_m=s, offset_m=offset,
             problem=f"route: ego is {offset:.1f} m from the route (limit route_max_offset_m {rule.max_offset_m:g} m)",
         )  # fmt: skip
-    s = min(max(s, 0.0), total)
     segment = min(int(np.searchsorted(starts, s, side="right")) - 1, len(segments) - 1)
     heading = float(np.arctan2(segments[segment, 1], segments[segment, 0]))
     origin = _point_at(points, starts, s)
@@ -126,10 +125,6 @@ class RouteTracker:
 
     def update(self, points: np.ndarray, frame_id: str, now_ns: int) -> None:
         self._points, self._frame_id, self._received_ns = np.asarray(points, dtype=np.float64), frame_id, now_ns
-
-    def reset(self) -> None:
-        self._points, self._frame_id, self._received_ns = None, "", None
-        self.last = CommandState(self.default, "default: no route received yet", None)
 
     def frame_mismatch(self, odometry_frame: str | None) -> str | None:
         """Why the held route cannot be used with odometry in ``odometry_frame``, or None."""

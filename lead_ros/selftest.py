@@ -9,8 +9,8 @@ within the tolerance of that device type and precision.
 
 Perception (BEV semantics and CenterNet boxes) is checked on the same NAVSIM cases, from the
 same forward: logits against LEAD's (pre-upsample and a 256x256 subgrid), boxes paired by
-grid cell (metres, radians, score), and in fp32 the discrete results too (the argmax map and
-the box sets at thresholds 0.3 and 0.6, except at the near-tie spots the reference lists).
+grid cell (metres and score; radians in fp32), and in fp32 the discrete results too (the
+argmax map and the box set above 0.3, except at the near-tie spots the reference lists).
 
 Tolerances: fp32 is held to the test suite's 1e-4 (m and rad). bf16 on CPU was measured on
 the golden cases (max 0.075 m and 0.131 rad, untrained synthetic weights), and its tolerance
@@ -20,6 +20,7 @@ for cuDNN's TF32 convolutions (on by default in torch), fp16 and bf16 borrow CPU
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import tempfile
@@ -81,14 +82,15 @@ class PerceptionResult:
     passed: bool
 
 
-def _aux_case(case_id: str) -> dict | None:
-    cases = json.loads((AUX_DIR / "aux_cases.json").read_text())["cases"]
-    return next((c for c in cases if c["id"] == case_id), None)
+@functools.cache
+def _aux_cases() -> dict[str, dict]:
+    """The golden aux cases by id (read once)."""
+    return {c["id"]: c for c in json.loads((AUX_DIR / "aux_cases.json").read_text())["cases"]}
 
 
 def perception_result(case_id: str, perception, precision: str) -> PerceptionResult | None:
     """Compare a case's perception with LEAD's golden aux data (None when there is none)."""
-    aux = _aux_case(case_id)
+    aux = _aux_cases().get(case_id)
     if aux is None:
         return None
     source = aux["aux_outputs_identical_to"] or aux["id"]
@@ -111,7 +113,7 @@ def perception_result(case_id: str, perception, precision: str) -> PerceptionRes
     tolerance = PERCEPTION_TOLERANCES[precision]
     mismatches = None
     if precision == "fp32":
-        margins = next(c for c in json.loads((AUX_DIR / "aux_cases.json").read_text())["cases"] if c["id"] == source)
+        margins = _aux_cases()[source]
         ties = {tuple(p) for p in margins["bev_semantic"]["argmax_near_tie_pixels_row_col_gap_lt_1e-4"]}
         fragile = {(r, c) for r, c, *_ in
                    margins["centernet"]["decision_margins"]["fragile_cells_row_col_margin_islocalmax_abs_margin_lt_1e-5"]}

@@ -72,8 +72,7 @@ class BagWorker:
     def evaluate(self, bag: str) -> dict:
         """``{"summary": ..., "files": {relative path: bytes}}``, or ``{"bag", "error"}``.
         Writes nothing that outlives the call."""
-        if self.kill_once_marker and os.path.exists(self.kill_once_marker):
-            os.remove(self.kill_once_marker)
+        if self.kill_once_marker and _take(self.kill_once_marker):
             os.kill(os.getpid(), signal.SIGKILL)  # test hook: a worker dying mid-bag
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="lead_ros_bag_") as scratch:
@@ -84,6 +83,15 @@ class BagWorker:
             relative = _relocated(summary, lambda path: str(Path(path).relative_to(scratch)))
             return {"summary": relative, "files": files,
                     "busy_s": time.perf_counter() - started, "worker_pid": os.getpid()}  # fmt: skip
+
+
+def _take(marker: str) -> bool:
+    """Remove ``marker``; True for the one caller (of several actors at once) that removed it."""
+    try:
+        os.remove(marker)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _relocated(summary: dict, move) -> dict:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from lead_ros.model.aux_heads import CENTERNET_OUTPUTS
 from lead_ros.model.ltfv6 import LTFv6
 
 _CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"))
@@ -58,8 +59,8 @@ class _PlanningOutputs(nn.Module):
         return out.waypoints, out.headings, out.bev_features
 
 
-AUX_OUTPUTS = ("bev_semantic_logits_pre_upsample", "bev_semantic_logits", *(f"centernet_{k}_head" for k in
-               ("heatmap", "wh", "offset", "yaw_class", "yaw_res", "velocity")))  # fmt: skip
+AUX_OUTPUTS = ("bev_semantic_logits_pre_upsample", "bev_semantic_logits",
+               *(f"centernet_{name}_head" for name in CENTERNET_OUTPUTS))
 
 
 class _AuxiliaryOutputs(nn.Module):
