@@ -46,7 +46,7 @@ test: lint
 	$(BIN)/python -m pytest test
 
 demo: setup
-	$(BIN)/python -m lead_ros.demo --out $(OUT)/demo $(if $(WEIGHTS),--weights $(WEIGHTS))
+	$(BIN)/python -m lead_ros.tools.demo --out $(OUT)/demo $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 bench: setup
 	$(BIN)/lead-ros weights synth --out $(OUT)/synthetic_weights >/dev/null

@@ -28,7 +28,7 @@ setup(
     python_requires=">=3.10",
     entry_points={
         "console_scripts": [
-            "lead-ros = lead_ros.cli:main",
+            "lead-ros = lead_ros.tools.cli:main",
             "lead_planner = lead_ros.ros.process:main",
         ],
     },

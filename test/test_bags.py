@@ -22,11 +22,11 @@ from lead_ros.bag.evaluate import (
     evaluate_bag,
 )
 from lead_ros.bag.reader import BagInputError, default_topics
-from lead_ros.cli import main
+from lead_ros.bag.sample_bag import write_sample_bag
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command, Observation
-from lead_ros.sample_bag import write_sample_bag
-from lead_ros.synthetic_cameras import reference_cameras
+from lead_ros.tools.cli import main
+from lead_ros.tools.synthetic_cameras import reference_cameras
 
 STITCHED = read_rgb(DATA / "images" / "case_02.png")
 CAMERAS = dict(zip(("l0", "f0", "r0", "b0"), reference_cameras(540, 960), strict=True))
@@ -393,7 +393,7 @@ def test_real_rosbag2_bags_give_a_result_or_a_clear_error(capsys, tmp_path, navs
 def test_lockstep_live_run_equals_offline_evaluation(ros_context, tmp_path, navsim_weights, capsys):
     """The demo's path: lead_planner process <- lockstep replay with /clock -> record -> compare,
     on the first second of the sample drive (the suite's time budget; `make demo` runs all 3 s)."""
-    from lead_ros.demo import main as demo
+    from lead_ros.tools.demo import main as demo
 
     bag = write_sample_bag(tmp_path / "sample_bag", duration_s=1.0)
     code = demo(["--out", str(tmp_path / "demo"), "--weights", str(navsim_weights), "--device", "cpu",

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA, load_cases
-from lead_ros.cli import main
-from lead_ros.synthetic_cameras import reference_cameras
+from lead_ros.tools.cli import main
+from lead_ros.tools.synthetic_cameras import reference_cameras
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:

@@ -1,4 +1,4 @@
-"""Ego pose from odometry (lead_ros.ego_state.PoseTrack) and the base_link <-> odometry
+"""Ego pose from odometry (lead_ros.inputs.ego_state.PoseTrack) and the base_link <-> odometry
 frame conversions it feeds."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from lead_ros.ego_state import EgoPose, PoseTrack
 from lead_ros.frames import base_link_to_odometry, odometry_to_base_link, quaternion_to_yaw, wrap_angle
-from lead_ros.sync import FrameSynchronizer, SyncPolicy
+from lead_ros.inputs.ego_state import EgoPose, PoseTrack
+from lead_ros.inputs.sync import FrameSynchronizer, SyncPolicy
 
 MS = 1_000_000
 TOLERANCE = 50 * MS

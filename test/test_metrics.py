@@ -14,9 +14,9 @@ import pytest
 
 from bag_factory import MS, START, BagSpec, command, jpeg_image, odometry, raw_image
 from conftest import DATA, read_rgb
-from lead_ros.cli import main
 from lead_ros.observation import Command
-from lead_ros.synthetic_cameras import reference_cameras
+from lead_ros.tools.cli import main
+from lead_ros.tools.synthetic_cameras import reference_cameras
 
 STITCHED = read_rgb(DATA / "images" / "case_02.png")
 X0, Y0, YAW0 = 3.0, -2.0, 0.4  # start pose in the odom frame

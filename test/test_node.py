@@ -13,7 +13,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from conftest import DATA, read_rgb
 from lead_ros.observation import Command, Observation
-from lead_ros.synthetic_cameras import reference_cameras
+from lead_ros.tools.synthetic_cameras import reference_cameras
 from ros_harness import compressed
 
 MS = 1_000_000

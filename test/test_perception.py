@@ -227,7 +227,7 @@ def test_a_box_right_of_the_vehicle_has_negative_iso_y():
 
 
 def test_predict_perception_json_contract_and_bev_out(tmp_path, capsys, navsim_weights):
-    from lead_ros.cli import main
+    from lead_ros.tools.cli import main
 
     case = AUX_CASES[2]
     semantic, _, boxes = _golden(case)

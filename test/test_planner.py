@@ -10,7 +10,7 @@ import pytest
 
 from lead_ros.observation import WAYPOINT_TIMES_S, Command, Observation, ObservationError
 from lead_ros.planner import Planner, PlannerConfigError, check_precision, resolve_device
-from lead_ros.synthetic_cameras import reference_cameras
+from lead_ros.tools.synthetic_cameras import reference_cameras
 
 IMAGE = np.zeros((256, 1920, 3), np.uint8)
 

@@ -18,7 +18,7 @@ from lead_ros.preprocessing import (
     stitch_cameras,
     stitched_height,
 )
-from lead_ros.synthetic_cameras import reference_cameras
+from lead_ros.tools.synthetic_cameras import reference_cameras
 
 GOLDEN = DATA / "preprocessing"
 META = json.loads((GOLDEN / "preprocessing.json").read_text())

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from lead_ros.command import CommandTracker
-from lead_ros.frame_queue import LatestFrameQueue
+from lead_ros.inputs.command import CommandTracker
+from lead_ros.inputs.frame_queue import LatestFrameQueue
 from lead_ros.observation import Command
 
 S = 1_000_000_000

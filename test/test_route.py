@@ -1,4 +1,4 @@
-"""NAVSIM's route rule (lead_ros.route) on hand-built routes. Every expected command and
+"""NAVSIM's route rule (lead_ros.inputs.route) on hand-built routes. Every expected command and
 lateral value is worked out here from the route's geometry, not by calling the rule."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from lead_ros.command import CommandState
-from lead_ros.ego_state import EgoPose
+from lead_ros.inputs.command import CommandState
+from lead_ros.inputs.ego_state import EgoPose
+from lead_ros.inputs.route import RouteRule, RouteTracker, derive_command
 from lead_ros.observation import Command
-from lead_ros.route import RouteRule, RouteTracker, derive_command
 
 RULE = RouteRule(lookahead_m=20.0, lateral_threshold_m=2.0, max_offset_m=10.0)
 

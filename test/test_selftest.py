@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-import lead_ros.selftest as selftest
-from lead_ros.cli import main
+import lead_ros.tools.selftest as selftest
 from lead_ros.golden import PLANNING_CASE_SETS, load_cases
+from lead_ros.tools.cli import main
 
 ALL_CASES = [f"{variant}/{case['id']}" for variant, cases in PLANNING_CASE_SETS for case in load_cases(cases)]
 JSON_KEYS = {"verdict", "device", "precision", "software", "tolerance", "cases", "perception_cases", "timing"}

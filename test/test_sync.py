@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from lead_ros.sync import (
+from lead_ros.inputs.sync import (
     CAMERA_MISSING,
     DUPLICATE_STAMP,
     IMU_UNAVAILABLE,

@@ -52,14 +52,14 @@ from lead_ros.bag.reader import (
     expected_classes,
     stream_messages,
 )
-from lead_ros.ego_state import PoseTrack
+from lead_ros.inputs.ego_state import PoseTrack
+from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import WAYPOINT_TIMES_S
 from lead_ros.planner import Planner
 from lead_ros.ros.conversions import frame_to_observation, odometry_pose, plan_to_path, stamp_to_ns
 from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
-from lead_ros.sync import SyncFailure
 
 OUTPUT_PATH_TOPIC = "/lead_planner/output/path"
 OUTPUT_OBJECTS_TOPIC = "/lead_planner/output/objects"

@@ -1,7 +1,7 @@
 """Open-loop metrics of a plan against the logged drive.
 
 A bag with odometry holds what the vehicle actually did next. For a frame anchored at t,
-the **logged future** is the odometry pose at t + 0.5 ... 4.0 s (``lead_ros.ego_state``'s
+the **logged future** is the odometry pose at t + 0.5 ... 4.0 s (``lead_ros.inputs.ego_state``'s
 interpolation, the node's tolerance rules) expressed in the ISO 8855 ``base_link`` of the
 pose at t. The plan is compared with it per horizon:
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lead_ros.ego_state import PoseTrack
 from lead_ros.frames import odometry_to_base_link, wrap_angle
+from lead_ros.inputs.ego_state import PoseTrack
 from lead_ros.observation import WAYPOINT_TIMES_S, Command
 
 SUMMARY_HORIZONS_S = (1, 2, 3, 4)

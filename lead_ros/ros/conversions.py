@@ -19,11 +19,11 @@ from sensor_msgs.msg import CompressedImage, Image, Imu
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from lead_ros.ego_state import EgoPose
 from lead_ros.frames import base_link_to_odometry, quaternion_to_yaw, yaw_to_quaternion
+from lead_ros.inputs.ego_state import EgoPose
+from lead_ros.inputs.sync import SyncedFrame
 from lead_ros.observation import Command, Observation, Plan
 from lead_ros.preprocessing import ImageInputError, check_encoding
-from lead_ros.sync import SyncedFrame
 
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 BASE_LINK = EgoPose(0.0, 0.0, 0.0, 0.0)  # the vehicle in its own frame

@@ -15,7 +15,9 @@ from nav_msgs.msg import Path as PathMsg
 from sensor_msgs.msg import Imu
 from std_msgs.msg import UInt8
 
-from lead_ros.command import CommandState, CommandTracker
+from lead_ros.inputs.command import CommandState, CommandTracker
+from lead_ros.inputs.route import RouteRule, RouteTracker, distinct_points
+from lead_ros.inputs.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command
 from lead_ros.preprocessing import (
@@ -33,8 +35,6 @@ from lead_ros.ros.conversions import (
     stamp_to_ns,
 )
 from lead_ros.ros.serialized import SerializedCamera, camera_header, camera_size, read_serialized_camera
-from lead_ros.route import RouteRule, RouteTracker, distinct_points
-from lead_ros.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
 
 BAD_INPUT = "bad_input"
 # Odometry speeds above this are implausible for a road vehicle (252 km/h): a unit or

@@ -38,7 +38,8 @@ from sensor_msgs.msg import Image, Imu
 from std_msgs.msg import Float64, UInt8
 from visualization_msgs.msg import MarkerArray
 
-from lead_ros.frame_queue import LatestFrameQueue
+from lead_ros.inputs.frame_queue import LatestFrameQueue
+from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import PARAMETERS, NodeConfig, ParamSpec
 from lead_ros.planner import Planner
 from lead_ros.ros.conversions import (
@@ -52,7 +53,6 @@ from lead_ros.ros.conversions import (
 from lead_ros.ros.diagnostics import DiagnosticsContext, FrameTiming, PipelineStats, build_diagnostics
 from lead_ros.ros.intake import Event, InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
-from lead_ros.sync import SyncFailure
 from lead_ros.visualization import render_plan
 
 NODE_NAME = "lead_planner"

@@ -17,7 +17,7 @@ import torch
 from lead_ros.observation import Command, Observation
 from lead_ros.planner import Planner
 from lead_ros.preprocessing import MODEL_IMAGE_WIDTH
-from lead_ros.synthetic_cameras import reference_cameras
+from lead_ros.tools.synthetic_cameras import reference_cameras
 
 
 @dataclass(frozen=True)

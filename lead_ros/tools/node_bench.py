@@ -24,11 +24,11 @@ from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import UInt8
 
-from lead_ros.bench import run_bench
 from lead_ros.planner import Planner
 from lead_ros.ros.conversions import array_to_image, ns_to_stamp
 from lead_ros.ros.node import COMMAND_QOS, WORKER_THREAD_NAME, LeadPlannerNode
-from lead_ros.synthetic_cameras import reference_cameras
+from lead_ros.tools.bench import run_bench
+from lead_ros.tools.synthetic_cameras import reference_cameras
 
 ODOMETRY_RATE_HZ = 50.0
 MODEL_HEIGHT = 270  # four 16:9 cameras stitch and resize to 270 x 1920

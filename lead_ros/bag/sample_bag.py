@@ -4,7 +4,7 @@ last frame (so every frame has 4 s of logged future), a route (``nav_msgs/Path``
 odometry frame) and a route command that changes, on the node's default input topics.
 
 The vehicle follows the route's centerline exactly: a straight, a left curve, a longer right
-curve (``ROUTE_SEGMENTS``). With NAVSIM's rule (``lead_ros.route``) the derived command goes
+curve (``ROUTE_SEGMENTS``). With NAVSIM's rule (``lead_ros.inputs.route``) the derived command goes
 straight -> left -> right over the frames; the UInt8 command topic carries the same
 sequence for ``command_input: topic``. Deterministic: regenerating it gives the same bytes
 (rosbags' CDR writer, fixed stamps, OpenCV JPEG)."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lead_ros.weights.source import OFFICIAL_SOURCE
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = REPO / "data" / "sample_bag"
 PARAMS = (REPO / "config" / "lead_ros.yaml", REPO / "config" / "sample.yaml")
 PATH_TOPIC = "/lead_planner/output/path"
@@ -134,7 +134,7 @@ def describe_commands(frames_jsonl: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lead_ros.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lead_ros.tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="out/demo", help="output directory (replaced)")
     parser.add_argument("--weights", default=os.environ.get("LEAD_ROS_WEIGHTS"), help="weights source")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -100,7 +100,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lead_ros.bench import format_report, run_bench
+    from lead_ros.tools.bench import format_report, run_bench
 
     planner = _planner(args)
     reference = None
@@ -121,7 +121,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from lead_ros.selftest import format_report, run_selftest
+    from lead_ros.tools.selftest import format_report, run_selftest
 
     report = run_selftest(args.device, args.precision, timing_iters=args.timing_iters)
     if args.json:
@@ -146,7 +146,7 @@ def cmd_weights_synth(args: argparse.Namespace) -> int:
 
 def _packaged_params_file() -> Path:
     """config/lead_ros.yaml from the source tree or the installed share directory."""
-    source = Path(__file__).resolve().parent.parent / "config" / "lead_ros.yaml"
+    source = Path(__file__).resolve().parents[2] / "config" / "lead_ros.yaml"
     if source.is_file():
         return source
     return Path(sys.prefix) / "share" / "lead_ros" / "config" / "lead_ros.yaml"
@@ -239,7 +239,7 @@ def cmd_compare_evaluations(args: argparse.Namespace) -> int:
 
 
 def cmd_make_sample_bag(args: argparse.Namespace) -> int:
-    from lead_ros.sample_bag import DURATION_S, write_sample_bag
+    from lead_ros.bag.sample_bag import DURATION_S, write_sample_bag
 
     out = Path(args.out)
     if out.exists():
@@ -318,7 +318,7 @@ def cmd_record_path(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_node(args: argparse.Namespace) -> int:
-    from lead_ros.ros.node_bench import format_reports, run
+    from lead_ros.tools.node_bench import format_reports, run
 
     if len(args.rates) != len(args.durations_s):
         raise ValueError("--rates and --durations-s need the same number of values")
@@ -329,7 +329,7 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_bag(args: argparse.Namespace) -> int:
-    from lead_ros.bag.bench import main as bench_bag
+    from lead_ros.tools.bag_bench import main as bench_bag
 
     return bench_bag(args.weights, args.device, args.durations_s)
 

@@ -1,5 +1,5 @@
 """The route command in force: the last one received on the command topic, until replaced
-or stale (``command_input: topic``; the route input is ``lead_ros.route``)."""
+or stale (``command_input: topic``; the route input is ``lead_ros.inputs.route``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class CommandState:
     command: Command
     source: str  # "received", or "default: <why>" (none received yet, stale, unusable route, ...)
     age_s: float | None
-    lateral_m: float | None = None  # command_input route: the rule's lateral value (lead_ros.route)
+    lateral_m: float | None = None  # command_input route: the rule's lateral value (lead_ros.inputs.route)
 
 
 class CommandTracker:

@@ -32,10 +32,10 @@ import numpy as np
 import timm
 import torch
 
-from lead_ros.bench import LatencyStats, run_bench
 from lead_ros.golden import GOLDEN_DIR, PLANNING_CASE_SETS, load_cases
 from lead_ros.observation import Observation
 from lead_ros.planner import Planner, check_precision, resolve_device
+from lead_ros.tools.bench import LatencyStats, run_bench
 from lead_ros.weights.synthetic import write_synthetic_checkpoint
 
 TIMING_HEIGHTS = (256, 270)

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lead_ros.command import CommandState
-from lead_ros.ego_state import EgoPose
 from lead_ros.frames import odometry_to_base_link
+from lead_ros.inputs.command import CommandState
+from lead_ros.inputs.ego_state import EgoPose
 from lead_ros.observation import Command
 
 

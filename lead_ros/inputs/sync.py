@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lead_ros.ego_state import EgoPose, PoseTrack, SampleBuffer, odometry_acceleration
+from lead_ros.inputs.ego_state import EgoPose, PoseTrack, SampleBuffer, odometry_acceleration
 
 SIDE_CAMERAS = ("l0", "r0", "b0")
 ANCHOR_CAMERA = "f0"

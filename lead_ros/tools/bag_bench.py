@@ -12,16 +12,16 @@ from pathlib import Path
 
 import cv2
 
+from lead_ros.bag.sample_bag import CAMERA_RATE_HZ, JPEG_QUALITY, draw_camera, write_sample_bag
 from lead_ros.observation import Command, Observation
 from lead_ros.planner import Planner
-from lead_ros.sample_bag import CAMERA_RATE_HZ, JPEG_QUALITY, draw_camera, write_sample_bag
 
-PARAMS = Path(__file__).resolve().parent.parent.parent / "config" / "sample.yaml"
+PARAMS = Path(__file__).resolve().parents[2] / "config" / "sample.yaml"
 
 
 def _evaluate(bag: Path, out: Path, weights: str, device: str) -> dict:
-    command = [sys.executable, "-m", "lead_ros.cli", "evaluate-bag", str(bag), "--weights", weights, "--out", str(out),
-               "--device", device, "--params-file", str(PARAMS)]  # fmt: skip
+    command = [sys.executable, "-m", "lead_ros.tools.cli", "evaluate-bag", str(bag), "--weights", weights,
+               "--out", str(out), "--device", device, "--params-file", str(PARAMS)]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True)
     return json.loads((out / "summary.json").read_text())
 
