@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lead_ros import cli
+from lead_ros.tools import cli
 
 LEAD_ROS = Path(sys.executable).with_name("lead-ros")
 
