@@ -37,10 +37,13 @@ def compressed(image_rgb: np.ndarray, stamp_ns: int, fmt: str = "jpeg") -> Compr
 
 class Harness:
     def __init__(self, context, planner, *, bring_up: bool = True, record_odometry_paths: bool = False,
-                 **params) -> None:  # fmt: skip
+                 expect_exceptions: bool = False, **params) -> None:  # fmt: skip
         """The node under test, configured and activated unless ``bring_up`` is False;
-        ``record_odometry_paths`` subscribes to ~/output/path_odom too."""
+        ``record_odometry_paths`` subscribes to ~/output/path_odom too. ``close`` fails the
+        test if an exception escaped a callback, timer or the worker (the node's last line of
+        defence counts them), unless ``expect_exceptions``: the guard must not hide bugs."""
         self.context = context
+        self.expect_exceptions = expect_exceptions
         self.namespace = f"/t{next(_NAMESPACES)}"
         overrides = [Parameter(k, value=v) for k, v in params.items()]
         self.node = LeadPlannerNode(planner=planner, context=context, namespace=self.namespace,
@@ -177,3 +180,5 @@ class Harness:
             thread.join(5)
             executor.remove_node(node)
             node.destroy_node()
+        escaped = self.node.stats.snapshot()["exceptions"]
+        assert self.expect_exceptions or not escaped, f"exceptions escaped in the node: {escaped}"

@@ -102,3 +102,27 @@ def test_path_odom_is_not_computed_without_subscribers(harness):
     h.send_frame({"image": STITCHED}, h.now_ns(), pose=(1.0, 2.0, 0.3))
     h.wait_paths(1)
     assert h.odometry_paths == []
+
+
+@pytest.mark.parametrize(
+    ("route", "reason"),
+    [
+        ([(0.0, 0.0), (1e200, 1e200), (2e200, 0.0)], "beyond the plausible extent"),
+        ([(0.0, 0.0), (1e-200, 0.0)], "shorter than 1e-06 m"),
+    ],
+)
+def test_an_implausible_route_is_refused_on_arrival_and_the_default_applies(harness, planner, route, reason):
+    """These two routes ended the lead_planner process at the next frame (found by an
+    independent check). Now: refused on arrival with a reason, frames planned with the
+    default command, no exception anywhere (the harness checks the node's counter)."""
+    h = harness(camera_mode="stitched", command_input="route", default_command=1)
+    h.send_frame({"image": STITCHED}, h.now_ns())  # odometry first: the route is checked on arrival
+    h.wait_paths(1)
+    h.send_route(route)
+    h.wait_for(lambda: h.node.stats.snapshot()["inputs"]["route"][1] == 1, what="route rejected")
+    h.send_frame({"image": STITCHED}, h.now_ns())
+    paths = h.wait_paths(2)
+    default = planner.plan(Observation(5.0, 0.0, Command.STRAIGHT, image=STITCHED))
+    np.testing.assert_allclose(_xy(paths[1]), default.waypoints, atol=1e-4)
+    state = h.node.intake.route.last
+    assert state.command is Command.STRAIGHT and reason in state.source

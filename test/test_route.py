@@ -4,6 +4,7 @@ lateral value is worked out here from the route's geometry, not by calling the r
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -154,3 +155,47 @@ def test_tracker_frames_default_and_staleness():
     assert state.lateral_m == pytest.approx(3.0) and tracker.last == state
     assert tracker.state(None, "odom", 1_500_000_000).source == "default: no odometry pose at the frame"
     assert tracker.state(pose, "odom", 3_500_000_000).source == "default: route stale"
+
+
+@pytest.mark.parametrize(
+    ("points", "reason"),
+    [
+        ([[0.0, 0.0], [1e200, 1e200], [2e200, 0.0]], "beyond the plausible extent"),
+        ([[0.0, 0.0], [1e-200, 0.0]], "shorter than 1e-06 m"),
+        ([[0.0, 0.0], [5.0, 0.0], [5.0, 1e-200], [30.0, 0.0]], "shorter than 1e-06 m"),
+        ([[0.0, 0.0], [math.nan, 1.0]], "NaN/inf"),
+        (np.zeros((100_001, 2)), "at most 100000 accepted"),
+    ],
+)
+def test_implausible_routes_are_refused_with_a_one_line_reason(points, reason):
+    """Found by an independent check: these routes ended the node (overflow, then numpy's
+    zero-size reduction). No numpy warning may be raised on the way either."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = derive_command(np.asarray(points), (0.0, 0.0), RULE)
+    assert result.command is None and reason in result.problem and "\n" not in result.problem
+
+
+@pytest.mark.parametrize("ego", [(1e300, 0.0), (math.inf, 0.0), (math.nan, 0.0)])
+def test_an_implausible_ego_position_is_unusable_not_an_error(ego):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = derive_command(np.array([[0.0, 0.0], [100.0, 0.0]]), ego, RULE)
+    assert result.command is None and "ego position" in result.problem
+
+
+def test_a_route_at_map_scale_coordinates_still_works():
+    """UTM-sized coordinates (5e6 m) are inside the plausible extent."""
+    offset = np.array([4.5e5, 5.4e6])
+    route = np.array([[0.0, 0.0], [10.0, 0.0], [40.0, 10.0]]) + offset
+    near = derive_command(route - offset, (1.0, 0.0), RULE)
+    far = derive_command(route, (offset[0] + 1.0, offset[1]), RULE)
+    assert far.command is near.command is Command.LEFT
+    assert far.lateral_m == pytest.approx(near.lateral_m, abs=1e-6)
+
+
+def test_the_tracker_falls_back_to_the_default_for_a_refused_route():
+    tracker = RouteTracker(Command.STRAIGHT, RULE)
+    tracker.update(np.array([[0.0, 0.0], [1e200, 1e200], [2e200, 0.0]]), "odom", 1)
+    state = tracker.state(EgoPose(0.0, 0.0, 0.0, 0.0), "odom", 2)
+    assert state.command is Command.STRAIGHT and "plausible extent" in state.source

@@ -17,6 +17,12 @@ The geometry is fixed here so that two implementations agree:
   starts at a vertex, the last segment at the end); the route's orientations are ignored;
 - ``s`` and ``s + lookahead`` are clamped to [0, L] (``s`` lies there by construction).
 
+A route is checked before use (``route_problem``): finite coordinates within
+``MAX_COORDINATE_M`` of the frame's origin (so squares cannot overflow), at least two
+distinct points, and no segment shorter than ``MIN_SEGMENT_M`` (so squared lengths cannot
+underflow to zero). A route that fails is refused with a one-line reason and the default
+command applies.
+
 Pure Python: the node, ``evaluate-bag`` and the tests share it.
 """
 
@@ -30,6 +36,13 @@ from lead_ros.frames import odometry_to_base_link
 from lead_ros.inputs.command import CommandState
 from lead_ros.inputs.ego_state import EgoPose
 from lead_ros.observation import Command
+
+# 10,000 km: covers UTM and other map frames, keeps squared distances far from overflow.
+MAX_COORDINATE_M = 1e7
+# 1 micrometre: far below any route planner's spacing and float32 resolution of a map frame,
+# far above the lengths whose squares underflow.
+MIN_SEGMENT_M = 1e-6
+MAX_POINTS = 100_000  # 100 km at 1 m spacing; bounds the per-frame projection
 
 
 @dataclass(frozen=True)
@@ -61,19 +74,38 @@ def distinct_points(points: np.ndarray) -> np.ndarray:
     return points[keep]
 
 
+def route_problem(route_xy: np.ndarray) -> str | None:
+    """Why the centerline ``route_xy`` (N, 2) cannot be used (one line), or None."""
+    raw = np.asarray(route_xy, dtype=np.float64).reshape(-1, 2)
+    if len(raw) > MAX_POINTS:
+        return f"route: {len(raw)} points, at most {MAX_POINTS} accepted"
+    if not np.isfinite(raw).all():
+        return "route: holds NaN/inf coordinates"
+    if len(raw) and (extent := float(np.abs(raw).max())) > MAX_COORDINATE_M:
+        return f"route: a coordinate of {extent:.3g} m is beyond the plausible extent of {MAX_COORDINATE_M:g} m"
+    points = distinct_points(raw)
+    if len(points) < 2:
+        return f"route: {len(points)} distinct point(s), at least 2 needed"
+    segments = np.diff(points, axis=0)
+    shortest = float(np.hypot(segments[:, 0], segments[:, 1]).min())
+    if shortest < MIN_SEGMENT_M:
+        return f"route: a segment of {shortest:.3g} m between distinct points is shorter than {MIN_SEGMENT_M:g} m"
+    return None
+
+
 def derive_command(route_xy: np.ndarray, ego_xy: tuple[float, float], rule: RouteRule) -> RouteCommand:
     """The command for an ego at ``ego_xy`` on the centerline ``route_xy`` (N, 2), both in
     the same frame (see the module doc for the rule)."""
+    if (problem := route_problem(route_xy)) is not None:
+        return RouteCommand(None, problem=problem)
+    ego = np.asarray(ego_xy, dtype=np.float64)
+    if not (np.isfinite(ego).all() and np.abs(ego).max() <= 2 * MAX_COORDINATE_M):
+        return RouteCommand(None, problem=f"route: ego position {tuple(ego.tolist())} is beyond the route's extent")
     points = distinct_points(route_xy)
-    if not np.isfinite(points).all():
-        return RouteCommand(None, problem="route: holds NaN/inf coordinates")
-    if len(points) < 2:
-        return RouteCommand(None, problem=f"route: {len(points)} distinct point(s), at least 2 needed")
     segments = np.diff(points, axis=0)
     lengths = np.hypot(segments[:, 0], segments[:, 1])
     starts = np.concatenate(([0.0], np.cumsum(lengths)))  # arc length at each vertex
     total = float(starts[-1])
-    ego = np.asarray(ego_xy, dtype=np.float64)
     along = np.clip(np.einsum("ij,ij->i", ego - points[:-1], segments) / lengths**2, 0.0, 1.0)
     nearest = points[:-1] + along[:, None] * segments
     distances = np.hypot(*(ego - nearest).T)
@@ -105,6 +137,8 @@ def _point_at(points: np.ndarray, starts: np.ndarray, s: float) -> np.ndarray:
     """The polyline point at arc length ``s`` (within [0, L])."""
     i = min(int(np.searchsorted(starts, s, side="right")) - 1, len(points) - 2)
     length = starts[i + 1] - starts[i]
+    if length <= 0.0:  # a short segment far along a long route: lost in the arc length's precision
+        return points[i]
     return points[i] + (s - starts[i]) / length * (points[i + 1] - points[i])
 
 

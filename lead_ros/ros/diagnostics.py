@@ -18,6 +18,7 @@ INPUT_STALE_S = 1.0
 _RATE_WINDOW = 20
 _LATENCY_WINDOW = 200
 _TIMING_WINDOW = 5000
+MAX_MESSAGE_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class PipelineStats:
         self.last_latency_ms: float | None = None
         self.last_inference_ms: float | None = None
         self.last_error = ""
+        self.exceptions: Counter[str] = Counter()  # "<place>: <exception type>" -> count
+        self.last_exception = ""
         self.timings: deque[FrameTiming] = deque(maxlen=_TIMING_WINDOW)
 
     def received(self, name: str, now_ns: int) -> None:
@@ -73,6 +76,15 @@ class PipelineStats:
             self.failures[reason] += 1
             self.consecutive_failures += 1
             self.last_error = f"{reason}: {detail}"
+
+    def unexpected(self, place: str, error: BaseException) -> bool:
+        """Count an exception that escaped a callback, timer or the worker; True the first
+        time this (place, exception type) is seen (it is logged then)."""
+        key = f"{place}: {type(error).__name__}"
+        with self._lock:
+            self.exceptions[key] += 1
+            self.last_exception = f"{key}: {' '.join(str(error).split())}"[:MAX_MESSAGE_CHARS]
+            return self.exceptions[key] == 1
 
     def succeeded(self, processing_ms: float, timing: FrameTiming, budget_ms: float) -> None:
         with self._lock:
@@ -104,6 +116,8 @@ class PipelineStats:
                 "p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
                 "last_inference_ms": self.last_inference_ms,
                 "last_error": self.last_error,
+                "exceptions": dict(self.exceptions),
+                "last_exception": self.last_exception,
             }
 
 
@@ -199,6 +213,10 @@ def build_diagnostics(
         message = "waiting for synchronized frames"
     if not active:
         level, message = OK, f"{lifecycle_state}: not planning"
+    exceptions = snapshot["exceptions"]
+    if exceptions:  # a bug in lead_ros: reported in every state until the node restarts
+        level = ERROR
+        message = f"{sum(exceptions.values())} unexpected exception(s); last: {snapshot['last_exception']}"
     processing = status(
         "processing",
         level,
@@ -209,6 +227,8 @@ def build_diagnostics(
             "queued_frames": queue["put"],
             "sync_and_input_failures": sum(failures.values()),
             **{f"failed {reason}": n for reason, n in sorted(failures.items())},
+            "unexpected_exceptions": sum(exceptions.values()),
+            **{f"exception {key}": n for key, n in sorted(exceptions.items())},
             "last_latency_ms": _ms(snapshot["last_ms"]),
             "p95_latency_ms": _ms(snapshot["p95_ms"]),
             "last_inference_ms": _ms(snapshot["last_inference_ms"]),

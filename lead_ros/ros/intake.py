@@ -16,7 +16,8 @@ from sensor_msgs.msg import Imu
 from std_msgs.msg import UInt8
 
 from lead_ros.inputs.command import CommandState, CommandTracker
-from lead_ros.inputs.route import RouteRule, RouteTracker, distinct_points
+from lead_ros.inputs.route import MAX_POINTS as MAX_ROUTE_POINTS
+from lead_ros.inputs.route import RouteRule, RouteTracker, route_problem
 from lead_ros.inputs.sync import FrameSynchronizer, SyncedFrame, SyncFailure, SyncPolicy
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command
@@ -179,14 +180,16 @@ class InputIntake:
 
     def route_message(self, msg: PathMsg, now_ns: int) -> list[Event]:
         """A route (``command_input: route``): held as the latest; problems that are already
-        visible (wrong frame once odometry is known, too few points) are reported now."""
+        visible (wrong frame once odometry is known, implausible geometry) are reported now."""
+        if len(msg.poses) > MAX_ROUTE_POINTS:  # refused before converting, the held route stays
+            detail = f"route: {len(msg.poses)} poses, at most {MAX_ROUTE_POINTS} accepted; keeping the previous route"
+            return [InputRejected("route", BAD_INPUT, detail, False)]
         points = path_points(msg)
         self.route.update(points, msg.header.frame_id, now_ns)
         if (mismatch := self.route.frame_mismatch(self.odometry_frame)) is not None:
             return [InputRejected("route", "wrong_frame", f"{mismatch}; using default_command", False)]
-        if (count := len(distinct_points(points))) < 2:
-            detail = f"route: {count} distinct point(s), at least 2 needed; using default_command"
-            return [InputRejected("route", BAD_INPUT, detail, False)]
+        if (problem := route_problem(points)) is not None:
+            return [InputRejected("route", BAD_INPUT, f"{problem}; using default_command", False)]
         return []
 
     def command_state(self, now_ns: int) -> CommandState:

@@ -18,7 +18,9 @@ import ctypes
 import gc
 import threading
 import time
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -156,7 +158,9 @@ class LeadPlannerNode(LifecycleNode):
         # /diagnostics reports every lifecycle state, so it lives outside configure/cleanup.
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(
-            self.config.diagnostics_period_s, self._on_diagnostics_timer, callback_group=self._input_group
+            self.config.diagnostics_period_s,
+            self._guarded("diagnostics timer", self._on_diagnostics_timer),
+            callback_group=self._input_group,
         )
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="lead_planner_worker", daemon=True)
@@ -204,7 +208,7 @@ class LeadPlannerNode(LifecycleNode):
             self.create_subscription(
                 camera_type,
                 "~/input/image" if name == "image" else f"~/input/cameras/{name}",
-                lambda data, n=name: self._on_camera(n, data),
+                self._guarded(f"camera {name}", lambda data, n=name: self._on_camera(n, data)),
                 camera_qos,
                 callback_group=self._input_group,
                 raw=True,
@@ -219,9 +223,9 @@ class LeadPlannerNode(LifecycleNode):
         ]
         if self.config.acceleration_source == "imu":
             subscriptions.append((Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data))
-        self._inputs += [
-            self.create_subscription(*subscription, callback_group=self._input_group) for subscription in subscriptions
-        ]
+        for kind, topic, callback, qos in subscriptions:
+            guarded = self._guarded(topic.rpartition("/")[2], callback)
+            self._inputs.append(self.create_subscription(kind, topic, guarded, qos, callback_group=self._input_group))
         publish = self.create_lifecycle_publisher
         self.path_pub = publish(PathMsg, "~/output/path", OUTPUT_QOS)
         self.path_odom_pub = publish(PathMsg, "~/output/path_odom", OUTPUT_QOS)
@@ -236,7 +240,9 @@ class LeadPlannerNode(LifecycleNode):
                    self.debug_image_pub, self.objects_pub, *self.bev_pubs.values())  # fmt: skip
         self._outputs = [p for p in outputs if p is not None]
         # Pending anchors are resolved on their deadline even when no further message comes.
-        self._flush_timer = self.create_timer(0.05, self._on_flush_timer, callback_group=self._input_group)
+        self._flush_timer = self.create_timer(
+            0.05, self._guarded("flush timer", self._on_flush_timer), callback_group=self._input_group
+        )
 
     def _destroy_interfaces(self) -> None:
         for subscription in self._inputs:
@@ -331,6 +337,26 @@ class LeadPlannerNode(LifecycleNode):
 
     # --- callbacks (never run the network) ------------------------------------------------------
 
+    def _guarded(self, place: str, callback):
+        """The last line of defence around every callback, timer and the worker's frame: an
+        exception that escapes is a bug in lead_ros (bad input is handled, with its own
+        messages, before this). It is logged once per (place, exception type), counted in
+        /diagnostics (ERROR), and the node goes on with the next message."""
+
+        def run(*args) -> None:
+            try:
+                callback(*args)
+            except Exception as error:
+                if self.stats.unexpected(place, error):
+                    frames = traceback.extract_tb(error.__traceback__)
+                    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+                    self.get_logger().error(
+                        f"unexpected {type(error).__name__} in {place}{where}: {one_line(error)}; continuing with the "
+                        "next message (counted in /diagnostics; further ones of this kind are only counted)"
+                    )
+
+        return run
+
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
@@ -395,12 +421,13 @@ class LeadPlannerNode(LifecycleNode):
 
     def _work(self) -> None:
         name_os_thread(WORKER_THREAD_NAME)
+        process = self._guarded("inference worker", self._process)
         while not self._stop.is_set():
             item = self.queue.get(timeout=0.1)
             if item is not None:
                 with self._in_flight:
                     if self._active.is_set():
-                        self._process(item)
+                        process(item)
 
     def _process(self, item: QueuedFrame) -> None:
         picked = time.perf_counter()
