@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_training_checkpoint_is_not_a_plain_state_dict(tmp_path, state):
 
 
 def test_arbitrary_pickle_is_refused(tmp_path):
-    _expect_error(_save(tmp_path, {"model": Path("x")}), "could not be read")
+    _expect_error(_save(tmp_path, {"model": Path("x")}), "is not a plain tensor checkpoint", "(pathlib.PosixPath)")
 
 
 def test_truncated_file_is_refused(tmp_path, navsim_weights):
@@ -241,3 +242,66 @@ def test_hub_snapshot_of_unknown_layout_lists_its_files(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _fabricate_hub_cache(tmp_path, "a/b", {"README.md": "model card", "ltfv6.json": "{}"})
     _expect_error("hf://a/b", "matches no known checkpoint layout", "README.md", "ltfv6.json", cache_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bool, torch.uint8, torch.int64])
+def test_weights_of_a_non_float_dtype_are_refused_naming_the_first(tmp_path, state, dtype):
+    """Right names and shapes, wrong dtype: load_state_dict would copy them in silently."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}, str(path))
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    name = str(dtype).removeprefix("torch.")
+    _expect_error(path, f"tensor {first} has dtype {name}; expected floating point")
+
+
+def test_a_float_batch_counter_is_refused(tmp_path, state):
+    counters = [k for k in state if k.endswith("num_batches_tracked")]
+    assert len(counters) == 72 and all(state[k].dtype == torch.int64 for k in counters)
+    broken = {k: v.float() if k == counters[0] else v for k, v in state.items()}
+    _expect_error(_save(tmp_path, broken), f"tensor {counters[0]} has dtype float32; expected an integer (int64)")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_files_are_converted_with_an_info_line(tmp_path, state, dtype, caplog):
+    """The model then holds exactly the half-precision values, widened to float32."""
+    half = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    with caplog.at_level(logging.INFO, logger="lead_ros.weights.loader"):
+        model = build_models(load_checkpoint(str(_save(tmp_path, half))))[0]
+    floats = sum(v.is_floating_point() for v in state.values())
+    name = str(dtype).removeprefix("torch.")
+    assert any(f"converting {floats} {name} tensors to float32" in r.message for r in caplog.records)
+    for key, value in model.state_dict().items():
+        assert value.dtype == state[key].dtype and torch.equal(value, half[key].to(state[key].dtype)), key
+
+
+class _RunsCode:
+    """A pickle payload that would create ``marker`` if it were executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_malicious_pickle_is_one_complete_line_and_never_executed(tmp_path, capsys):
+    from lead_ros.tools.cli import main
+
+    marker = tmp_path / "executed"
+    path = _save(tmp_path, {"planning_decoder.query": _RunsCode(marker)})
+    message = _expect_error(path, "is not a plain tensor checkpoint", "nothing in it was executed", "(posix.system)")
+    assert "\n" not in message and "weights_only" not in message
+    image = tmp_path / "image.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.zeros((256, 1920, 3), np.uint8))
+    capsys.readouterr()
+    code = main(["predict", "--weights", str(path), "--image", str(image), "--speed", "1", "--accel", "0",
+                 "--command", "left"])  # fmt: skip
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "[ERROR]" in line]
+    assert code == 2 and len(errors) == 1 and err.endswith("\n"), err
+    assert "Warning" not in err and "weights_only" not in err and "nothing in it was executed" in errors[0]
+    assert not marker.exists()

@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
+import re
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ QUERY_KEY = "planning_decoder.query"
 STATUS_KEY = "planning_decoder.planning_context_encoder.status_pos_embedding"
 LAYER_PREFIX = "planning_decoder.transformer_decoder.layers."
 WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")
+# Floating-point file dtypes converted to the model's float32 on load (with an info line).
+CONVERTED_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float64)
 _SHOWN = 5
 
 
@@ -60,6 +65,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _load_failure_reason(error: Exception) -> str:
+    """The reason in a load error, as one line. torch's weights-only refusal wraps it in advice
+    to turn the safety off (not for our users); the reason is its ``WeightsUnpickler error``
+    line or the paragraph that gives no such advice."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    if (unpickler := re.search(r"WeightsUnpickler error: ([^\n]*)", text)) is not None:
+        return unpickler.group(1).strip()
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    if text.startswith("Weights only load failed"):
+        advice = ("weights_only", "Weights only load failed")
+        paragraphs = [p for p in paragraphs if not any(a in p for a in advice)] or ["refused by the safe loader"]
+    return paragraphs[0] if paragraphs else type(error).__name__
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a ``.pth`` (weights_only) or ``.safetensors`` file holding a plain state dict."""
     try:
@@ -68,12 +87,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's advice to drop weights_only is not for our users
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load parses untrusted bytes: any failure means "not a checkpoint"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = _load_failure_reason(error)
+        if isinstance(error, pickle.UnpicklingError) and (named := re.search(r"GLOBAL ([\w.]+)", reason)):
+            raise WeightsError(
+                f"weights file {path} is not a plain tensor checkpoint: it refers to Python objects "
+                f"({named.group(1)}) that a safe load refuses; nothing in it was executed"
+            ) from error
         raise WeightsError(
             f"weights file {path} could not be read: it is not a checkpoint (a truncated or corrupted file, "
-            f"or not a plain tensor state dict) ({type(error).__name__}: {first[:300]})"
+            f"or not a plain tensor state dict) ({type(error).__name__}: {reason[:300]})"
         ) from error
     if not isinstance(state, Mapping) or not state:
         raise WeightsError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
@@ -127,8 +153,34 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> LTFv6Config:
     )
 
 
+def check_dtypes(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], origin: str) -> None:
+    """Each tensor must be of the dtype class of what it fills: floating point for weights
+    (float16/bfloat16/float64 are converted to float32, logged once), integer for integer
+    buffers (LEAD's ``num_batches_tracked``). Anything else (int8 or bool weights, a float
+    counter) would be copied in silently by ``load_state_dict``: refused, naming the first."""
+    converted: Counter[str] = Counter()
+    for key, target in expected.items():
+        dtype = state[key].dtype
+        if target.dtype.is_floating_point:
+            if dtype in CONVERTED_FLOAT_DTYPES:
+                converted[str(dtype).removeprefix("torch.")] += 1
+            elif dtype != target.dtype:
+                raise WeightsError(
+                    f"{origin}: tensor {key} has dtype {str(dtype).removeprefix('torch.')}; expected floating point "
+                    "(float32, or float16/bfloat16/float64, converted)"
+                )
+        elif dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+            raise WeightsError(
+                f"{origin}: tensor {key} has dtype {str(dtype).removeprefix('torch.')}; expected an integer "
+                f"({str(target.dtype).removeprefix('torch.')})"
+            )
+    if converted:
+        counts = ", ".join(f"{n} {name}" for name, n in sorted(converted.items()))
+        log.info("%s: converting %s tensors to float32", origin, counts)
+
+
 def check_against_model(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], origin: str) -> None:
-    """Raise with the first missing, unexpected and misshapen keys, if any."""
+    """Raise with the first missing, unexpected and misshapen keys, if any; then check dtypes."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [
@@ -146,6 +198,7 @@ def check_against_model(state: Mapping[str, torch.Tensor], expected: Mapping[str
             parts.append(f"{len(wrong)} shape mismatches, first: {wrong[:_SHOWN]}")
         parts.append(f"the file holds {describe(state)}")
         raise WeightsError("; ".join(parts))
+    check_dtypes(state, expected, origin)
 
 
 def _config_json(directory: Path) -> dict | None:
