@@ -7,6 +7,8 @@ Pure Python: reading a params file here needs no rclpy.
 from __future__ import annotations
 
 import difflib
+import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,10 @@ BEV_CLASSES = ("unlabeled", "road", "walkways", "centerline", "static_objects", 
 # period on a GPU; on CPU, where a forward alone takes 0.5-1.5 s, a budget that flags only
 # a stalled frame.
 AUTO_PROCESSING_BUDGET_MS = {"cuda": 100.0, "cpu": 2000.0}
+# A params file for this node is a few kilobytes; these bound what reading one can cost
+# before anything is expanded (a 50 MB file, a YAML alias bomb).
+MAX_PARAMS_FILE_BYTES = 1 << 20
+MAX_PARAMS_FILE_NODES = 10_000  # YAML nodes with every alias expanded
 
 
 @dataclass(frozen=True)
@@ -185,12 +191,21 @@ def params_file_values(path: str | Path, node_name: str = "lead_planner") -> dic
 
 
 def read_params_file(path: str | Path) -> dict:
-    """The mapping of a ROS 2 params file. A missing, unreadable or malformed file raises
-    ValueError in one line naming the file (the node, before rcl parses it, and the tools)."""
+    """The mapping of a ROS 2 params file. A missing, unreadable, oversized or malformed file
+    (or one whose aliases expand beyond ``MAX_PARAMS_FILE_NODES``) raises ValueError in one
+    line naming the file (the node, before rcl parses it, and the tools)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        with Path(path).open("rb") as stream:
+            raw = stream.read(MAX_PARAMS_FILE_BYTES + 1)
     except OSError as error:
         raise ValueError(f"params file {path} cannot be read: {error.strerror}") from None
+    if len(raw) > MAX_PARAMS_FILE_BYTES:
+        raise ValueError(f"params file {path} is larger than {MAX_PARAMS_FILE_BYTES} bytes (a params file is a "
+                         "few kilobytes)")  # fmt: skip
+    try:
+        data = _load_bounded_yaml(raw.decode("utf-8"), str(path))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"params file {path} is not UTF-8 text (byte {error.start})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -204,9 +219,54 @@ def read_params_file(path: str | Path) -> dict:
     return data
 
 
+def _load_bounded_yaml(text: str, path: str) -> Any:
+    """``yaml.safe_load``, refusing a document whose nodes, with every alias expanded, number
+    more than ``MAX_PARAMS_FILE_NODES``: counted on the composed graph (aliases are shared
+    nodes there) before any Python object is built."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+            if root is not None and _expanded_nodes(root, {}) > MAX_PARAMS_FILE_NODES:
+                raise ValueError(
+                    f"params file {path}: its aliases expand to more than {MAX_PARAMS_FILE_NODES} YAML nodes; "
+                    "refused before expanding them"
+                )
+        except RecursionError:
+            raise ValueError(f"params file {path} is nested too deeply") from None
+        return loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for with aliases expanded (memoized per shared node)."""
+    if id(node) not in memo:
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        memo[id(node)] = 1 + sum(_expanded_nodes(child, memo) for child in children)
+        if memo[id(node)] > MAX_PARAMS_FILE_NODES:  # stop early: the sum can be astronomically large
+            memo[id(node)] = MAX_PARAMS_FILE_NODES + 1
+    return memo[id(node)]
+
+
+def excerpt(value: Any) -> str:
+    """A short, bounded repr of a parameter value for error messages (a huge or deeply nested
+    value stays one short line)."""
+    short = reprlib.Repr()  # keyword arguments need Python 3.12
+    short.maxstring = short.maxother = 60
+    short.maxlist = short.maxdict = 6
+    short.maxlevel = 2
+    return short.repr(value)
+
+
 def _unknown(name: str) -> str:
-    close = difflib.get_close_matches(name, _BY_NAME, n=1)
-    return f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    close = difflib.get_close_matches(name[:100], _BY_NAME, n=1)
+    return f"unknown parameter {excerpt(name)}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
 def _coerce(spec: ParamSpec, value: Any) -> Any:
@@ -220,16 +280,18 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
     """None when ``value`` is valid for ``spec``, else a message naming both."""
     expected = type(spec.default)
     if type(value) is not expected:
-        return f"{spec.name}: expected {expected.__name__}, got {value!r}"
+        return f"{spec.name}: expected {expected.__name__}, got {excerpt(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{spec.name}: {value} is not a finite number"
     if isinstance(value, list):
         bad = [v for v in value if not isinstance(v, str) or v not in spec.choices]
         if bad or not value:
-            listed = f"{bad!r} are not among" if bad else "the list is empty; give one or more of"
+            listed = f"{excerpt(bad)} are not among" if bad else "the list is empty; give one or more of"
             return f"{spec.name}: {listed} {', '.join(spec.choices)}"
         if len(set(value)) != len(value):
-            return f"{spec.name}: {value!r} names a class twice"
+            return f"{spec.name}: {excerpt(value)} names a class twice"
     elif spec.choices and value not in spec.choices:
-        return f"{spec.name}: {value!r} is not one of {', '.join(spec.choices)}"
+        return f"{spec.name}: {excerpt(value)} is not one of {', '.join(spec.choices)}"
     if spec.min_value is not None and value < spec.min_value:
         return f"{spec.name}: {value} is below the minimum {spec.min_value}"
     if spec.max_value is not None and value > spec.max_value:

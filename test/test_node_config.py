@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import fields
 
 import pytest
 import yaml
 
 from conftest import REPO
-from lead_ros.node_config import PARAMETERS, NodeConfig
+from lead_ros.node_config import MAX_PARAMS_FILE_BYTES, PARAMETERS, NodeConfig
 
 YAML_PATH = REPO / "config" / "lead_ros.yaml"
 
@@ -93,3 +94,65 @@ def test_params_file_errors_are_one_line_naming_the_file(tmp_path, text, message
         NodeConfig.from_yaml(path)
     assert str(error.value).startswith(f"params file {path} ") and message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+FLOAT_PARAMETERS = [p.name for p in PARAMETERS if isinstance(p.default, float)]
+
+
+@pytest.mark.parametrize("name", FLOAT_PARAMETERS)
+@pytest.mark.parametrize("text", [".nan", ".inf", "-.inf"])
+def test_nan_and_inf_are_refused_for_every_float_parameter_naming_it(tmp_path, name, text):
+    """``sync_tolerance_ms: .nan`` gave "cannot convert float NaN to integer"; a NaN
+    detection_score_threshold was accepted and silently kept no box."""
+    path = tmp_path / "params.yaml"
+    path.write_text(f"/**:\n  ros__parameters:\n    {name}: {text}\n")
+    with pytest.raises(ValueError, match=rf"^invalid lead_planner parameters: {name}: -?(nan|inf) is not a finite"):
+        NodeConfig.from_yaml(path)
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded(tmp_path):
+    """Grew past 6 GB in evaluate-bag within two minutes; now refused at once."""
+    from test_node_process import _alias_bomb
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(levels=30))  # 9**30 nodes if expanded
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="aliases expand to more than 10000 YAML nodes; refused before expanding"):
+        NodeConfig.from_yaml(path)
+    assert time.monotonic() - started < 5.0
+
+
+def test_a_few_aliases_are_still_fine(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("common: &classes [road, vehicles]\n/**:\n  ros__parameters:\n    perception_classes: *classes\n")
+    assert NodeConfig.from_yaml(path).perception_classes == ["road", "vehicles"]
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"/**:\n  ros__parameters:\n    frame_id: x\n" + b"#" * MAX_PARAMS_FILE_BYTES)
+    with pytest.raises(ValueError, match=f"is larger than {MAX_PARAMS_FILE_BYTES} bytes"):
+        NodeConfig.from_yaml(path)
+
+
+def test_a_huge_bad_value_is_shown_as_a_short_excerpt(tmp_path):
+    """A smaller alias bomb gave one 47,645-byte error line (the whole expanded value)."""
+    path = tmp_path / "params.yaml"
+    path.write_text("/**:\n  ros__parameters:\n    sync_tolerance_ms: [" + ", ".join(["lol"] * 5000) + "]\n"
+                    "    frame_id_typo" + "x" * 900 + ": 1\n")  # fmt: skip
+    with pytest.raises(ValueError) as error:
+        NodeConfig.from_yaml(path)
+    message = str(error.value)
+    assert "sync_tolerance_ms: expected float, got ['lol', 'lol'" in message
+    assert "unknown parameter 'frame_id_typo" in message
+    assert len(message) < 400 and "\n" not in message
+
+
+def test_predict_refuses_a_nan_threshold(capsys):
+    from lead_ros.tools.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--weights", "w", "--image", "x.png", "--speed", "1", "--accel", "0", "--command", "left",
+              "--detection-score-threshold", "nan"])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "argument --detection-score-threshold: 'nan' is not a finite number" in capsys.readouterr().err

@@ -229,3 +229,23 @@ def test_double_sigint_while_planning_ten_times_in_a_row(ros_context, navsim_wei
     gaps_s = (0.001, 0.005, 0.01, 0.03, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
     stops = [_run_signal_case(ros_context, navsim_weights, "planning", "SIGINTx2", gap) for gap in gaps_s]
     print("double SIGINT while planning, seconds to exit:", ", ".join(f"{s:.2f}" for s in stops))
+
+
+def test_an_oversized_params_file_fails_fast_before_rcl_parses_it(ros_context, tmp_path):
+    """A 50 MB params file kept the node inside rclpy.init for over five minutes."""
+    big = tmp_path / "big.yaml"
+    big.write_text("/**:\n  ros__parameters:\n    frame_id: base_link\n" + "# padding\n" * 300_000)
+    _assert_one_line_failure(NodeProcess("--params-file", str(big)), f"params file {big} is larger than 1048576 bytes")
+
+
+def test_a_yaml_alias_bomb_params_file_fails_fast(ros_context, tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb())
+    _assert_one_line_failure(NodeProcess("--params-file", str(bomb)), "aliases expand to more than 10000 YAML nodes")
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """Billion laughs: each level is a list of nine aliases of the level below."""
+    lines = ['a0: &a0 ["lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + f"\n/**:\n  ros__parameters:\n    perception_classes: *a{levels}\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -24,6 +25,18 @@ from lead_ros.weights.manifest import VARIANTS
 log = logging.getLogger("lead_ros")
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a float that is neither NaN nor infinite (those would pass every range
+    check and silently change behaviour, e.g. a NaN threshold that keeps no box)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _read_rgb(path: str) -> np.ndarray:
@@ -349,13 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=tuple(n.upper() for n in CAMERA_NAMES),
         help="four camera images l0 f0 r0 b0 (full NAVSIM preprocessing)",
     )
-    predict.add_argument("--speed", type=float, required=True, help="ego speed, m/s (>= 0)")
-    predict.add_argument("--accel", type=float, required=True, help="ego acceleration, m/s^2")
+    predict.add_argument("--speed", type=finite_float, required=True, help="ego speed, m/s (>= 0)")
+    predict.add_argument("--accel", type=finite_float, required=True, help="ego acceleration, m/s^2")
     predict.add_argument("--command", required=True, help="left, straight, right or unknown")
     predict.add_argument("--no-jpeg", action="store_true", help="skip the JPEG q30 round trip (cameras only)")
     predict.add_argument("--perception", action="store_true",
                          help="add the BEV class pixel counts and the detected boxes (ISO 8855) to the JSON")
-    predict.add_argument("--detection-score-threshold", type=float, default=0.3,
+    predict.add_argument("--detection-score-threshold", type=finite_float, default=0.3,
                          help="boxes with a score above this (strict) are listed (default 0.3, LEAD's)")
     predict.add_argument("--bev-out", metavar="FILE.npy", default=None,
                          help="write the BEV class probabilities, float32 (7, 256, 256), published layout "
@@ -387,8 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_node = sub.add_parser("bench-node", help="benchmark the node in-process under a 4-camera stream")
     _add_planner_args(bench_node)
-    bench_node.add_argument("--rates", type=float, nargs="+", default=[10.0, 30.0], help="camera rates, Hz")
-    bench_node.add_argument("--durations-s", type=float, nargs="+", default=[30.0, 130.0], help="seconds per rate")
+    bench_node.add_argument("--rates", type=finite_float, nargs="+", default=[10.0, 30.0], help="camera rates, Hz")
+    bench_node.add_argument("--durations-s", type=finite_float, nargs="+", default=[30.0, 130.0],
+                            help="seconds per rate")
     bench_node.add_argument(
         "--publisher", choices=["process", "inline"], default="process",
         help="camera stream from a separate process (default, as on a robot) or a thread of the benchmark",
@@ -398,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_bag = sub.add_parser("bench-bag", help="offline evaluation throughput and memory vs bag length")
     bench_bag.add_argument("--weights", required=True, help="weights source")
     bench_bag.add_argument("--device", default="cpu", help="device (default cpu)")
-    bench_bag.add_argument("--durations-s", type=float, nargs="+", default=[2.0, 8.0], help="sample drive lengths")
+    bench_bag.add_argument("--durations-s", type=finite_float, nargs="+", default=[2.0, 8.0],
+                           help="sample drive lengths")
     bench_bag.set_defaults(func=cmd_bench_bag)
 
     evaluate = sub.add_parser("evaluate-bag", help="run the planner over rosbag2 bags offline")
@@ -425,9 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--device", default=None, help="override the params file's device")
     evaluate.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"])
-    evaluate.add_argument("--reorder-window-s", type=float, default=1.0, help="header-stamp reorder window")
+    evaluate.add_argument("--reorder-window-s", type=finite_float, default=1.0, help="header-stamp reorder window")
     evaluate.add_argument(
-        "--max-input-age-s", type=float, default=0.0,
+        "--max-input-age-s", type=finite_float, default=0.0,
         help="skip frames whose anchor stamp is older than this vs record time (stale_input); default 0 = off",
     )  # fmt: skip
     evaluate.add_argument("--write-inputs", action="store_true", help="copy the input topics into the output bag")
@@ -441,9 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--ray-address", default=None,
                           help="join a Ray cluster (auto, or ray://HOST:PORT); default: start a local instance")
     evaluate.add_argument("--workers", type=int, default=2, help="Ray actors (--engine ray; default 2)")
-    evaluate.add_argument("--cpus-per-worker", type=float, default=1.0,
+    evaluate.add_argument("--cpus-per-worker", type=finite_float, default=1.0,
                           help="CPUs per Ray actor, also its torch thread count (default 1)")
-    evaluate.add_argument("--gpus-per-worker", type=float, default=0.0,
+    evaluate.add_argument("--gpus-per-worker", type=finite_float, default=0.0,
                           help="GPUs per Ray actor (fractions share a GPU; default 0)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     evaluate.set_defaults(func=cmd_evaluate_bag)
@@ -451,32 +466,33 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare-evaluations", help="compare two evaluate-bag outputs of the same bag")
     compare.add_argument("first", metavar="OUT_A", help="evaluate-bag output directory of one bag")
     compare.add_argument("second", metavar="OUT_B", help="evaluate-bag output directory of the same bag")
-    compare.add_argument("--max-diff-m", type=float, default=None,
+    compare.add_argument("--max-diff-m", type=finite_float, default=None,
                          help="exit 1 when a frame's waypoints differ by more (or a frame is in one output only)")
-    compare.add_argument("--max-diff-rad", type=float, default=None,
+    compare.add_argument("--max-diff-rad", type=finite_float, default=None,
                          help="exit 1 when a frame's headings differ by more (or a frame is in one output only)")
     compare.set_defaults(func=cmd_compare_evaluations)
 
     replay = sub.add_parser("replay", help="publish a bag's topics into a live ROS graph")
     replay.add_argument("bag", help="bag directory or .mcap/.db3 file")
-    replay.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    replay.add_argument("--rate", type=finite_float, default=1.0, help="playback speed factor")
     replay.add_argument("--loop", action="store_true", help="start again at the end")
     replay.add_argument("--clock", action="store_true", help="publish /clock (run the node with use_sim_time)")
     replay.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="topic remap")
     replay.add_argument("--lockstep", metavar="TOPIC", help="wait for a message on TOPIC after each anchor frame")
-    replay.add_argument("--lockstep-timeout-s", type=float, default=30.0, help="lockstep wait limit")
-    replay.add_argument("--wait-s", type=float, default=10.0, help="wait this long for subscribers first")
+    replay.add_argument("--lockstep-timeout-s", type=finite_float, default=30.0, help="lockstep wait limit")
+    replay.add_argument("--wait-s", type=finite_float, default=10.0, help="wait this long for subscribers first")
     replay.set_defaults(func=cmd_replay)
 
     record = sub.add_parser("record-path", help="record published paths into a bag (MCAP)")
     record.add_argument("--topic", action="append", default=None, required=True, help="Path topic (repeatable)")
     record.add_argument("--out", required=True, help="bag directory to create")
-    record.add_argument("--duration-s", type=float, default=0.0, help="stop after this long; 0 = until Ctrl-C")
+    record.add_argument("--duration-s", type=finite_float, default=0.0, help="stop after this long; 0 = until Ctrl-C")
     record.set_defaults(func=cmd_record_path)
 
     sample = sub.add_parser("make-sample-bag", help="regenerate the shipped sample bag")
     sample.add_argument("--out", required=True, help="bag directory to create")
-    sample.add_argument("--duration-s", type=float, default=None, help="camera seconds; default gives data/sample_bag")
+    sample.add_argument("--duration-s", type=finite_float, default=None,
+                        help="camera seconds; default gives data/sample_bag")
     sample.set_defaults(func=cmd_make_sample_bag)
 
     weights = sub.add_parser("weights", help="weights utilities").add_subparsers(dest="weights_command", required=True)
