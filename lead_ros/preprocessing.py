@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+import simplejpeg
 
 MODEL_IMAGE_WIDTH = 1920
 # The image trunk pools its last stage (H/32 rows) to 8 token rows.
@@ -28,6 +29,44 @@ _CAMERA_WIDTH = MODEL_IMAGE_WIDTH // len(CAMERA_NAMES)
 
 class ImageInputError(ValueError):
     """An image that cannot become a model input; the message names it and what was expected."""
+
+
+class CorruptImageError(ImageInputError):
+    """Compressed data that decodes only because the decoder repaired it (libjpeg's
+    recoverable errors: a damaged entropy-coded segment, a premature end): part of the
+    picture is invented, so the frame is not planned."""
+
+
+JPEG_MAGIC = b"\xff\xd8"
+
+
+def decode_compressed(data: bytes | memoryview, name: str) -> np.ndarray:
+    """JPEG or PNG bytes -> (H, W, 3) uint8 BGR.
+
+    JPEGs are decoded by libjpeg-turbo in strict mode (simplejpeg), which reports the
+    corruption that ``cv2.imdecode`` repairs silently (printing only a libjpeg warning on
+    stderr); for intact JPEGs its pixels equal ``cv2.imdecode``'s (same library, default
+    IDCT and upsampling; the tests compare them). What simplejpeg cannot decode at all (e.g.
+    CMYK) goes to ``cv2.imdecode`` as before, as do PNGs.
+    """
+    if bytes(data[:2]) == JPEG_MAGIC:
+        try:
+            return simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True)
+        except ValueError as strict_error:
+            try:
+                simplejpeg.decode_jpeg(data, colorspace="BGR", strict=False, min_factor=8)
+            except ValueError:
+                pass  # not decodable by simplejpeg at all: cv2 below decides
+            else:
+                reason = " ".join(str(strict_error).split())
+                raise CorruptImageError(
+                    f"{name}: JPEG data is corrupt ({len(data)} bytes; libjpeg: {reason}); the decoder could only "
+                    "repair it, so the frame is not planned"
+                ) from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageInputError(f"{name}: compressed data ({len(data)} bytes) could not be decoded")
+    return image
 
 
 def check_encoding(encoding: str, name: str = "image") -> None:

@@ -191,6 +191,29 @@ def test_stale_stamps_are_planned_offline_unless_an_age_limit_is_asked_for(tmp_p
             assert [r["reason"] for r in _records(out)] == ["stale_input"]
 
 
+def test_a_corrupt_jpeg_in_a_bag_skips_its_frame_and_names_it(tmp_path, planner):
+    from test_image_decoding import damaged
+
+    bag = BagSpec()
+    frames = [START + k * 100 * MS for k in range(3)]
+    for j in range(-10, 20):
+        ns = START + j * 20 * MS
+        bag.add(ns, "odometry", "nav_msgs/msg/Odometry", odometry(ns, 3.0))
+    for i, ns in enumerate(frames):
+        for name, image in CAMERAS.items():
+            message = jpeg_image(image, ns)
+            if i == 1 and name == "f0":
+                message.data = np.frombuffer(damaged(message.data.tobytes()), np.uint8)
+            bag.add(ns + 1, name, "sensor_msgs/msg/CompressedImage", message)
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = evaluate_bag(bag.write(tmp_path / "bag"), out, planner, _options(image_transport="compressed"))
+    assert (summary["planned"], summary["skipped_by_reason"]) == (2, {"corrupt_image": 1})
+    record = {r["stamp_ns"]: r for r in _records(out)}[frames[1]]
+    assert (record["status"], record["reason"]) == ("skipped", "corrupt_image")
+    assert record["detail"].startswith("camera f0 ('jpeg'): JPEG data is corrupt")
+
+
 def test_reorder_window_restores_header_stamp_order(tmp_path, planner):
     """An image recorded 150 ms late (after later odometry) is put back in stamp order."""
     bag = BagSpec()

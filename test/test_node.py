@@ -186,6 +186,26 @@ def test_corrupt_compressed_data_and_odometry_far_from_the_frame(harness):
     h.wait_paths(1)
 
 
+def test_a_jpeg_the_decoder_would_repair_skips_its_frame(harness, planner):
+    """8 KB overwritten inside one camera's JPEG: OpenCV decodes it (printing only a libjpeg
+    warning) and the frame used to be planned. Now it is skipped, counted and named."""
+    from test_image_decoding import damaged
+
+    h = harness(image_transport="compressed", max_input_age_s=0.0)
+    stamp = h.now_ns() - 10_000 * MS
+    messages = {n: compressed(img, stamp) for n, img in SMALL_CAMERAS.items()}
+    messages["r0"].data = damaged(bytes(messages["r0"].data))
+    _assert_no_path_for(h, lambda: h.send_frame(messages, stamp), "corrupt_image")
+    assert h.node.stats.snapshot()["last_error"].startswith("corrupt_image: camera r0 ('jpeg'): JPEG data is corrupt")
+    good = {n: compressed(img, stamp + 100 * MS) for n, img in SMALL_CAMERAS.items()}
+    h.send_frame(good, stamp + 100 * MS)
+    (path,) = h.wait_paths(1)
+    decoded = tuple(cv2.imdecode(np.frombuffer(good[n].data, np.uint8), cv2.IMREAD_COLOR)
+                    for n in ("l0", "f0", "r0", "b0"))  # fmt: skip
+    expected = planner.plan(Observation(5.0, 0.0, Command.UNKNOWN, cameras=decoded, encoding="bgr8"))
+    _assert_path(path, stamp + 100 * MS, expected)
+
+
 def test_tiny_odd_and_mismatched_cameras_are_refused_at_intake(harness):
     h = harness(image_transport="compressed")
     stamp = h.now_ns()

@@ -57,8 +57,9 @@ from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import WAYPOINT_TIMES_S
 from lead_ros.planner import Planner
+from lead_ros.preprocessing import CorruptImageError
 from lead_ros.ros.conversions import frame_to_observation, odometry_pose, plan_to_path, stamp_to_ns
-from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
+from lead_ros.ros.intake import BAD_INPUT, CORRUPT_IMAGE, InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
 
 OUTPUT_PATH_TOPIC = "/lead_planner/output/path"
@@ -197,7 +198,7 @@ class _Evaluation:
         try:
             plan = self.planner.plan(frame_to_observation(frame, ready.command), perception=self.options.perception)
         except ValueError as error:
-            self._skip(frame.stamp_ns, "bad_input", str(error))
+            self._skip(frame.stamp_ns, CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT, str(error))
             return
         total_ms = 1e3 * (time.perf_counter() - start)
         path = plan_to_path(plan, frame.stamp_ns, self.options.config.frame_id, self.options.config.prepend_origin_pose)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import array
 import math
 
-import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3
@@ -23,7 +22,7 @@ from lead_ros.frames import base_link_to_odometry, quaternion_to_yaw, yaw_to_qua
 from lead_ros.inputs.ego_state import EgoPose
 from lead_ros.inputs.sync import SyncedFrame
 from lead_ros.observation import Command, Observation, Plan
-from lead_ros.preprocessing import ImageInputError, check_encoding
+from lead_ros.preprocessing import ImageInputError, check_encoding, decode_compressed
 
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 BASE_LINK = EgoPose(0.0, 0.0, 0.0, 0.0)  # the vehicle in its own frame
@@ -57,10 +56,7 @@ def compressed_to_array(msg: CompressedImage, name: str) -> tuple[np.ndarray, st
         raise ImageInputError(f"{name}: unsupported compressed format {msg.format!r}; supported: jpeg, png")
     if len(msg.data) == 0:
         raise ImageInputError(f"{name}: empty compressed data ({msg.format!r})")
-    image = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageInputError(f"{name}: compressed data ({len(msg.data)} bytes, {msg.format!r}) could not be decoded")
-    return image, "bgr8"
+    return decode_compressed(msg.data, f"{name} ({msg.format!r})"), "bgr8"
 
 
 def camera_to_array(msg: Image | CompressedImage, name: str) -> tuple[np.ndarray, str]:

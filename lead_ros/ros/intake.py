@@ -38,6 +38,7 @@ from lead_ros.ros.conversions import (
 from lead_ros.ros.serialized import SerializedCamera, camera_header, camera_size, read_serialized_camera
 
 BAD_INPUT = "bad_input"
+CORRUPT_IMAGE = "corrupt_image"  # compressed data the decoder could only repair
 # Odometry speeds above this are implausible for a road vehicle (252 km/h): a unit or
 # encoding error upstream, rejected rather than planned with.
 MAX_SPEED_MPS = 70.0

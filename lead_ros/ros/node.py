@@ -44,6 +44,7 @@ from lead_ros.inputs.frame_queue import LatestFrameQueue
 from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import PARAMETERS, NodeConfig, ParamSpec
 from lead_ros.planner import Planner
+from lead_ros.preprocessing import CorruptImageError
 from lead_ros.ros.conversions import (
     array_to_image,
     camera_message_type,
@@ -53,7 +54,7 @@ from lead_ros.ros.conversions import (
     plan_to_path,
 )
 from lead_ros.ros.diagnostics import DiagnosticsContext, FrameTiming, PipelineStats, build_diagnostics
-from lead_ros.ros.intake import Event, InputIntake, InputRejected, ReadyFrame
+from lead_ros.ros.intake import BAD_INPUT, CORRUPT_IMAGE, Event, InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
 from lead_ros.visualization import render_plan
 
@@ -437,7 +438,7 @@ class LeadPlannerNode(LifecycleNode):
             observation = frame_to_observation(frame, command)
             plan = self.planner.plan(observation, perception=bool(perception) or self.debug_image_pub is not None)
         except ValueError as error:  # image/observation errors name their input
-            self._fail("bad_input", str(error), "worker")
+            self._fail(CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT, str(error), "worker")
             return
         except Exception as error:
             self._fail("inference_error", f"{type(error).__name__}: {error}", "worker")
