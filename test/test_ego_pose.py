@@ -87,3 +87,31 @@ def test_wrap_angle_and_quaternion_yaw():
         assert quaternion_to_yaw(*q) == pytest.approx(yaw)
         assert quaternion_to_yaw(*(2.0 * c for c in q)) == pytest.approx(yaw)  # not normalized
     assert math.isnan(quaternion_to_yaw(0.0, 0.0, 0.0, 0.0))
+
+
+def test_no_pose_is_interpolated_across_an_odometry_frame_change():
+    """odom -> odom2 (origins 100 m apart) between the samples around a frame: the node used
+    to publish a pose blended from both (x 85.9 m, in neither frame)."""
+    sync = FrameSynchronizer(SyncPolicy(camera_mode="stitched", tolerance_ns=50 * MS))
+    sync.add_odometry(0, 5.0, 0.0, pose=EgoPose(0.0, 0.0, 0.0, 0.0), frame_id="odom")
+    sync.add_odometry(40 * MS, 5.0, 0.0, pose=EgoPose(0.2, 0.0, 0.0, 0.0), frame_id="odom")
+    sync.add_camera("image", 50 * MS, "straddling", 0)
+    (frame,) = sync.add_odometry(60 * MS, 5.0, 0.0, pose=EgoPose(100.3, 0.0, 0.0, 0.0), frame_id="odom2")
+    assert frame.pose is None and frame.pose_frame is None
+    assert frame.pose_error.startswith("odometry pose: the odometry frame changed from 'odom' to 'odom2' at 0.060 s")
+    assert frame.speed_mps == 5.0, "speed and the base_link plan are not affected"
+    # The track restarted on odom2: a frame after the change gets a pose there only.
+    sync.add_camera("image", 100 * MS, "after", 0)
+    (after,) = sync.add_odometry(120 * MS, 5.0, 0.0, pose=EgoPose(100.6, 0.0, 0.0, 0.0), frame_id="odom2")
+    assert after.pose_frame == "odom2" and after.pose.x == pytest.approx(100.3 + 0.3 * 40 / 60)
+
+
+def test_the_pose_track_keeps_one_frame():
+    track = PoseTrack("odometry pose", horizon_ns=10**12)
+    track.add_pose(0, 1.0, 0.0, 0.0, 0.0, "odom")
+    track.add_pose(100 * MS, 2.0, 0.0, 0.0, 0.0, "odom")
+    assert track.pose_at(50 * MS, TOLERANCE).pose.x == pytest.approx(1.5)
+    track.add_pose(200 * MS, 50.0, 0.0, 0.0, 0.0, "map")
+    assert track.frame_id == "map" and len(track) == 1
+    assert "changed from 'odom' to 'map'" in track.pose_at(150 * MS, TOLERANCE).error
+    assert track.pose_at(200 * MS, TOLERANCE).pose.x == 50.0

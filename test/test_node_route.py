@@ -126,3 +126,24 @@ def test_an_implausible_route_is_refused_on_arrival_and_the_default_applies(harn
     np.testing.assert_allclose(_xy(paths[1]), default.waypoints, atol=1e-4)
     state = h.node.intake.route.last
     assert state.command is Command.STRAIGHT and reason in state.source
+
+
+def test_path_odom_is_never_blended_across_an_odometry_frame_change(harness, planner):
+    """Odometry switches from odom to odom2 (origins 100 m apart) between the samples around
+    a camera frame: the base_link path is published, path_odom is not (counted, named); the
+    next frame, all in odom2, gets its path_odom in odom2."""
+    h = harness(camera_mode="stitched", record_odometry_paths=True)
+    h.wait_for(lambda: h.node.path_odom_pub.get_subscription_count() > 0, what="path_odom subscriber")
+    stamp = h.now_ns()
+    for dt, frame, x in ((-300, "odom", 0.0), (-200, "odom", 0.5), (-100, "odom", 1.0), (20, "odom2", 101.6)):
+        h.send_odometry(stamp + dt * MS, 5.0, pose=(x, 0.0, 0.0), frame_id=frame)
+    h.send_images({"image": STITCHED}, stamp)
+    h.wait_paths(1)
+    h.wait_for(lambda: h.node.stats.snapshot()["degraded"].get("path_odom_no_pose") == 1, what="counted")
+    assert h.odometry_paths == []
+    h.send_frame({"image": STITCHED}, h.now_ns(), pose=(104.0, 0.0, 0.0), odometry_frame="odom2")
+    h.wait_paths(2)
+    h.wait_for(lambda: len(h.odometry_paths) == 1, what="path_odom")
+    odom = h.odometry_paths[0]
+    assert odom.header.frame_id == "odom2"
+    np.testing.assert_allclose(_xy(odom), _xy(h.paths[1]) + np.array([104.0, 0.0]), atol=1e-9)

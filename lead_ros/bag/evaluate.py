@@ -184,7 +184,7 @@ class _Evaluation:
         stamp_ns = stamp_to_ns(msg.header.stamp)
         if stamp_ns > 0:
             pose = odometry_pose(msg)
-            self.truth.add_pose(stamp_ns, pose.x, pose.y, pose.z, pose.yaw)
+            self.truth.add_pose(stamp_ns, pose.x, pose.y, pose.z, pose.yaw, msg.header.frame_id)
             self._release()
 
     def _skip(self, stamp_ns: int | None, reason: str, detail: str) -> None:

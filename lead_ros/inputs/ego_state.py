@@ -144,20 +144,45 @@ class PoseLookup:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class FrameChange:
+    """The odometry's ``header.frame_id`` changed: poses before and after are in different
+    frames (another origin), so no pose is interpolated across ``stamp_ns``."""
+
+    previous: str
+    current: str
+    stamp_ns: int  # of the first pose in ``current``
+
+
 class PoseTrack(SampleBuffer):
-    """Odometry poses ``[x, y, z, yaw]`` over time; see the module doc for the rules."""
+    """Odometry poses ``[x, y, z, yaw]`` over time, all in one frame (``frame_id``); see the
+    module doc for the rules. A pose in another frame restarts the track on that frame."""
 
     YAW = 3
 
     def __init__(self, name: str, horizon_ns: int, max_reorder_ns: int = 250_000_000) -> None:
         super().__init__(name, horizon_ns, max_reorder_ns, angle_columns=(self.YAW,))
+        self.frame_id: str | None = None
+        self.last_change: FrameChange | None = None
 
-    def add_pose(self, stamp_ns: int, x: float, y: float, z: float, yaw: float) -> bool:
-        """Insert a pose; a NaN/inf component marks the sample invalid (see ``add``)."""
+    def add_pose(self, stamp_ns: int, x: float, y: float, z: float, yaw: float, frame_id: str = "") -> bool:
+        """Insert a pose in ``frame_id``; a NaN/inf component marks the sample invalid (see
+        ``add``). A frame other than the track's clears it first (``last_change`` says when)."""
+        if self.frame_id is not None and frame_id != self.frame_id:
+            self.clear()
+            self.last_change = FrameChange(self.frame_id, frame_id, stamp_ns)
+        self.frame_id = frame_id
         values = np.array([x, y, z, yaw], dtype=np.float64)
         return self.add(stamp_ns, values if np.isfinite(values).all() else None)
 
     def pose_at(self, stamp_ns: int, tolerance_ns: int) -> PoseLookup:
+        change = self.last_change
+        if change is not None and self._stamps and stamp_ns < self._stamps[0]:
+            return PoseLookup(
+                None,
+                f"{self.name}: the odometry frame changed from {change.previous!r} to {change.current!r} at "
+                f"{change.stamp_ns / 1e9:.3f} s, after this stamp; no pose is interpolated across frames",
+            )
         lookup = self.at(stamp_ns, tolerance_ns)
         if lookup.values is None:
             return PoseLookup(None, lookup.error)

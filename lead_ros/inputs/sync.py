@@ -92,6 +92,7 @@ class SyncedFrame:
     filled: tuple[str, ...] = ()
     pose: EgoPose | None = None  # odometry pose at the anchor stamp; None: see pose_error
     pose_error: str | None = None
+    pose_frame: str | None = None  # the odometry frame_id the pose is in
 
 
 @dataclass(frozen=True)
@@ -156,15 +157,16 @@ class FrameSynchronizer:
         yaw_rate: float,
         forward_mps: float | None = None,
         pose: EgoPose | None = None,
+        frame_id: str = "",
     ) -> list[SyncedFrame | SyncFailure]:
         """Speed (planar norm, m/s), yaw rate (rad/s), longitudinal velocity (m/s, signed;
-        None = the speed) and the pose in the odometry frame (None: not known); NaN/inf
-        values mark the sample (or only its pose) invalid."""
+        None = the speed) and the pose in the odometry frame ``frame_id`` (None: not known);
+        NaN/inf values mark the sample (or only its pose) invalid."""
         forward = speed_mps if forward_mps is None else forward_mps
         values = np.array([speed_mps, yaw_rate, forward], dtype=np.float64)
         self.odometry.add(stamp_ns, values if np.isfinite(values).all() else None)
         if pose is not None:
-            self.poses.add_pose(stamp_ns, pose.x, pose.y, pose.z, pose.yaw)
+            self.poses.add_pose(stamp_ns, pose.x, pose.y, pose.z, pose.yaw, frame_id)
         return self._resolve_ready()
 
     def add_imu(self, stamp_ns: int, planar_acceleration_mps2: float) -> list[SyncedFrame | SyncFailure]:
@@ -283,4 +285,5 @@ class FrameSynchronizer:
             filled=tuple(missing),
             pose=pose.pose,
             pose_error=pose.error,
+            pose_frame=self.poses.frame_id if pose.pose is not None else None,
         )

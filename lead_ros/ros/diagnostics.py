@@ -57,6 +57,7 @@ class PipelineStats:
         self.last_latency_ms: float | None = None
         self.last_inference_ms: float | None = None
         self.last_error = ""
+        self.degraded: Counter[str] = Counter()  # planned frames with an output left out, by reason
         self.exceptions: Counter[str] = Counter()  # "<place>: <exception type>" -> count
         self.last_exception = ""
         self.timings: deque[FrameTiming] = deque(maxlen=_TIMING_WINDOW)
@@ -76,6 +77,10 @@ class PipelineStats:
             self.failures[reason] += 1
             self.consecutive_failures += 1
             self.last_error = f"{reason}: {detail}"
+
+    def degraded_frame(self, reason: str) -> None:
+        with self._lock:
+            self.degraded[reason] += 1
 
     def unexpected(self, place: str, error: BaseException) -> bool:
         """Count an exception that escaped a callback, timer or the worker; True the first
@@ -116,6 +121,7 @@ class PipelineStats:
                 "p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
                 "last_inference_ms": self.last_inference_ms,
                 "last_error": self.last_error,
+                "degraded": dict(self.degraded),
                 "exceptions": dict(self.exceptions),
                 "last_exception": self.last_exception,
             }
@@ -227,6 +233,7 @@ def build_diagnostics(
             "queued_frames": queue["put"],
             "sync_and_input_failures": sum(failures.values()),
             **{f"failed {reason}": n for reason, n in sorted(failures.items())},
+            **{f"degraded {reason}": n for reason, n in sorted(snapshot["degraded"].items())},
             "unexpected_exceptions": sum(exceptions.values()),
             **{f"exception {key}": n for key, n in sorted(exceptions.items())},
             "last_latency_ms": _ms(snapshot["last_ms"]),

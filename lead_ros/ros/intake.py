@@ -158,7 +158,8 @@ class InputIntake:
         forward = float(msg.twist.twist.linear.x)
         self.odometry_frame = msg.header.frame_id
         pose = odometry_pose(msg)
-        return events + self._wrap(self.sync.add_odometry(stamp_ns, speed, yaw_rate, forward, pose))
+        synced = self.sync.add_odometry(stamp_ns, speed, yaw_rate, forward, pose, msg.header.frame_id)
+        return events + self._wrap(synced)
 
     def imu(self, msg: Imu) -> list[Event]:
         if stamp_to_ns(msg.header.stamp) <= 0:
@@ -199,8 +200,12 @@ class InputIntake:
 
     def _command_for(self, frame: SyncedFrame) -> CommandState:
         if self.command_input == "route":
-            return self.route.state(frame.pose, self.odometry_frame, frame.stamp_ns)
+            return self.route.state(frame.pose, self._pose_frame(frame), frame.stamp_ns)
         return self.commands.state(frame.stamp_ns)
+
+    def _pose_frame(self, frame: SyncedFrame) -> str | None:
+        """The frame of the frame's pose (the latest odometry's when it has none)."""
+        return frame.pose_frame if frame.pose_frame is not None else self.odometry_frame
 
     def flush(self, now_ns: int | None = None) -> list[Event]:
         return self._wrap(self.sync.flush(now_ns))
@@ -215,5 +220,5 @@ class InputIntake:
             else:
                 state = self._command_for(result)
                 events.append(ReadyFrame(result, state.command, state.source, self.command_input, state.lateral_m,
-                                         self.odometry_frame))  # fmt: skip
+                                         self._pose_frame(result)))  # fmt: skip
         return events

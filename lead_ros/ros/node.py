@@ -492,7 +492,8 @@ class LeadPlannerNode(LifecycleNode):
 
     def _publish_odometry_path(self, plan, ready: ReadyFrame) -> None:
         frame = ready.frame
-        if frame.pose is None:
+        if frame.pose is None:  # counted: the base_link path of this frame is published, path_odom is not
+            self.stats.degraded_frame("path_odom_no_pose")
             self.warnings.warn(("path_odom", "no_pose"), f"~/output/path_odom not published: {frame.pose_error}")
             return
         path = plan_to_odometry_path(plan, frame.pose, frame.stamp_ns, ready.odometry_frame or "",
