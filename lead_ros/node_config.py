@@ -102,7 +102,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "0 = auto: 100 ms on CUDA, 2000 ms on CPU.", min_value=0.0, max_value=60000.0),
     ParamSpec("max_consecutive_failures", 5, "Diagnostics ERROR after this many failed frames in a row.",
               min_value=1, max_value=1000),
-    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, node-clock seconds.",
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, wall-clock (steady) seconds, also with "
+              "use_sim_time (a stopped /clock is reported, not silent).",
               min_value=0.05, max_value=60.0),
     ParamSpec("publish_debug_image", False, "Publish ~/debug/image: a bird's-eye panel (plan, BEV semantic map, "
               "boxes) beside the model input; runs perception on every planned frame."),

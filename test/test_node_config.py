@@ -156,3 +156,14 @@ def test_predict_refuses_a_nan_threshold(capsys):
               "--detection-score-threshold", "nan"])  # fmt: skip
     assert exit_info.value.code == 2
     assert "argument --detection-score-threshold: 'nan' is not a finite number" in capsys.readouterr().err
+
+
+def test_clock_watch_needs_two_still_periods_with_messages_arriving():
+    from lead_ros.ros.diagnostics import ClockWatch
+
+    watch = ClockWatch()
+    assert not watch.stopped(5, 10)  # first look
+    assert not watch.stopped(5, 12)  # one still period with messages
+    assert watch.stopped(5, 13)  # two
+    assert not watch.stopped(6, 14)  # it moved
+    assert not watch.stopped(6, 14) and not watch.stopped(6, 14)  # still, but nothing arrives: no fault

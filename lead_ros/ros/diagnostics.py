@@ -105,6 +105,10 @@ class PipelineStats:
         with self._lock:
             return list(self.timings)
 
+    def received_total(self) -> int:
+        with self._lock:
+            return sum(s.count for s in self.inputs.values())
+
     def snapshot(self) -> dict:
         with self._lock:
             latencies = list(self.latencies_ms)
@@ -135,6 +139,28 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+class ClockWatch:
+    """Notices a node clock (``/clock`` under ``use_sim_time``) that stopped while messages
+    keep arriving. Fed by the diagnostics timer, which runs on the steady clock."""
+
+    def __init__(self, periods: int = 2) -> None:
+        self.periods = periods
+        self._clock_ns: int | None = None
+        self._received = -1
+        self._still = 0  # timer ticks in a row with messages in and the clock standing
+
+    def update(self, clock_ns: int, received_total: int) -> int:
+        """Ticks in a row the clock has stood still while messages arrived (0: it moves)."""
+        standing = clock_ns == self._clock_ns
+        arriving = received_total > self._received >= 0
+        self._still = self._still + 1 if (standing and arriving) else 0
+        self._clock_ns, self._received = clock_ns, received_total
+        return self._still
+
+    def stopped(self, clock_ns: int, received_total: int) -> bool:
+        return self.update(clock_ns, received_total) >= self.periods
+
+
 @dataclass(frozen=True)
 class DiagnosticsContext:
     node_name: str
@@ -155,6 +181,7 @@ def build_diagnostics(
     command: CommandState,
     now_ns: int,
     stamp,
+    clock_stopped: bool = False,
 ) -> DiagnosticArray:
     """Four statuses: model, inputs, processing, command. Outside the active state the node
     does not plan by design, so silent inputs and idle processing are no fault then."""
@@ -199,12 +226,13 @@ def build_diagnostics(
         # The command (route) is held until replaced, so its age is no fault (it has its own status).
         if active and input_name not in ("command", "route") and (age is None or age > INPUT_STALE_S):
             stale.append(input_name)
-    inputs = status(
-        "inputs",
-        WARN if stale else OK,
-        f"no recent messages on: {', '.join(stale)}" if stale else "all inputs live",
-        input_values,
-    )
+    message = f"no recent messages on: {', '.join(stale)}" if stale else "all inputs live"
+    if clock_stopped:
+        message = "the node clock (/clock with use_sim_time) has not advanced while messages arrive" + (
+            f"; {message}" if stale else ""
+        )
+    input_values["clock_stopped"] = clock_stopped
+    inputs = status("inputs", WARN if stale or clock_stopped else OK, message, input_values)
 
     failures = snapshot["failures"]
     level, message = OK, "planning"

@@ -28,6 +28,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry
 from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -53,7 +54,13 @@ from lead_ros.ros.conversions import (
     plan_to_odometry_path,
     plan_to_path,
 )
-from lead_ros.ros.diagnostics import DiagnosticsContext, FrameTiming, PipelineStats, build_diagnostics
+from lead_ros.ros.diagnostics import (
+    ClockWatch,
+    DiagnosticsContext,
+    FrameTiming,
+    PipelineStats,
+    build_diagnostics,
+)
 from lead_ros.ros.intake import BAD_INPUT, CORRUPT_IMAGE, Event, InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
 from lead_ros.visualization import render_plan
@@ -158,10 +165,13 @@ class LeadPlannerNode(LifecycleNode):
         self._in_flight = threading.Lock()  # held by the worker while it plans and publishes one frame
         # /diagnostics reports every lifecycle state, so it lives outside configure/cleanup.
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # On the steady clock: diagnostics must go on (and say so) when /clock stops.
+        self._clock_watch = ClockWatch()
         self.create_timer(
             self.config.diagnostics_period_s,
             self._guarded("diagnostics timer", self._on_diagnostics_timer),
             callback_group=self._input_group,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="lead_planner_worker", daemon=True)
@@ -518,6 +528,7 @@ class LeadPlannerNode(LifecycleNode):
             state,
             now.nanoseconds,
             now.to_msg(),
+            self._clock_watch.stopped(now.nanoseconds, self.stats.received_total()),
         )
         self.diagnostics_pub.publish(diagnostics)
         inputs = diagnostics.status[1]
