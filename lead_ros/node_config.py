@@ -77,6 +77,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("sync_tolerance_ms", 50.0,
               "Max |stamp difference| of side cameras to the anchor, and max age of the newest odometry/IMU.",
               min_value=0.0, max_value=2000.0),
+    ParamSpec("max_camera_side_px", 4096, "Cameras with a side longer than this are refused at intake "
+              "(navsim_4cam; from the message header, before decoding).", min_value=960, max_value=16384),
+    ParamSpec("max_camera_megapixels", 16.8, "Cameras with more megapixels than this are refused at intake "
+              "(navsim_4cam; 16.8 covers 4K and 4000x3000 sensors).", min_value=0.5, max_value=268.0),
     ParamSpec("missing_camera_policy", "skip",
               "A side camera without a message within tolerance: skip the frame, or fill_black.",
               choices=MISSING_CAMERA_POLICIES),
@@ -137,6 +141,8 @@ class NodeConfig:
     acceleration_source: str
     acceleration_window_s: float
     sync_tolerance_ms: float
+    max_camera_side_px: int
+    max_camera_megapixels: float
     missing_camera_policy: str
     max_future_stamp_s: float
     max_input_age_s: float

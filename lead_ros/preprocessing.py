@@ -87,6 +87,17 @@ def check_camera_size(name: str, width: int, height: int) -> None:
         )
 
 
+def check_camera_limits(name: str, width: int, height: int, max_side_px: int, max_megapixels: float) -> None:
+    """A camera no larger than the node accepts (``max_camera_side_px``,
+    ``max_camera_megapixels``): checked from the message header before anything is decoded or
+    buffered, so a stream of huge frames cannot fill the node's memory."""
+    if max(width, height) > max_side_px or width * height > max_megapixels * 1e6:
+        raise ImageInputError(
+            f"{name}: {width}x{height} pixels ({width * height / 1e6:.1f} MP) is larger than accepted (each side "
+            f"<= {max_side_px} px and <= {max_megapixels:g} MP: max_camera_side_px, max_camera_megapixels)"
+        )
+
+
 def check_stitched_size(name: str, width: int, height: int) -> None:
     """A ready model input: exactly 1920 wide, 256..1080 rows."""
     if width != MODEL_IMAGE_WIDTH:

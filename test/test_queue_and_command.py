@@ -65,3 +65,43 @@ def test_command_never_stale_without_timeout_and_refuses_out_of_range():
     with pytest.raises(ValueError, match=r"command 7 is outside 0\.\.3"):
         tracker.update(7, 1)
     assert tracker.state(2).command is Command.RIGHT
+
+
+def _jpeg_message(width: int, height: int, stamp_ns: int):
+    import cv2
+    import numpy as np
+    from sensor_msgs.msg import CompressedImage
+
+    from lead_ros.ros.conversions import ns_to_stamp
+
+    ok, data = cv2.imencode(".jpg", np.zeros((height, width, 3), np.uint8))
+    assert ok
+    msg = CompressedImage(format="jpeg", data=data.tobytes())
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("size", "refused"),
+    [((7680, 4320), True), ((4096, 2304), False), ((5120, 2880), True), ((3840, 2160), False)],
+)
+def test_cameras_beyond_the_documented_maximum_are_refused_from_the_header(size, refused):
+    """Four 7680x4320 cameras were accepted (16:9) and raised RSS by gigabytes for good."""
+    from lead_ros.node_config import NodeConfig
+    from lead_ros.ros.intake import InputIntake, InputRejected
+
+    intake = InputIntake(NodeConfig.from_values({"image_transport": "compressed"}))
+    events = intake.camera("l0", _jpeg_message(*size, 10**18), 10**18)
+    rejected = [e for e in events if isinstance(e, InputRejected)]
+    if refused:
+        (event,) = rejected
+        width, height = size
+        assert event.detail == (
+            f"camera l0: {width}x{height} pixels ({width * height / 1e6:.1f} MP) is larger than accepted (each side "
+            "<= 4096 px and <= 16.8 MP: max_camera_side_px, max_camera_megapixels)"
+        )
+    else:
+        assert rejected == []
+    raised = InputIntake(NodeConfig.from_values({"max_camera_side_px": 8000, "max_camera_megapixels": 40.0}))
+    events = raised.camera("l0", _jpeg_message(7680, 4320, 10**18), 10**18)
+    assert not [e for e in events if isinstance(e, InputRejected)], "the limits are parameters"

@@ -215,3 +215,30 @@ def test_stitched_mode_has_no_side_cameras():
     assert frame.cameras == {"image": "stitched"}
     with pytest.raises(ValueError, match="camera 'f0' is not an input in camera mode stitched"):
         sync.add_camera("f0", T0, "x", NOW)
+
+
+def test_side_camera_buffers_are_bounded_by_age_with_anchors_flowing():
+    """Each side camera kept 16 messages whatever their age: twenty 7680x4320 frames held
+    6.9 GB after the stream stopped. Now only what an anchor can still match is kept."""
+    sync = _sync()
+    frames = []
+    for k in range(60):  # 30 Hz side cameras, 10 Hz anchors, 50 Hz odometry
+        stamp = T0 + k * 33 * MS
+        for name in ("l0", "r0", "b0"):
+            frames += sync.add_camera(name, stamp, f"{name}@{stamp}", NOW)
+        frames += _odometry(sync, [(stamp, 5.0), (stamp + 20 * MS, 5.0)])
+        if k % 3 == 0:
+            frames += sync.add_camera("f0", stamp, f"f0@{stamp}", NOW)
+        # From 50 ms before the last anchor on: at most 5 (the old buffers grew to 16).
+        assert all(len(buffer) <= 5 for buffer in sync._cameras.values()), k
+    planned = [f for f in frames if isinstance(f, SyncedFrame)]
+    assert len(planned) == 20 and all(f.cameras["l0"] == f"l0@{f.stamp_ns}" for f in planned)
+
+
+def test_side_camera_buffers_are_bounded_by_age_when_the_anchor_is_dead():
+    sync = _sync()
+    for k in range(40):  # 10 Hz for 4 s, no anchor at all
+        for name in ("l0", "r0", "b0"):
+            sync.add_camera(name, T0 + k * 100 * MS, "payload", NOW)
+    # Within 50 ms tolerance + 500 ms of the newest: 6 messages (was 16).
+    assert [len(buffer) for buffer in sync._cameras.values()] == [6, 6, 6]

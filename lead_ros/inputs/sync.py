@@ -26,6 +26,9 @@ SIDE_CAMERAS = ("l0", "r0", "b0")
 ANCHOR_CAMERA = "f0"
 STITCHED = "image"
 _CAMERA_BUFFER = 16
+# A side-camera message older than the newest of its camera by more than the tolerance plus
+# this is dropped even when no anchor has come to rule it out (a dead anchor camera).
+_SIDE_CAMERA_KEEP_NS = 500_000_000
 _HISTORY_NS = 2_000_000_000
 # How long after its arrival (beyond the tolerance) a pending anchor waits for late inputs
 # when no newer anchor comes; a newer anchor resolves it at once, so this only bounds the
@@ -148,7 +151,9 @@ class FrameSynchronizer:
         if name not in self._cameras:
             raise ValueError(f"camera {name!r} is not an input in camera mode {self.policy.camera_mode}")
         self._cameras[name].append((stamp_ns, payload))
-        return self._resolve_ready()
+        results = self._resolve_ready()
+        self._drop_unusable_side_messages()
+        return results
 
     def add_odometry(
         self,
@@ -181,6 +186,7 @@ class FrameSynchronizer:
         wait_ns = self.policy.tolerance_ns + ARRIVAL_GRACE_NS
         while self._pending and (now_ns is None or now_ns > self._pending[0].arrived_ns + wait_ns):
             results.append(self._resolve(self._pending.popleft()))
+        self._drop_unusable_side_messages()
         return results
 
     # --- resolution -------------------------------------------------------------------------
@@ -217,7 +223,27 @@ class FrameSynchronizer:
         while self._pending:
             results.append(self._resolve(self._pending.popleft()))
         self._pending.append(_Pending(stamp_ns, payload, now_ns))
-        return results + self._resolve_ready()
+        results += self._resolve_ready()
+        self._drop_unusable_side_messages()
+        return results
+
+    def _drop_unusable_side_messages(self) -> None:
+        """Bound the side-camera buffers by age as well as by count: drop messages no pending
+        or future anchor can match (older than the oldest pending anchor, or than the last
+        anchor when none is pending, by more than the tolerance; later anchors are newer or
+        refused), and messages far older than the newest of their camera."""
+        tolerance = self.policy.tolerance_ns
+        anchor = self._pending[0].stamp_ns if self._pending else self._last_anchor_ns
+        for buffer in self._cameras.values():
+            if not buffer:
+                continue
+            floor = max(t for t, _ in buffer) - tolerance - _SIDE_CAMERA_KEEP_NS
+            if anchor is not None:
+                floor = max(floor, anchor - tolerance)
+            if any(t < floor for t, _ in buffer):
+                kept = [(t, p) for t, p in buffer if t >= floor]
+                buffer.clear()
+                buffer.extend(kept)
 
     def _resolve_ready(self) -> list[SyncedFrame | SyncFailure]:
         results = []

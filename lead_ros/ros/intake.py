@@ -23,6 +23,7 @@ from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command
 from lead_ros.preprocessing import (
     ImageInputError,
+    check_camera_limits,
     check_camera_size,
     check_encoding,
     check_equal_sizes,
@@ -79,6 +80,7 @@ class InputIntake:
         rule = RouteRule(config.route_lookahead_m, config.route_lateral_threshold_m, config.route_max_offset_m)
         self.route = RouteTracker(default, rule, config.command_timeout_s)
         self.odometry_frame: str | None = None  # of the latest odometry message
+        self.max_camera_side_px, self.max_camera_megapixels = config.max_camera_side_px, config.max_camera_megapixels
 
     def reset_frames(self) -> None:
         """Forget buffered cameras, odometry and IMU (the command stays in force): frames
@@ -116,6 +118,7 @@ class InputIntake:
         if self.policy.camera_mode == "stitched":
             check_stitched_size(label, *size)
         else:
+            check_camera_limits(label, *size, self.max_camera_side_px, self.max_camera_megapixels)
             check_camera_size(label, *size)
 
     def serialized_camera(self, name: str, data: bytes, message_type: type, now_ns: int) -> list[Event]:
