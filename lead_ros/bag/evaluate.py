@@ -16,11 +16,11 @@ import json
 import logging
 import os
 import resource
-import shutil
 import sys
 import time
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from rclpy.serialization import serialize_message
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
@@ -41,6 +41,7 @@ from lead_ros.bag.metrics import (
     logged_future,
     merge_metrics,
 )
+from lead_ros.bag.output import BagOutputError, claim_output_dir, write_json
 from lead_ros.bag.pictures import Picture, PlanPictures, write_metrics_plot
 from lead_ros.bag.reader import (
     TYPE_NAMES,
@@ -68,10 +69,6 @@ OUTPUT_BEV_TOPIC = "/lead_planner/output/bev/{}"
 log = logging.getLogger("lead_ros.evaluate")
 PICTURE_FPS = 10.0
 FUTURE_NS = round(WAYPOINT_TIMES_S[-1] * 1e9)  # the last horizon a frame's metrics need
-
-
-class BagOutputError(OSError):
-    """The output could not be written; the message names the path."""
 
 
 @dataclass(frozen=True)
@@ -109,17 +106,6 @@ def options_for_bag(bag: Path, options: EvaluationOptions) -> EvaluationOptions:
     return replace(options, config=replace(options.config, **told))
 
 
-def prepare_output_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise BagOutputError(f"output directory {out_dir} exists and is not empty; pass --overwrite to replace it")
-        shutil.rmtree(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BagOutputError(f"cannot create output directory {out_dir}: {error.strerror or error}") from error
-
-
 def _percentiles(values: list[float]) -> dict | None:
     if not values:
         return None
@@ -140,7 +126,9 @@ class _Evaluation:
         self.timings: dict[str, list[float]] = {"preprocess_ms": [], "inference_ms": [], "total_ms": []}
         self.bag_path = out_dir / "output_bag"
         self.writer = Writer(self.bag_path, version=9, storage_plugin=StoragePlugin.MCAP)
-        self.records = (out_dir / "frames.jsonl").open("w", encoding="utf-8")
+        self.records_path = out_dir / "frames.jsonl"
+        self.records = self.records_path.open("wb", buffering=0)
+        self.records_written = self._records_bytes = 0
         self.pictures = PlanPictures(out_dir, PICTURE_FPS, planner.info.untrained) if options.pictures else None
         # The logged drive: every odometry pose, kept long enough for the frames still waiting.
         self.tolerance_ns = self.intake.policy.tolerance_ns
@@ -202,16 +190,16 @@ class _Evaluation:
             return
         total_ms = 1e3 * (time.perf_counter() - start)
         path = plan_to_path(plan, frame.stamp_ns, self.options.config.frame_id, self.options.config.prepend_origin_pose)
-        self.writer.write(self.path_connection, log_ns, serialize_message(path))
+        self._write_bag(self.writer.write, self.path_connection, log_ns, serialize_message(path))
         boxes = ()
         if plan.perception is not None:
             config = self.options.config
             boxes = plan.perception.boxes_above(config.detection_score_threshold)
             for name, connection in self.perception_connections.items():
                 grid = bev_class_grid(plan.perception.bev_probabilities, name, frame.stamp_ns, config.frame_id)
-                self.writer.write(connection, log_ns, serialize_message(grid))
+                self._write_bag(self.writer.write, connection, log_ns, serialize_message(grid))
             markers = boxes_to_markers(boxes, frame.stamp_ns, config.frame_id)
-            self.writer.write(self.objects_connection, log_ns, serialize_message(markers))
+            self._write_bag(self.writer.write, self.objects_connection, log_ns, serialize_message(markers))
         self.planned += 1
         self.timings["preprocess_ms"].append(plan.timings.preprocess_ms)
         self.timings["inference_ms"].append(plan.timings.inference_ms)
@@ -247,7 +235,22 @@ class _Evaluation:
             self._waiting.popleft()
             if picture is not None:
                 self._measure(record, picture)
-            self.records.write(json.dumps(record) + "\n")
+            self._append_record(json.dumps(record).encode() + b"\n")
+
+    def _append_record(self, line: bytes) -> None:
+        """One whole line of ``frames.jsonl``, written through (unbuffered), so what was
+        evaluated survives a failure later on; a write that fails midway is cut back, so the
+        file never ends in a partial record."""
+        with _writing(self.records_path):
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[self.records.write(view) :]
+            except OSError:
+                os.ftruncate(self.records.fileno(), self._records_bytes)
+                raise
+        self._records_bytes += len(line)
+        self.records_written += 1
 
     def _measure(self, record: dict, picture: Picture) -> None:
         """Add the frame's logged future and errors to its record, the summary and the pictures."""
@@ -268,23 +271,69 @@ class _Evaluation:
     def write_input(self, topic: str, log_ns: int, raw: bytes) -> None:
         connection = self.input_connections.get(topic)
         if connection is not None:
-            self.writer.write(connection, log_ns, raw)
+            self._write_bag(self.writer.write, connection, log_ns, raw)
 
-    def close(self) -> list[Path]:
-        try:
-            self._release(final=True)
-        finally:
-            self.records.close()
-            self.writer.close()
-        written = self.pictures.close() if self.pictures is not None else []
+    def _write_bag(self, operation, *args) -> None:
+        with _writing(self.bag_path):
+            operation(*args)
+
+    def close(self) -> tuple[list[Path], BaseException | None]:
+        """Finish every output as far as possible: the files written and the first write
+        failure (None). Never raises, so a failure that ended the evaluation is not replaced
+        by the next one while closing (a full disk fails every later write too)."""
+        first: BaseException | None = None
+
+        def attempt(step):
+            nonlocal first
+            try:
+                return step()
+            except (OSError, WriterError) as error:
+                first = first or error
+                return None
+
+        attempt(lambda: self._release(final=True))
+        attempt(self.records.close)
+        attempt(lambda: self._write_bag(self.writer.close))
+        written = (attempt(self.pictures.close) or []) if self.pictures is not None else []
         if self.pictures is not None and self.series:
             start = self.series[0][0]
-            written.append(write_metrics_plot(
+            plot = attempt(lambda: write_metrics_plot(
                 self.out_dir / "metrics.png", [(t - start) / 1e9 for t, *_ in self.series],
                 [s[1] for s in self.series], [s[2] for s in self.series], [s[3] for s in self.series],
                 self.planner.info.untrained,
             ))  # fmt: skip
-        return written
+            written += [plot] if plot is not None else []
+        return written, first
+
+
+@contextmanager
+def _writing(path: Path):
+    """Name ``path`` in an OSError raised without a file name (a buffered file's write or
+    flush, a bag writer's), so the user learns which output failed."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
+
+
+class BagReadError(Exception):
+    """The bag's storage failed while it was being read (corrupt sqlite3 pages, a damaged
+    MCAP chunk, an I/O error); the message is one line."""
+
+
+def _guarded_read(messages):
+    """``messages``, with any failure of the reader raised as ``BagReadError``."""
+    iterator = iter(messages)
+    while True:
+        try:
+            message = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:  # apsw.CorruptError, rosbags' ReaderError, OSError, ...
+            raise BagReadError(f"{type(error).__name__}: {' '.join(str(error).split())}") from error
+        yield message
 
 
 def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: EvaluationOptions) -> dict:
@@ -293,14 +342,18 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
     stats = ReadStats()
     evaluation = _Evaluation(bag, out_dir, planner, options)
     anchor_topic = options.topics[evaluation.intake.policy.anchor]
-    frames_read = 0
+    frames_read = messages_done = 0
+    last_log_ns = 0
     started = time.perf_counter()
+    failure: dict | None = None  # what ended the evaluation early
     try:
+        # Replaced at the end: until then (a kill, a full disk) the output says it is incomplete.
+        write_json(out_dir / "summary.json", {"bag": str(bag), "incomplete": True,
+                                              "error": "the evaluation did not finish (running, killed or failed)"})
         evaluation.open()
-        messages = stream_messages(bag, options.topics, classes, options.reorder_window_ns, stats)
+        messages = _guarded_read(stream_messages(bag, options.topics, classes, options.reorder_window_ns, stats))
         progress = tqdm(messages, desc=bag.name, unit="msg", disable=not (options.progress and sys.stderr.isatty()))
         intake = evaluation.intake
-        last_log_ns = 0
         for message in progress:
             last_log_ns = message.log_ns
             evaluation.write_input(message.topic, message.log_ns, message.raw)
@@ -317,13 +370,16 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
                 frames_read += message.topic == anchor_topic
                 events = intake.camera(message.key, message.msg, message.log_ns)
             evaluation.handle(events, message.log_ns)
+            messages_done += 1
         evaluation.handle(intake.flush(), last_log_ns)
-    except OSError as error:
-        raise BagOutputError(
-            f"writing the evaluation of {bag} to {out_dir} failed ({error}); the output there is incomplete"
-        ) from error
+    except BagReadError as error:
+        failure = {"stage": "read", "error": f"reading {bag} failed after {messages_done} messages: {error}"}
+    except (OSError, WriterError) as error:
+        failure = {"stage": "write", "error": _write_failure(error, out_dir)}
     finally:
-        pictures = evaluation.close()
+        pictures, close_error = evaluation.close()
+    if failure is None and close_error is not None:
+        failure = {"stage": "write", "error": _write_failure(close_error, out_dir)}
     elapsed = time.perf_counter() - started
     info = planner.info
     summary = {
@@ -354,9 +410,31 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
             "pictures": [str(p) for p in pictures],
         },
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if failure is not None:
+        position = {"messages_evaluated": messages_done, "last_record_time_ns": last_log_ns,
+                    "frames_written": evaluation.records_written}  # fmt: skip
+        summary.update(incomplete=True, error=failure["error"], position=position)
+    try:
+        write_json(out_dir / "summary.json", summary)
+    except OSError as error:
+        if failure is None:
+            raise BagOutputError(_write_failure(error, out_dir)) from error
+        # The output is already incomplete and says so in the error; a full disk may refuse this too.
+    if failure is not None and failure["stage"] == "write":
+        raise BagOutputError(failure["error"])
+    if failure is not None:
+        log.error("%s; the %d frames evaluated so far are kept in %s, summary.json marks the bag incomplete",
+                  failure["error"], evaluation.records_written, out_dir)  # fmt: skip
+        return summary
     log.info("%s: open-loop metrics against the logged drive (m, rad)\n%s", bag, format_table(summary["metrics"]))
     return summary
+
+
+def _write_failure(error: BaseException, out_dir: Path) -> str:
+    """One line: which file could not be written, why, and that the output is incomplete."""
+    path = getattr(error, "filename", None) or out_dir
+    reason = getattr(error, "strerror", None) or " ".join(str(error).split())
+    return f"writing {path} failed ({reason}); the evaluation output in {out_dir} is incomplete"
 
 
 @dataclass(frozen=True)
@@ -418,7 +496,12 @@ def evaluate_bags(
     ``summary.json`` and ``fleet_summary.json``. A bag that fails is reported; others go on.
     With ``jobs`` > 1, each process uses (cores / jobs) torch threads."""
     bags = find_bags(paths)
-    prepare_output_dir(out_dir, overwrite)
+    with claim_output_dir(out_dir, overwrite, [*paths, *bags]):
+        return _evaluate_found_bags(bags, out_dir, spec, options, jobs)
+
+
+def _evaluate_found_bags(bags: list[Path], out_dir: Path, spec: PlannerSpec, options: EvaluationOptions,
+                         jobs: int) -> dict:  # fmt: skip
     if len(bags) == 1:
         options = options_for_bag(bags[0], options)
         check_bag_inputs(bags[0], options.topics, expected_classes(options.config))  # before the slow model load
@@ -435,7 +518,7 @@ def evaluate_bags(
         planner = spec.build(options.config)
         summaries = [evaluate_one(bag, out, planner, options) for bag, out in zip(bags, outs, strict=True)]
     for summary in summaries:
-        if "error" in summary:
+        if "error" in summary and not summary.get("incomplete"):  # an incomplete bag logged its own line
             log.error("%s", summary["error"])
     done = [s for s in summaries if "error" not in s]
     overall = {
@@ -446,9 +529,9 @@ def evaluate_bags(
         "frames_read": sum(s["frames_read"] for s in done),
         "per_bag": [str(o / "summary.json") for o, s in zip(outs, summaries, strict=True) if "error" not in s],
     }
-    (out_dir / "summary.json").write_text(json.dumps(overall, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "summary.json", overall)
     fleet = fleet_summary(summaries, time.perf_counter() - started, engine="local", workers=jobs)
-    (out_dir / "fleet_summary.json").write_text(json.dumps(fleet, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "fleet_summary.json", fleet)
     log.info("fleet summary (%s)\n%s", out_dir / "fleet_summary.json", format_fleet_summary(fleet))
     return overall
 

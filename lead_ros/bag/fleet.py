@@ -20,7 +20,6 @@ it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -40,6 +39,7 @@ from lead_ros.bag.evaluate import (
     fleet_summary,
     format_fleet_summary,
 )
+from lead_ros.bag.output import write_json
 
 log = logging.getLogger("lead_ros.fleet")
 
@@ -77,7 +77,7 @@ class BagWorker:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="lead_ros_bag_") as scratch:
             summary = evaluate_one(Path(bag), Path(scratch), self.planner, self.options)
-            if "error" in summary:
+            if "error" in summary and not summary.get("incomplete"):  # nothing written worth keeping
                 return summary
             files = {str(p.relative_to(scratch)): p.read_bytes() for p in Path(scratch).rglob("*") if p.is_file()}
             relative = _relocated(summary, lambda path: str(Path(path).relative_to(scratch)))
@@ -110,7 +110,7 @@ def _write_artefacts(result: dict, out: Path) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     summary = _relocated(result["summary"], lambda path: str(out / path))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "summary.json", summary)
     return summary
 
 
@@ -185,6 +185,8 @@ def evaluate_on_ray(
                 results[index] = result
             else:
                 results[index] = _write_artefacts(result, outs[index])
+                if results[index].get("incomplete"):  # frames so far kept, the bag counted as failed
+                    log.error("%s", results[index]["error"])
                 busy[number] = busy.get(number, 0.0) + result["busy_s"]
                 frames_by_actor[number] = frames_by_actor.get(number, 0) + results[index]["planned"]
             progress.update()
@@ -204,7 +206,7 @@ def _finish(out_dir, bags, results, wall_start, startup_s, busy, frames_by_actor
     overall = fleet_summary(summaries, time.perf_counter() - wall_start, engine="ray",
                             workers=fleet.workers, per_worker_fps=per_worker)  # fmt: skip
     overall["ray_startup_s"] = startup_s
-    (out_dir / "fleet_summary.json").write_text(json.dumps(overall, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "fleet_summary.json", overall)
     log.info("fleet summary (%s)\n%s", out_dir / "fleet_summary.json", format_fleet_summary(overall))
     return overall
 

@@ -5,6 +5,7 @@ the drive (matplotlib, headless)."""
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,8 @@ class PlanPictures:
                 for i in range(0, len(thumbs), SHEET_COLUMNS)
             ]
             if not cv2.imwrite(str(self.sheet_path), np.concatenate(rows, axis=0)):
-                raise OSError(f"could not write {self.sheet_path}")
+                self.sheet_path.unlink(missing_ok=True)  # no partial picture left behind
+                raise OSError(errno.EIO, "OpenCV could not write it (disk full?)", str(self.sheet_path))
             written.append(self.sheet_path)
         return written
 
@@ -114,6 +116,9 @@ def write_metrics_plot(path: Path, times_s: list[float], l2_2s: list[float], l2_
         axes.grid(alpha=0.3)
         figure.tight_layout()
         figure.savefig(path)
+    except OSError:
+        path.unlink(missing_ok=True)  # no partial picture left behind
+        raise
     finally:
         plt.close(figure)
     return path

@@ -1,12 +1,12 @@
 """The ``lead_planner`` process: signals, start-up checks and the lifecycle bootstrap.
 
 Only the standard library is imported at module level, so the SIGINT/SIGTERM handlers are
-in place before rclpy, torch and the model are: a Ctrl-C at any moment (importing, loading
-the weights, idle, planning) only asks for a stop, and the process exits 0 without a
-traceback. ``ros2 launch`` delivers Ctrl-C twice (to the process group, then forwarded);
-the second request is ignored. rclpy's own signal handlers are off: they shut the context
-down under the worker thread ("publisher's context is invalid") and re-raise
-KeyboardInterrupt in whatever the main thread is doing.
+in place before rclpy, torch and the model are: a Ctrl-C before the node exists (importing)
+ends the process at once; later (loading the weights, idle, planning) it asks for a stop.
+Either way the process exits 0 without a traceback. ``ros2 launch`` delivers Ctrl-C twice
+(to the process group, then forwarded); the second request is ignored. rclpy's own signal
+handlers are off: they shut the context down under the worker thread ("publisher's context
+is invalid") and re-raise KeyboardInterrupt in whatever the main thread is doing.
 
 Exit codes: 0 after a signal, 1 when the node cannot start (bad parameters or params file,
 weights that fail to load with ``autostart``).
@@ -14,6 +14,7 @@ weights that fail to load with ``autostart``).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -29,6 +30,9 @@ class StopRequest:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal_name = ""
+        # Until the node exists there is nothing to close: a signal ends the process at once
+        # instead of after the imports finish (tens of seconds on a loaded machine).
+        self.exit_at_once = True
 
     def install(self) -> StopRequest:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -39,6 +43,8 @@ class StopRequest:
         for other in (signal.SIGINT, signal.SIGTERM):
             signal.signal(other, signal.SIG_IGN)
         self.signal_name = signal.Signals(signum).name
+        if self.exit_at_once:
+            os._exit(0)
         self._event.set()
 
     @property
@@ -65,7 +71,7 @@ def main(args: list[str] | None = None) -> int:
     """Run ``lead_planner`` until SIGINT/SIGTERM; see the module docstring for exit codes."""
     stop = StopRequest().install()
     argv = list(sys.argv if args is None else args)
-    # Heavy imports after the handlers: a signal meanwhile only sets the flag.
+    # Heavy imports after the handlers: a signal meanwhile ends the process (nothing to close yet).
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
@@ -87,6 +93,7 @@ def main(args: list[str] | None = None) -> int:
     node = executor = None
     try:
         try:
+            stop.exit_at_once = False  # from here on the node is closed properly
             node = LeadPlannerNode()
         except Exception as error:  # ParameterError (one line already), or rclpy's own
             logger.fatal(f"cannot start: {one_line(error)}")

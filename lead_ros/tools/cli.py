@@ -203,14 +203,15 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     summary = evaluate_bags([Path(b) for b in args.bags], Path(args.out), spec, options, args.jobs, args.overwrite)
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
-    return 1 if summary.get("failed_bags") else 0
+    return 1 if summary.get("failed_bags") or summary.get("incomplete") else 0
 
 
 def _evaluate_on_ray(args: argparse.Namespace, spec, options) -> int:
     """``evaluate-bag --engine ray``: every bag into OUT/<bag name>/ plus OUT/fleet_summary.json."""
     from dataclasses import replace
 
-    from lead_ros.bag.evaluate import find_bags, prepare_output_dir
+    from lead_ros.bag.evaluate import find_bags
+    from lead_ros.bag.output import claim_output_dir
 
     try:
         from lead_ros.bag.fleet import FleetOptions, evaluate_on_ray
@@ -219,12 +220,13 @@ def _evaluate_on_ray(args: argparse.Namespace, spec, options) -> int:
                          "everything else, --engine local included, runs without it") from None  # fmt: skip
     if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise ValueError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
-    bags = find_bags([Path(b) for b in args.bags])
+    given = [Path(b) for b in args.bags]
+    bags = find_bags(given)
     out = Path(args.out)
-    prepare_output_dir(out, args.overwrite)
     fleet = FleetOptions(address=args.ray_address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                          gpus_per_worker=args.gpus_per_worker)  # fmt: skip
-    summary = evaluate_on_ray(bags, out, spec, replace(options, progress=sys.stderr.isatty()), fleet)
+    with claim_output_dir(out, args.overwrite, [*given, *bags]):
+        summary = evaluate_on_ray(bags, out, spec, replace(options, progress=sys.stderr.isatty()), fleet)
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 1 if summary["failed"] else 0

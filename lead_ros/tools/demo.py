@@ -142,19 +142,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
 
+    from lead_ros.bag.output import claim_output_dir
+
+    out, bag = Path(args.out), Path(args.bag)
+    with claim_output_dir(out, overwrite=True, inputs=[bag]):  # never the bag it drives with
+        return _demo(args, out, bag)
+
+
+def _demo(args: argparse.Namespace, out: Path, bag: Path) -> int:
+    """The three steps into ``out`` (claimed by ``main``); 0 when live and offline agree."""
     from lead_ros.bag.compare import compare_paths, read_paths
-    from lead_ros.bag.evaluate import EvaluationOptions, PlannerSpec, evaluate_bags, prepare_output_dir
+    from lead_ros.bag.evaluate import EvaluationOptions, PlannerSpec, evaluate_bags
     from lead_ros.bag.metrics import format_table
     from lead_ros.bag.reader import default_topics
     from lead_ros.node_config import NodeConfig
 
-    out = Path(args.out)
-    prepare_output_dir(out, overwrite=True)
     weights, synthetic = resolve_weights(args.weights, out)
     banner = "UNTRAINED SYNTHETIC WEIGHTS: the paths show the pipeline working, not a driving policy"
     if synthetic:
         print(f"\n*** {banner} ***\n", flush=True)
-    bag = Path(args.bag)
     print(f"[1/3] live: lead_planner + lockstep replay of {bag} with /clock, recording {PATH_TOPIC}", flush=True)
     recorded, live = run_live(bag, weights, args.device, out)
     print(f"      {live['anchors']} frames replayed, {live['recorded_paths']} paths recorded", flush=True)
