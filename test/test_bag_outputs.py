@@ -205,3 +205,38 @@ def test_a_failing_write_is_one_line_naming_the_file_and_keeps_what_was_written(
         json.loads(line)
     summary = json.loads((out / "summary.json").read_text())  # small enough to fit
     assert summary["incomplete"] is True and summary["error"] in errors[0]
+
+
+# --- compare-evaluations and the drive an output came from ------------------------------------------
+
+
+def _stitched_drive(path: Path, image) -> Path:
+    from bag_factory import MS, START, BagSpec, odometry, raw_image
+
+    bag = BagSpec()
+    for j in range(-5, 10):
+        bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 2.0))
+    bag.add(START + 1, "image", "sensor_msgs/msg/Image", raw_image(image, START))
+    return bag.write(path)
+
+
+def test_compare_refuses_outputs_of_different_drives_that_share_stamps(capsys, tmp_path, navsim_weights):
+    """Two different bags with the same stamps were compared frame by frame, exit 0."""
+    from conftest import DATA, read_rgb
+
+    drives = [_stitched_drive(tmp_path / f"drive_{i}", read_rgb(DATA / "images" / f"case_0{i}.png")) for i in (1, 2)]
+    outs = []
+    for i, drive in enumerate([*drives, drives[0]]):
+        outs.append(tmp_path / f"out_{i}")
+        assert main(["evaluate-bag", str(drive), "--weights", str(navsim_weights), "--out", str(outs[-1]),
+                     "--no-pictures"]) == 0  # fmt: skip
+    summary = json.loads((outs[0] / "summary.json").read_text())
+    assert summary["input"]["bag"] == str(drives[0].resolve())
+    assert set(summary["input"]["messages_sha256"]) == {"/lead_planner/input/image", "/lead_planner/input/odometry"}
+    capsys.readouterr()
+    assert main(["compare-evaluations", str(outs[0]), str(outs[1])]) == 2
+    err = capsys.readouterr().err
+    assert "come from different drives" in err and "different messages on /lead_planner/input/image" in err
+    assert main(["compare-evaluations", str(outs[0]), str(outs[1]), "--allow-different-inputs"]) == 0
+    assert "come from different drives" in capsys.readouterr().err
+    assert main(["compare-evaluations", str(outs[0]), str(outs[2]), "--max-diff-m", "0"]) == 0, "the same drive twice"

@@ -99,6 +99,24 @@ def read_evaluation(directory: Path) -> EvaluationOutput:
     return EvaluationOutput(directory, summary, plans)
 
 
+def input_difference(a: EvaluationOutput, b: EvaluationOutput) -> str | None:
+    """Why two outputs do not come from the same drive (one line), or None. Topics read by
+    both must hold the same messages (``summary.json`` ``input.messages_sha256``); outputs
+    that do not record their input (older versions) cannot be checked and pass."""
+    digests_a = a.summary.get("input", {}).get("messages_sha256")
+    digests_b = b.summary.get("input", {}).get("messages_sha256")
+    if digests_a is None or digests_b is None:
+        return None
+    common = sorted(set(digests_a) & set(digests_b))
+    differing = [topic for topic in common if digests_a[topic] != digests_b[topic]]
+    if common and not differing:
+        return None
+    what = f"different messages on {', '.join(differing)}" if differing else "no input topic in common"
+    return (f"{a.directory} and {b.directory} come from different drives ({a.summary.get('bag')} and "
+            f"{b.summary.get('bag')}: {what}); frame-by-frame comparison needs the same drive "
+            "(--allow-different-inputs compares them anyway)")  # fmt: skip
+
+
 def _cell(value) -> str:
     return f"{'-':>12}" if value is None else f"{value:12.4f}" if isinstance(value, float) else f"{value:>12}"
 

@@ -384,6 +384,7 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
     info = planner.info
     summary = {
         "bag": str(bag),
+        "input": {"bag": str(bag.resolve()), "topics": options.topics, "messages_sha256": stats.fingerprint()},
         "frames_read": frames_read,
         "synchronized": evaluation.synchronized,
         "planned": evaluation.planned,

@@ -4,6 +4,7 @@ restored within a bounded reorder window of record time. Never loads a bag whole
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
 from collections import Counter
@@ -99,6 +100,12 @@ class ReadStats:
     decode_failures: Counter = field(default_factory=Counter)
     skipped_connections: list[str] = field(default_factory=list)
     missing_topics: list[str] = field(default_factory=list)
+    # topic -> sha256 over (record time, serialized bytes) of every message read, in storage
+    # order: which drive an output came from (compare-evaluations refuses different ones).
+    digests: dict = field(default_factory=dict)
+
+    def fingerprint(self) -> dict[str, str]:
+        return {topic: digest.hexdigest() for topic, digest in sorted(self.digests.items())}
 
 
 def _describe_topics(reader: AnyReader) -> str:
@@ -229,6 +236,9 @@ def _decoded(reader: AnyReader, connections: Sequence, by_topic: dict[str, str],
     for connection, log_ns, raw in reader.messages(connections=connections):
         key = by_topic[connection.topic]
         stats.messages_read[connection.topic] += 1
+        digest = stats.digests.setdefault(connection.topic, hashlib.sha256())
+        digest.update(log_ns.to_bytes(8, "little", signed=True))
+        digest.update(raw)
         try:
             msg = deserialize_message(bytes(raw), MESSAGE_CLASSES[connection.msgtype])
         except Exception:  # a message that does not decode is counted and skipped

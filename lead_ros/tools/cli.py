@@ -233,9 +233,13 @@ def _evaluate_on_ray(args: argparse.Namespace, spec, options) -> int:
 
 
 def cmd_compare_evaluations(args: argparse.Namespace) -> int:
-    from lead_ros.bag.compare import compare_paths, format_evaluation_comparison, read_evaluation
+    from lead_ros.bag.compare import compare_paths, format_evaluation_comparison, input_difference, read_evaluation
 
     first, second = read_evaluation(Path(args.first)), read_evaluation(Path(args.second))
+    if (difference := input_difference(first, second)) is not None:
+        if not args.allow_different_inputs:
+            raise ValueError(difference)
+        log.warning("%s", difference.rpartition(" (--allow")[0])
     comparison = compare_paths(first.plans, second.plans)
     print(format_evaluation_comparison(first, second, comparison))
     if args.max_diff_m is None and args.max_diff_rad is None:
@@ -470,6 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("second", metavar="OUT_B", help="evaluate-bag output directory of the same bag")
     compare.add_argument("--max-diff-m", type=finite_float, default=None,
                          help="exit 1 when a frame's waypoints differ by more (or a frame is in one output only)")
+    compare.add_argument("--allow-different-inputs", action="store_true",
+                         help="compare outputs of different drives (refused by default: exit 2)")
     compare.add_argument("--max-diff-rad", type=finite_float, default=None,
                          help="exit 1 when a frame's headings differ by more (or a frame is in one output only)")
     compare.set_defaults(func=cmd_compare_evaluations)
