@@ -1,15 +1,18 @@
 """The project-wide exit codes, for every ``lead-ros`` command: 0 success, 1 the run
-completed but a check failed, 2 usage error or unusable input, 130 interrupted (SIGINT).
+completed but a check failed, 2 usage error or unusable input, 130/143 interrupted (SIGINT/SIGTERM),
+also when started as a background job (SIGINT ignored).
 (1 is also covered where it arises: selftest failures in test_selftest.py, a folder of bags
 with failures in test_bags.py; the node process's 0/1 in test_node_process.py.)"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +22,7 @@ import pytest
 from lead_ros.tools import cli
 
 LEAD_ROS = Path(sys.executable).with_name("lead-ros")
+SAMPLE_BAG = Path(__file__).resolve().parent.parent / "data" / "sample_bag"
 
 
 def _commands() -> list[list[str]]:
@@ -90,18 +94,92 @@ def _required_arguments(command: list[str]) -> list[str]:
     }.get(" ".join(command), [])
 
 
-def test_sigint_to_a_running_record_path_exits_130_with_the_bag_closed(ros_context, tmp_path):
+class Running:
+    """A ``lead-ros`` command in a child process whose output is collected as it comes;
+    ``sigint_ignored`` starts it as a shell starts a background job (``cmd &``, nohup)."""
+
+    def __init__(self, argv: list[str], sigint_ignored: bool = False) -> None:
+        def disposition() -> None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.SIG_DFL)
+
+        self.process = subprocess.Popen(
+            [str(LEAD_ROS), *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=disposition,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
+        self._reader.start()
+
+    def wait_until(self, ready, what: str, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert self.process.poll() is None, f"ended before {what}:\n{self.output}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{self.output}"
+            time.sleep(0.05)
+
+    def stop(self, signum: int) -> tuple[int, float]:
+        """Send ``signum``; the exit code and the seconds until the process ended."""
+        sent = time.monotonic()
+        self.process.send_signal(signum)
+        self.process.wait(timeout=60)
+        self._reader.join(10)
+        return self.process.returncode, time.monotonic() - sent
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143)}
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "background-job"])
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_record_path_closes_its_bag_on_sigint_and_sigterm(ros_context, tmp_path, name, sigint_ignored):
+    """SIGTERM left the bag without metadata.yaml (ExternalShutdownException, no exit in 30 s);
+    started as a background job, SIGINT was ignored."""
     out = tmp_path / "paths"
-    process = subprocess.Popen(
-        [str(LEAD_ROS), "record-path", "--topic", "/exit_codes/path", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (out / "metadata.yaml").exists() and not list(out.glob("*.mcap")):
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
-        time.sleep(0.1)
+    running = Running(["record-path", "--topic", "/exit_codes/path", "--out", str(out)], sigint_ignored)
+    running.wait_until(lambda: list(out.glob("*.mcap")), "the bag to be created")
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 130, output
-    assert "Traceback" not in output and (out / "metadata.yaml").is_file()
+    signum, expected = SIGNALS[name]
+    code, seconds = running.stop(signum)
+    assert code == expected and "Traceback" not in running.output, running.output
+    assert (out / "metadata.yaml").is_file() and seconds < 2.0, seconds
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "background-job"])
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_replay_exits_with_the_table_code_on_sigint_and_sigterm(ros_context, name, sigint_ignored):
+    """Ctrl-C gave -6 (abort), SIGTERM exit 1 with an RCLError."""
+    running = Running(["replay", str(SAMPLE_BAG), "--loop", "--wait-s", "0"], sigint_ignored)
+    running.wait_until(lambda: "publishing anyway" in running.output, "publishing")
+    time.sleep(0.5)
+    signum, expected = SIGNALS[name]
+    code, _ = running.stop(signum)
+    assert code == expected and "Traceback" not in running.output and "terminate" not in running.output, (
+        running.output
+    )
+
+
+def test_a_complete_replay_exits_0(ros_context):
+    """Every replay of the sample bag ended in SIGABRT (-6): "terminate called without an
+    active exception" from a spin thread still inside rcl at interpreter exit."""
+    running = Running(["replay", str(SAMPLE_BAG), "--wait-s", "0", "--rate", "20"])
+    running.process.wait(timeout=120)
+    running._reader.join(10)
+    assert running.process.returncode == 0, running.output
+    assert "replayed 904 messages" in running.output and "terminate" not in running.output
+
+
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_evaluate_bag_started_as_a_background_job_stops_on_sigint_and_sigterm(tmp_path, navsim_weights, name):
+    out = tmp_path / "out"
+    running = Running(["evaluate-bag", str(SAMPLE_BAG), "--weights", str(navsim_weights), "--out", str(out),
+                       "--no-pictures"], sigint_ignored=True)  # fmt: skip
+    running.wait_until(lambda: (out / "summary.json").exists(), "the evaluation to start")
+    signum, expected = SIGNALS[name]
+    code, _ = running.stop(signum)
+    assert code == expected and "Traceback" not in running.output, running.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["incomplete"] is True, "an interrupted evaluation says it is incomplete"

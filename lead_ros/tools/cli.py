@@ -20,11 +20,11 @@ import numpy as np
 
 from lead_ros.observation import Command
 from lead_ros.preprocessing import CAMERA_NAMES
+from lead_ros.tools.interrupts import Interrupted, exit_code, handled_interrupts
 from lead_ros.weights.manifest import VARIANTS
 
 log = logging.getLogger("lead_ros")
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def finite_float(text: str) -> float:
@@ -268,18 +268,27 @@ def cmd_make_sample_bag(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spin_in_background(node):
-    from rclpy.executors import SingleThreadedExecutor
+class _BackgroundSpin:
+    """A node spun by its own executor in a thread, stopped and joined by ``close``: a spin
+    thread still inside rcl when the interpreter exits aborts the process ("terminate called
+    without an active exception")."""
 
-    executor = SingleThreadedExecutor(context=node.context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    return executor
+    def __init__(self, node) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.executor = SingleThreadedExecutor(context=node.context)
+        self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.executor.spin, name="lead_ros_spin")
+        self.thread.start()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.thread.join(timeout=10.0)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
     from lead_ros.bag.replay import BagReplayer
 
@@ -289,23 +298,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not sep or not source or not target:
             raise ValueError(f"--remap {pair!r}: expected FROM:=TO")
         remaps[source] = target
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # ours: lead_ros.tools.interrupts
     node = rclpy.create_node("lead_ros_replay")
     replayer = BagReplayer(node, Path(args.bag), rate=args.rate, loop=args.loop, clock=args.clock, remaps=remaps,
                            lockstep_topic=args.lockstep, lockstep_timeout_s=args.lockstep_timeout_s)  # fmt: skip
-    executor = _spin_in_background(node)
+    spin = _BackgroundSpin(node)
     try:
         if not replayer.wait_for_subscribers(args.wait_s):
             log.warning("no subscriber on the anchor topic after %.0f s; publishing anyway", args.wait_s)
         stats = replayer.run()
         log.info("replayed %d messages (%d anchor frames, %d lockstep timeouts); skipped topics: %s",
                  stats.published, stats.anchors, stats.lockstep_timeouts, stats.skipped_topics or "none")  # fmt: skip
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         replayer.stop()
-        return EXIT_INTERRUPTED
+        return exit_code(error)
     finally:
         replayer.close()
-        executor.shutdown()
+        spin.close()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
@@ -313,22 +322,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_record_path(args: argparse.Namespace) -> int:
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
     from lead_ros.bag.record import PathRecorder
 
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # ours: lead_ros.tools.interrupts
     node = rclpy.create_node("lead_ros_record_path")
     recorder = PathRecorder(node, args.topic, Path(args.out))
-    executor = _spin_in_background(node)
+    spin = _BackgroundSpin(node)
     code = 0
     try:
         deadline = time.monotonic() + args.duration_s if args.duration_s else None
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.1)
-    except KeyboardInterrupt:  # the usual way to stop recording; the bag is still closed properly
-        code = EXIT_INTERRUPTED
+    except KeyboardInterrupt as error:  # the usual way to stop recording; the bag is still closed properly
+        code = exit_code(error)
     finally:
-        executor.shutdown()
+        spin.close()
         recorder.close()
         node.destroy_node()
         rclpy.try_shutdown()
@@ -526,17 +536,19 @@ def _log_to_stderr(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit codes (every command): 0 success; 1 the run completed but something it checked
-    failed (a bag, a self-test case); 2 usage error or unusable input; 130 interrupted."""
+    failed (a bag, a self-test case); 2 usage error or unusable input; 130 interrupted by
+    SIGINT, 143 by SIGTERM (``lead_ros.tools.interrupts``)."""
     args = build_parser().parse_args(argv)  # a usage error exits 2 here (argparse)
     _log_to_stderr(args.verbose)
     try:
-        return args.func(args)
+        with handled_interrupts():
+            return args.func(args)
     except (ValueError, OSError) as error:  # input/weights/config errors; output errors name the path
         log.error("%s", error)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        log.error("interrupted")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as error:  # Interrupted (SIGINT, SIGTERM), or a KeyboardInterrupt of its own
+        log.error("interrupted%s", f" ({error})" if isinstance(error, Interrupted) else "")
+        return exit_code(error)
 
 
 if __name__ == "__main__":
