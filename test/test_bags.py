@@ -392,7 +392,9 @@ def test_disk_full_while_writing_says_the_output_is_incomplete(tmp_path, planner
     monkeypatch.setattr(Writer, "write", full)
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(BagOutputError, match=r"No space left on device.*the output there is incomplete"):
+    bag = out / "output_bag"
+    with pytest.raises(BagOutputError, match=rf"^writing {bag} failed \(No space left on device\); the evaluation "
+                                             rf"output in {out} is incomplete$"):  # fmt: skip
         evaluate_bag(REPO / "data" / "sample_bag", out, planner, _options(image_transport="compressed"))
 
 

@@ -331,6 +331,8 @@ def _guarded_read(messages):
             message = next(iterator)
         except StopIteration:
             return
+        except BagInputError:  # our own finding about the bag (exit 2), not a storage failure
+            raise
         except Exception as error:  # apsw.CorruptError, rosbags' ReaderError, OSError, ...
             raise BagReadError(f"{type(error).__name__}: {' '.join(str(error).split())}") from error
         yield message

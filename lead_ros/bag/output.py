@@ -52,7 +52,17 @@ class OutputLock:
         self._fd: int | None = None
 
     def acquire(self) -> OutputLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return self._lock()
+        except BagOutputError:  # another run holds it
+            raise
+        except OSError as error:
+            raise BagOutputError(
+                f"cannot create output directory {self.out_dir}: {error.strerror or error}"
+            ) from error
+
+    def _lock(self) -> OutputLock:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
