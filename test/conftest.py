@@ -4,6 +4,7 @@ guard that refuses to start rclpy without loopback-only discovery."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import cv2
@@ -96,6 +97,14 @@ def ray_local():
     finally:
         ray.init = original
         ray.shutdown()
+
+
+def default_signal_disposition() -> None:
+    """``preexec_fn`` for the child processes a test signals: SIGINT and SIGTERM at their
+    defaults, whatever this process inherited (``make test &`` runs with SIGINT ignored, which
+    children would inherit)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def read_rgb(path: Path) -> np.ndarray:

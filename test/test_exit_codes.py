@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import default_signal_disposition
 from lead_ros.tools import cli
 
 LEAD_ROS = Path(sys.executable).with_name("lead-ros")
@@ -100,7 +101,9 @@ class Running:
 
     def __init__(self, argv: list[str], sigint_ignored: bool = False) -> None:
         def disposition() -> None:
-            signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.SIG_DFL)
+            default_signal_disposition()
+            if sigint_ignored:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
 
         self.process = subprocess.Popen(
             [str(LEAD_ROS), *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

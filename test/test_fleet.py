@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from bag_factory import MS, START, BagSpec, command, odometry, raw_image
-from conftest import DATA, read_rgb
+from conftest import DATA, default_signal_disposition, read_rgb
 from lead_ros.bag.evaluate import EvaluationOptions, PlannerSpec, evaluate_bags
 from lead_ros.bag.fleet import BagWorker, FleetOptions, evaluate_on_ray
 from lead_ros.bag.reader import default_topics
@@ -175,7 +175,7 @@ def test_ctrl_c_marks_in_flight_bags_interrupted_and_exits_130(bags, tmp_path, n
             [str(Path(sys.executable).with_name("lead-ros")), "evaluate-bag", str(bags / "drive_a"),
              str(bags / "drive_c"), "--weights", str(navsim_weights), "--out", str(out), "--device", "cpu",
              "--engine", "ray", "--workers", "2", "--no-pictures"],
-            stdout=sink, stderr=subprocess.STDOUT, text=True, env=env,
+            stdout=sink, stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=default_signal_disposition,
         )  # fmt: skip
         deadline = time.monotonic() + 120
         while "bags in flight" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import default_signal_disposition
 from lead_ros.ros.conversions import array_to_image, ns_to_stamp
 
 EXECUTABLE = Path(sys.executable).with_name("lead_planner")
@@ -38,6 +39,7 @@ class NodeProcess:
             [str(EXECUTABLE), "--ros-args", "-r", f"__ns:={self.namespace}", *ros_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"},
+            preexec_fn=default_signal_disposition,
         )  # fmt: skip
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
