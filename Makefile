@@ -43,7 +43,7 @@ lint: setup
 	$(BIN)/ruff check lead_ros test launch setup.py
 
 test: lint
-	$(BIN)/python -m pytest test
+	$(BIN)/python -m pytest test --durations=15
 
 demo: setup
 	$(BIN)/python -m lead_ros.tools.demo --out $(OUT)/demo $(if $(WEIGHTS),--weights $(WEIGHTS))
