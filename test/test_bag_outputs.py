@@ -220,16 +220,21 @@ def _stitched_drive(path: Path, image) -> Path:
     return bag.write(path)
 
 
-def test_compare_refuses_outputs_of_different_drives_that_share_stamps(capsys, tmp_path, navsim_weights):
+def test_compare_refuses_outputs_of_different_drives_that_share_stamps(capsys, tmp_path, planner):
     """Two different bags with the same stamps were compared frame by frame, exit 0."""
     from conftest import DATA, read_rgb
+    from lead_ros.bag.evaluate import EvaluationOptions, evaluate_bag
+    from lead_ros.bag.reader import default_topics
+    from lead_ros.node_config import NodeConfig
 
+    options = EvaluationOptions(config=NodeConfig.from_values({"camera_mode": "stitched"}), topics=default_topics(),
+                                pictures=False, progress=False)  # fmt: skip
     drives = [_stitched_drive(tmp_path / f"drive_{i}", read_rgb(DATA / "images" / f"case_0{i}.png")) for i in (1, 2)]
     outs = []
     for i, drive in enumerate([*drives, drives[0]]):
         outs.append(tmp_path / f"out_{i}")
-        assert main(["evaluate-bag", str(drive), "--weights", str(navsim_weights), "--out", str(outs[-1]),
-                     "--no-pictures"]) == 0  # fmt: skip
+        outs[-1].mkdir()
+        assert evaluate_bag(drive, outs[-1], planner, options)["planned"] == 1
     summary = json.loads((outs[0] / "summary.json").read_text())
     assert summary["input"]["bag"] == str(drives[0].resolve())
     assert set(summary["input"]["messages_sha256"]) == {"/lead_planner/input/image", "/lead_planner/input/odometry"}

@@ -125,6 +125,7 @@ class _Evaluation:
         self.synchronized = 0
         self.timings: dict[str, list[float]] = {"preprocess_ms": [], "inference_ms": [], "total_ms": []}
         self.bag_path = out_dir / "output_bag"
+        self.writer_open = False
         self.writer = Writer(self.bag_path, version=9, storage_plugin=StoragePlugin.MCAP)
         self.records_path = out_dir / "frames.jsonl"
         self.records = self.records_path.open("wb", buffering=0)
@@ -139,6 +140,7 @@ class _Evaluation:
 
     def open(self) -> None:
         self.writer.open()
+        self.writer_open = True
         typestore = get_typestore(Stores.ROS2_KILTED)
         self.path_connection = self.writer.add_connection(OUTPUT_PATH_TOPIC, "nav_msgs/msg/Path", typestore=typestore)
         self.perception_connections = {}
@@ -293,7 +295,8 @@ class _Evaluation:
 
         attempt(lambda: self._release(final=True))
         attempt(self.records.close)
-        attempt(lambda: self._write_bag(self.writer.close))
+        if self.writer_open:  # interrupted or failed before it opened: nothing to finish
+            attempt(lambda: self._write_bag(self.writer.close))
         written = (attempt(self.pictures.close) or []) if self.pictures is not None else []
         if self.pictures is not None and self.series:
             start = self.series[0][0]

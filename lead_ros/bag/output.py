@@ -131,3 +131,6 @@ def write_json(path: Path, data: dict) -> None:
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) while writing: no partial file stays
+        temporary.unlink(missing_ok=True)
+        raise
