@@ -20,13 +20,15 @@ export RAY_USAGE_STATS_ENABLED := 0
 OUT ?= out
 WEIGHTS ?=
 
-.PHONY: setup test lint demo bench bench-fleet clean
+.PHONY: setup test lint demo bench bench-runtimes bench-memory bench-fleet clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo   - run the LTFv6 planner end to end on the embedded sample (sets up .venv)"
 	@echo "make test   - lint and run the test suite (sets up .venv)"
 	@echo "make bench  - core latency/throughput benchmark on this machine"
+	@echo "make bench-runtimes - inference runtimes side by side (README table)"
+	@echo "make bench-memory - RSS over 20 configure/cleanup cycles of the node and 20 planners"
 	@echo "make bench-fleet - Ray vs local engine on four copies of the sample drive"
 
 setup: $(STAMP)
@@ -40,7 +42,7 @@ $(STAMP):
 	@touch $@
 
 lint: setup
-	$(BIN)/ruff check lead_ros test launch setup.py
+	$(BIN)/ruff check lead_ros test launch benchmarks setup.py
 
 test: lint
 	$(BIN)/python -m pytest test --durations=15
@@ -51,6 +53,16 @@ demo: setup
 bench: setup
 	$(BIN)/lead-ros weights synth --out $(OUT)/synthetic_weights >/dev/null
 	$(BIN)/lead-ros bench --weights $(OUT)/synthetic_weights --device auto
+
+# Inference runtimes side by side (README "Inference runtimes"; several minutes: two compilers).
+bench-runtimes: setup
+	$(BIN)/lead-ros weights synth --out $(OUT)/synthetic_weights >/dev/null
+	$(BIN)/python benchmarks/runtimes.py --weights $(OUT)/synthetic_weights
+
+# RSS over 20 node configure/cleanup cycles and 20 planners made and closed.
+bench-memory: setup
+	$(BIN)/lead-ros weights synth --out $(OUT)/synthetic_weights >/dev/null
+	$(BIN)/python benchmarks/reconfigure_memory.py --weights $(OUT)/synthetic_weights --cycles 20
 
 # Fleet engines on this machine: four copies of the sample drive, Ray (2 workers, 1 CPU each)
 # vs the local engine (--jobs 2); prints both frame rates, their ratio and Ray's start-up.

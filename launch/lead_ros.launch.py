@@ -23,7 +23,7 @@ TOPICS = (
     "output/bev/static_objects", "output/bev/vehicles", "output/bev/pedestrians", "debug/image", "debug/markers",
     "debug/inference_time_ms", "debug/pipeline_latency_ms",
 )  # fmt: skip
-OVERRIDABLE = ("weights", "device", "precision")
+OVERRIDABLE = ("weights", "device", "precision", "runtime")
 
 
 def _topic_key(topic: str) -> str:
@@ -74,6 +74,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="auto, cpu, cuda or cuda:N; empty keeps the params file's."),
         DeclareLaunchArgument("precision", default_value="",
                               description="fp32, fp16 or bf16; empty keeps the params file's."),
+        DeclareLaunchArgument("runtime", default_value="",
+                              description="auto, onnxruntime or eager; empty keeps the params file's."),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
         DeclareLaunchArgument("node_name", default_value="lead_planner", description="Name of the node."),
         DeclareLaunchArgument("autostart", default_value="true",

@@ -24,6 +24,7 @@ CAMERA_QOS = ("sensor_data", "reliable")
 ACCELERATION_SOURCES = ("odometry", "imu")
 MISSING_CAMERA_POLICIES = ("skip", "fill_black")
 PRECISIONS = ("fp32", "fp16", "bf16")
+RUNTIMES = ("auto", "onnxruntime", "eager")
 COMMAND_INPUTS = ("topic", "route")
 # BEV semantic classes (lead_ros.perception.bev.CLASS_NAMES) that can be published.
 BEV_CLASSES = ("unlabeled", "road", "walkways", "centerline", "static_objects", "vehicles", "pedestrians")
@@ -60,6 +61,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "auto", "Inference device: auto (CUDA when available), cpu, cuda or cuda:N."),
     ParamSpec("precision", "fp32", "fp32, fp16 (CUDA only) or bf16; output heads always run in fp32.",
               choices=PRECISIONS),
+    ParamSpec("runtime", "auto", "Inference runtime: auto (onnxruntime for fp32 on CPU, else eager), onnxruntime "
+              "(fp32, CPU) or eager (PyTorch).", choices=RUNTIMES),
+    ParamSpec("runtime_cache_dir", "", "Where exported ONNX graphs are kept between runs; empty = "
+              "$LEAD_ROS_CACHE_DIR, else ~/.cache/lead_ros."),
     ParamSpec("camera_mode", "navsim_4cam",
               "navsim_4cam: four cameras l0 f0 r0 b0 with NAVSIM preprocessing; stitched: one H x 1920 input.",
               choices=CAMERA_MODES),
@@ -134,6 +139,8 @@ class NodeConfig:
     hf_cache_dir: str
     device: str
     precision: str
+    runtime: str
+    runtime_cache_dir: str
     camera_mode: str
     image_transport: str
     jpeg_roundtrip: bool

@@ -6,10 +6,13 @@ same preprocessing, inference and frame conversion.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,8 +20,10 @@ import torch
 from lead_ros.frames import carla_to_iso8855
 from lead_ros.model import LTFv6Config
 from lead_ros.model.aux_heads import CENTERNET_OUTPUTS
-from lead_ros.model.inference import AUX_OUTPUTS, optimize_for_inference, trace_auxiliary, trace_for_inference
-from lead_ros.node_config import NodeConfig
+from lead_ros.model.heap import return_free_heap
+from lead_ros.model.inference import optimize_for_inference
+from lead_ros.model.onnx_runtime import MAX_HEIGHTS, OnnxPlanning
+from lead_ros.node_config import RUNTIMES, NodeConfig
 from lead_ros.observation import Observation, Plan, PlanTimings
 from lead_ros.perception.outputs import Perception, perceive
 from lead_ros.preprocessing import MODEL_IMAGE_WIDTH, prepare_stitched, stitch_cameras
@@ -28,14 +33,9 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 WARMUP_HEIGHT = 270
-# fp32 traces and input buffers are made for at most this many input heights (the first
-# ones seen, 270 from the warm-up among them); other heights run eagerly (the same function,
-# no trace to build). A stream whose height keeps changing thus cannot grow memory without
-# bound. Traces are never evicted: TorchScript does not give a dropped trace's memory back
-# (measured here: about 40 MB per traced height, with or without a compilation unit of its own).
-# The auxiliary (perception) path adds one small trace of its own, made on first request: its
-# input, the BEV features, has the same shape at every height.
-MAX_TRACED_HEIGHTS = 3
+# Input buffers (and, with ONNX Runtime, sessions: lead_ros.model.onnx_runtime.MAX_HEIGHTS)
+# are kept for at most this many input heights, least recently used dropped first, so a
+# stream whose height keeps changing cannot grow memory without bound.
 
 
 class PlannerConfigError(ValueError):
@@ -57,6 +57,22 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def resolve_runtime(runtime: str, device: torch.device, autocast: torch.dtype | None) -> str:
+    """``auto`` resolved for a device and precision: ONNX Runtime for fp32 on the CPU (fastest
+    there, runs without the GIL, frees its memory: see ``lead_ros.model.onnx_runtime``),
+    eager PyTorch for bf16/fp16 (autocast) and CUDA. An impossible choice is refused."""
+    if runtime not in RUNTIMES:
+        raise PlannerConfigError(f"runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        return "onnxruntime" if device.type == "cpu" and autocast is None else "eager"
+    if runtime == "onnxruntime" and (device.type != "cpu" or autocast is not None):
+        raise PlannerConfigError(
+            f"runtime onnxruntime runs fp32 on the CPU only (got device {device}, precision "
+            f"{'fp32' if autocast is None else str(autocast).removeprefix('torch.')}); use runtime eager or auto"
+        )
+    return runtime
+
+
 def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
     if precision not in PRECISIONS:
         raise PlannerConfigError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
@@ -67,20 +83,19 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
 
 @dataclass
 class _HeightState:
-    """What inference keeps per input height: the (1, 3, H, 1920) input buffer (plus pinned
-    and device uint8 staging on CUDA) and the fp32 traces of the ensemble."""
+    """The input buffer of one height: (1, 3, H, 1920) float on the device (channels-last for
+    eager PyTorch, contiguous for ONNX Runtime), plus pinned and device uint8 staging on CUDA."""
 
     input: torch.Tensor
     staging: torch.Tensor | None
     device_u8: torch.Tensor | None
-    traced: list | None = None
-    eager: bool = False
 
     @classmethod
-    def allocate(cls, height: int, device: torch.device) -> _HeightState:
+    def allocate(cls, height: int, device: torch.device, channels_last: bool) -> _HeightState:
         shape = (height, MODEL_IMAGE_WIDTH, 3)
         target = torch.empty((1, 3, height, MODEL_IMAGE_WIDTH), device=device)
-        target = target.contiguous(memory_format=torch.channels_last)
+        if channels_last:
+            target = target.contiguous(memory_format=torch.channels_last)
         if device.type != "cuda":
             return cls(target, None, None)
         staging = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
@@ -95,6 +110,7 @@ class PlannerInfo:
     weights_sha256: tuple[str, ...]
     device: str
     precision: str
+    runtime: str
     untrained: bool
     config: LTFv6Config
     ensemble_size: int
@@ -109,6 +125,8 @@ class Planner:
         device: str = "auto",
         precision: str = "fp32",
         *,
+        runtime: str = "auto",
+        runtime_cache_dir: str | None = None,
         jpeg_roundtrip: bool = True,
         ensemble_size: int | None = None,
         cache_dir: str | None = None,
@@ -116,6 +134,7 @@ class Planner:
     ) -> None:
         self.device = resolve_device(device)
         self._autocast = check_precision(precision, self.device)
+        runtime = resolve_runtime(runtime, self.device, self._autocast)
         self.jpeg_roundtrip = jpeg_roundtrip
         checkpoint = load_checkpoint(
             weights, ensemble_size=ensemble_size, cache_dir=cache_dir, expected_sha256=expected_sha256
@@ -126,35 +145,49 @@ class Planner:
             weights_sha256=tuple(f.sha256 for f in checkpoint.files),
             device=str(self.device),
             precision=precision,
+            runtime=runtime,
             untrained=checkpoint.untrained,
             config=checkpoint.config,
             ensemble_size=len(self.models),
         )
         self._cuda = self.device.type == "cuda"
-        self._heights: dict[int, _HeightState] = {}  # traced heights, at most MAX_TRACED_HEIGHTS
+        self.closed = False
+        self._onnx = (
+            OnnxPlanning(self.models, self.info.weights_sha256, Path(runtime_cache_dir) if runtime_cache_dir else None)
+            if runtime == "onnxruntime"
+            else None
+        )
+        self._heights: OrderedDict[int, _HeightState] = OrderedDict()  # least recently used first
         self._speed = torch.zeros(1, 1, device=self.device)
         self._acceleration = torch.zeros(1, 1, device=self.device)
         self._command = torch.zeros(1, 4, device=self.device)
-        self._aux_traced: torch.jit.ScriptModule | None = None
         self.infer(np.zeros((WARMUP_HEIGHT, MODEL_IMAGE_WIDTH, 3), np.uint8), 0.0, 0.0, 3)
         log.info(
-            "planner ready: weights %s (sha256 %s), device %s, precision %s%s",
+            "planner ready: weights %s (sha256 %s), device %s, precision %s, runtime %s%s",
             self.info.weights,
             ", ".join(s[:12] for s in self.info.weights_sha256),
             self.info.device,
             precision,
+            runtime,
             ", UNTRAINED synthetic weights" if self.info.untrained else "",
         )
 
     @classmethod
     def from_config(
-        cls, config: NodeConfig, weights: str | None = None, device: str | None = None, precision: str | None = None
+                cls,
+        config: NodeConfig,
+        weights: str | None = None,
+        device: str | None = None,
+        precision: str | None = None,
+        runtime: str | None = None,
     ) -> Planner:
         """The planner a node configuration describes (node and bag tools alike)."""
         return cls(
             weights or config.weights,
             device or config.device,
             precision or config.precision,
+            runtime=runtime or config.runtime,
+            runtime_cache_dir=config.runtime_cache_dir or None,
             jpeg_roundtrip=config.jpeg_roundtrip,
             ensemble_size=config.ensemble_size or None,
             cache_dir=config.hf_cache_dir or None,
@@ -168,14 +201,14 @@ class Planner:
         return prepare_stitched(observation.image, observation.encoding)
 
     def _height_state(self, height: int) -> _HeightState:
-        """The kept state of an input height, or a temporary eager one once the cache is full."""
+        """The input buffer of a height (least recently used one dropped beyond ``MAX_HEIGHTS``)."""
         state = self._heights.get(height)
         if state is None:
-            state = _HeightState.allocate(height, self.device)
-            if len(self._heights) < MAX_TRACED_HEIGHTS:
-                self._heights[height] = state
-            else:
-                state.eager = True
+            while len(self._heights) >= MAX_HEIGHTS:
+                self._heights.popitem(last=False)
+            state = _HeightState.allocate(height, self.device, channels_last=self._onnx is None)
+            self._heights[height] = state
+        self._heights.move_to_end(height)
         return state
 
     def _input_tensor(self, image: np.ndarray, state: _HeightState) -> torch.Tensor:
@@ -201,13 +234,15 @@ class Planner:
         self, image: np.ndarray, speed_mps: float, acceleration_mps2: float, command: int, perception: bool = True
     ) -> tuple[np.ndarray, np.ndarray, Perception | None]:
         """``infer``, plus (when ``perception``) the first member's perception of the image."""
+        if self.closed:
+            raise RuntimeError("this planner was closed; create a new one")
         state = self._height_state(image.shape[0])
         rgb = self._input_tensor(image, state)
         self._speed.fill_(speed_mps)
         self._acceleration.fill_(acceleration_mps2)
         self._command.zero_()[0, int(command)] = 1.0
         total = None
-        outputs = self._forward(rgb, state)
+        outputs = self._forward(rgb)
         for waypoints, headings, _ in outputs:
             joined = torch.cat((waypoints, headings.unsqueeze(-1)), dim=-1)
             total = joined if total is None else total + joined
@@ -216,40 +251,44 @@ class Planner:
         result = (total / len(self.models))[0].double().cpu().numpy()
         return result[:, :2], result[:, 2], self._perceive(outputs[0][2]) if perception else None
 
-    def _forward(self, rgb: torch.Tensor, state: _HeightState) -> list[tuple[torch.Tensor, ...]]:
-        """Each ensemble member's (waypoints, headings, bev_features): traced in fp32 (one
-        trace per cached image height, made on first use), eager under autocast for
-        bf16/fp16 and for heights outside the cache."""
+    def _forward(self, rgb: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """Each ensemble member's (waypoints, headings, bev_features)."""
         inputs = (rgb, self._speed, self._acceleration, self._command)
-        if self._autocast is not None or state.eager:
-            outs = [m(*inputs, autocast_dtype=self._autocast) for m in self.models]
-            return [(o.waypoints, o.headings, o.bev_features) for o in outs]
-        if state.traced is None:
-            with torch.inference_mode(False):
-                example = tuple(t.clone() for t in inputs)
-                state.traced = [trace_for_inference(m, example) for m in self.models]
-        return [traced(*inputs) for traced in state.traced]
+        if self._onnx is not None:
+            return self._onnx.run(inputs)
+        outs = [m(*inputs, autocast_dtype=self._autocast) for m in self.models]
+        return [(o.waypoints, o.headings, o.bev_features) for o in outs]
 
     def _perceive(self, bev_features: torch.Tensor) -> Perception:
         """The auxiliary heads on the first member's BEV features, always in float32 (LEAD
-        runs its output heads in float32 under autocast too): traced for fp32, eager else."""
-        features = bev_features.float()
-        if self._autocast is not None:
-            aux = self.models[0].auxiliary(features)
-            outputs = tuple(aux[name] for name in AUX_OUTPUTS)
-        else:
-            if self._aux_traced is None:
-                with torch.inference_mode(False):
-                    self._aux_traced = trace_auxiliary(self.models[0], features.clone())
-            outputs = self._aux_traced(features)
-        named = dict(zip(AUX_OUTPUTS, outputs, strict=True))
-        heads = {name: named[f"centernet_{name}_head"] for name in CENTERNET_OUTPUTS}
-        return perceive(named["bev_semantic_logits_pre_upsample"], named["bev_semantic_logits"], heads)
+        runs its output heads in float32 under autocast too), eagerly: about 4 % of a forward."""
+        aux = self.models[0].auxiliary(bev_features.float())
+        heads = {name: aux[f"centernet_{name}_head"] for name in CENTERNET_OUTPUTS}
+        return perceive(aux["bev_semantic_logits_pre_upsample"], aux["bev_semantic_logits"], heads)
 
     @property
-    def traced_heights(self) -> tuple[int, ...]:
-        """Input heights with a trace and kept buffers, in the order they came."""
-        return tuple(h for h, state in self._heights.items() if state.traced is not None)
+    def heights(self) -> tuple[int, ...]:
+        """Input heights with kept buffers (and sessions), least recently used first."""
+        return tuple(self._heights)
+
+    def __enter__(self) -> Planner:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release everything this planner holds (models, sessions, buffers), leaving other
+        planners in the process alone. The planner cannot be used afterwards."""
+        if self._onnx is not None:
+            self._onnx.close()
+        self.models.clear()
+        self._heights.clear()
+        self.closed = True
+        gc.collect()
+        if self._cuda:
+            torch.cuda.empty_cache()
+        return_free_heap()
 
     def plan(self, observation: Observation, perception: bool = False) -> Plan:
         """Preprocess, infer, convert to ISO 8855; timings in milliseconds. ``perception``

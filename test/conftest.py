@@ -4,7 +4,10 @@ guard that refuses to start rclpy without loopback-only discovery."""
 from __future__ import annotations
 
 import os
+import resource
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -32,6 +35,24 @@ def dds_settings_problems() -> list[str]:
     if not os.environ.get("ROS_DOMAIN_ID", "").isdigit():
         problems.append("ROS_DOMAIN_ID must be set to this run's own domain")
     return problems
+
+
+def pytest_configure(config):
+    """Exported ONNX graphs go to a cache of this run's own (shared with the processes the
+    tests start), so every run exports from scratch and leaves nothing behind."""
+    config.lead_ros_cache = tempfile.mkdtemp(prefix="lead_ros_test_cache_")
+    os.environ["LEAD_ROS_CACHE_DIR"] = config.lead_ros_cache
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "lead_ros_cache", ""), ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The memory the suite needed: peak RSS of the pytest process and of its largest child."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    terminalreporter.write_line(f"peak RSS: pytest process {own:.2f} GB, largest child process {children:.2f} GB")
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -135,6 +156,25 @@ def navsim_weights(synthetic_checkpoints) -> Path:
 
 @pytest.fixture(scope="session")
 def planner(navsim_weights):
+    """The default planner (fp32, CPU: ONNX Runtime), shared by the tests that only read it."""
     from lead_ros.planner import Planner
 
-    return Planner(str(navsim_weights), "cpu", "fp32")
+    with Planner(str(navsim_weights), "cpu", "fp32") as shared:
+        yield shared
+
+
+@pytest.fixture(scope="session")
+def exported_navsim_weights(navsim_weights, planner) -> Path:
+    """``navsim_weights`` with its 270-row ONNX graph in this run's cache (the session planner
+    exported it): processes started by a test then load the graph in about a second, as every
+    start after the first one does, instead of exporting it for half a minute."""
+    return navsim_weights
+
+
+@pytest.fixture(scope="session")
+def eager_planner(navsim_weights):
+    """The same weights in eager PyTorch (the bf16/fp16 and CUDA runtime), fp32."""
+    from lead_ros.planner import Planner
+
+    with Planner(str(navsim_weights), "cpu", "fp32", runtime="eager") as shared:
+        yield shared

@@ -47,8 +47,9 @@ def test_predict_image_matches_golden(capsys, navsim_weights):
         "timings_ms",
         "weights_sha256",
         "untrained",
+        "runtime",
     }
-    assert result["untrained"] is True and result["times_s"][-1] == 4.0
+    assert result["untrained"] is True and result["times_s"][-1] == 4.0 and result["runtime"] == "onnxruntime"
     ref = case["outputs_float64"]
     for key in ("waypoints_iso8855", "headings_iso8855", "waypoints_carla", "headings_carla"):
         np.testing.assert_allclose(result[key], ref[key], atol=1e-4)
@@ -139,7 +140,7 @@ def test_bench_prints_figures(capsys, navsim_weights):
     )
     assert code == 0, err
     report = json.loads(out)
-    assert report["device"] == "cpu" and report["untrained"] is True
+    assert report["device"] == "cpu" and report["untrained"] is True and report["runtime"] == "onnxruntime"
     assert report["inference_by_height"]["256"]["runs"] == 2
     assert report["preprocess_4cam"]["p50_ms"] > 0 and report["end_to_end_fps"] > 0
     assert report["peak_rss_mib"] > 100 and report["cuda_max_allocated_mib"] is None

@@ -176,9 +176,9 @@ def test_a_complete_replay_exits_0(ros_context):
 
 
 @pytest.mark.parametrize("name", list(SIGNALS))
-def test_evaluate_bag_started_as_a_background_job_stops_on_sigint_and_sigterm(tmp_path, navsim_weights, name):
+def test_evaluate_bag_started_as_a_background_job_stops_on_sigint_and_sigterm(tmp_path, exported_navsim_weights, name):
     out = tmp_path / "out"
-    running = Running(["evaluate-bag", str(SAMPLE_BAG), "--weights", str(navsim_weights), "--out", str(out),
+    running = Running(["evaluate-bag", str(SAMPLE_BAG), "--weights", str(exported_navsim_weights), "--out", str(out),
                        "--no-pictures"], sigint_ignored=True)  # fmt: skip
     running.wait_until(lambda: (out / "summary.json").exists(), "the evaluation to start")
     signum, expected = SIGNALS[name]

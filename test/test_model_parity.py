@@ -31,17 +31,23 @@ def _assert_matches(plan, reference: dict) -> None:
     np.testing.assert_allclose(plan.headings, reference["headings_iso8855"], rtol=0, atol=TOLERANCE)
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "eager"])
 @pytest.mark.parametrize("case", MAIN_CASES, ids=[c["id"] for c in MAIN_CASES])
-def test_main_golden_case(planner, case):
+def test_main_golden_case(request, case, runtime):
+    planner = request.getfixturevalue("planner" if runtime == "onnxruntime" else "eager_planner")
+    assert planner.info.runtime == runtime
     image = read_rgb(case["image_path"])
     assert image.shape == tuple(case["image_shape_hwc"])
     plan = planner.plan(_observation(case))
     _assert_matches(plan, case["outputs_float64"])
 
 
-@pytest.mark.parametrize("variant", ["token256", "mixed"])
-def test_variant_golden_cases(synthetic_checkpoints, variant):
-    planner = Planner(str(synthetic_checkpoints(variant)), "cpu", "fp32")
+# Each runtime also meets a checkpoint configuration other than the default: token width 256
+# (most likely the released checkpoint's) in ONNX Runtime, the mixed-data heads in eager.
+@pytest.mark.parametrize(("variant", "runtime"), [("token256", "onnxruntime"), ("mixed", "eager")])
+def test_variant_golden_cases(synthetic_checkpoints, variant, runtime):
+    planner = Planner(str(synthetic_checkpoints(variant)), "cpu", "fp32", runtime=runtime)
+    assert planner.info.runtime == runtime
     expected_dim = 256 if variant == "token256" else 64
     assert planner.info.config.token_dim == expected_dim
     assert planner.info.config.mixed_data_training == (variant == "mixed")
@@ -49,6 +55,7 @@ def test_variant_golden_cases(synthetic_checkpoints, variant):
     assert len(cases) == 3
     for case in cases:
         _assert_matches(planner.plan(_observation(case)), case["outputs_float64"])
+    planner.close()
 
 
 # --- intermediates of case_00, so a divergence points at its stage -------------------------
@@ -157,13 +164,13 @@ def test_token256_intermediates(synthetic_checkpoints):
         np.testing.assert_allclose(captured[name].numpy(), reference, rtol=0, atol=1e-4 * scale, err_msg=name)
 
 
-def test_optimised_model_matches_reference_model(navsim_weights, planner):
+def test_optimised_model_matches_reference_model(navsim_weights, eager_planner):
     """BatchNorm folding and channels-last keep the unoptimised model's output (1e-5)."""
     model = build_models(load_checkpoint(str(navsim_weights)))[0]
     case = MAIN_CASES[4]
     rgb = torch.from_numpy(read_rgb(case["image_path"])).permute(2, 0, 1)[None].float()
     with torch.inference_mode():
         out = model(rgb, torch.tensor([[7.3]]), torch.tensor([[1.2]]), torch.tensor([case["command_onehot"]]))
-    waypoints, headings = planner.infer(read_rgb(case["image_path"]), 7.3, 1.2, case["command_index"])
+    waypoints, headings = eager_planner.infer(read_rgb(case["image_path"]), 7.3, 1.2, case["command_index"])
     np.testing.assert_allclose(waypoints, out.waypoints[0].numpy(), atol=1e-5)
     np.testing.assert_allclose(headings, out.headings[0].numpy(), atol=1e-5)

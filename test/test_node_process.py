@@ -184,7 +184,8 @@ def test_malformed_params_file_fails_fast(ros_context, tmp_path):
 
 MOMENTS = ("importing", "loading", "idle", "planning")
 KINDS = ("SIGINT", "SIGTERM", "SIGINTx2")
-# Seconds from the first signal to the exit: loading finishes the weights and the trace first.
+# Seconds from the first signal to the exit: loading finishes the weights and the runtime's
+# session first (the graph is in the cache: exported_navsim_weights).
 STOP_WITHIN_S = {"importing": 8.0, "loading": 15.0, "idle": 5.0, "planning": 8.0}
 
 
@@ -223,13 +224,13 @@ def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, gap_s: 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("moment", MOMENTS)
-def test_signal_at_any_moment_exits_cleanly(ros_context, navsim_weights, moment, kind):
-    _run_signal_case(ros_context, navsim_weights, moment, kind)
+def test_signal_at_any_moment_exits_cleanly(ros_context, exported_navsim_weights, moment, kind):
+    _run_signal_case(ros_context, exported_navsim_weights, moment, kind)
 
 
-def test_double_sigint_while_planning_ten_times_in_a_row(ros_context, navsim_weights):
+def test_double_sigint_while_planning_ten_times_in_a_row(ros_context, exported_navsim_weights):
     gaps_s = (0.001, 0.005, 0.01, 0.03, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
-    stops = [_run_signal_case(ros_context, navsim_weights, "planning", "SIGINTx2", gap) for gap in gaps_s]
+    stops = [_run_signal_case(ros_context, exported_navsim_weights, "planning", "SIGINTx2", gap) for gap in gaps_s]
     print("double SIGINT while planning, seconds to exit:", ", ".join(f"{s:.2f}" for s in stops))
 
 

@@ -18,8 +18,8 @@ EXEC_DEPENDS = {
     "visualization_msgs", "python3-numpy", "python3-opencv", "python3-yaml",
 }  # fmt: skip
 LAUNCH_ARGUMENTS = {
-    "params_file", "weights", "device", "precision", "namespace", "node_name", "use_sim_time", "log_level", "autostart",
-    "rviz",
+    "params_file", "weights", "device", "precision", "runtime", "namespace", "node_name", "use_sim_time", "log_level",
+    "autostart", "rviz",
 }  # fmt: skip
 
 

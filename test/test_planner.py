@@ -86,7 +86,7 @@ def test_plan_from_cameras(planner):
 
 def test_jpeg_switch_changes_the_model_input(navsim_weights, planner):
     cameras = reference_cameras()
-    without = Planner(str(navsim_weights), "cpu", jpeg_roundtrip=False)
+    without = Planner(str(navsim_weights), "cpu", jpeg_roundtrip=False, runtime="eager")
     a = planner.preprocess(Observation(0.0, 0.0, 1, cameras=cameras))
     b = without.preprocess(Observation(0.0, 0.0, 1, cameras=cameras))
     assert a.shape == b.shape and not np.array_equal(a, b)
@@ -102,18 +102,44 @@ def test_bf16_on_cpu_runs_close_to_fp32(navsim_weights, planner):
     assert np.abs(approx.waypoints - reference.waypoints).max() < 0.5
 
 
-def test_traces_are_made_for_a_bounded_number_of_heights(navsim_weights):
-    from lead_ros.planner import MAX_TRACED_HEIGHTS
+def test_runtime_choice_and_refusals():
+    import torch
 
-    planner = Planner(str(navsim_weights), "cpu", "fp32")
-    assert planner.traced_heights == (270,) and MAX_TRACED_HEIGHTS == 3  # the warm-up height
-    images = {h: np.random.default_rng(h).integers(0, 256, (h, 1920, 3), dtype=np.uint8) for h in range(300, 308)}
+    from lead_ros.planner import resolve_runtime
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_runtime("auto", cpu, None) == "onnxruntime"
+    assert resolve_runtime("auto", cpu, torch.bfloat16) == "eager"
+    assert resolve_runtime("auto", cuda, None) == "eager"
+    assert resolve_runtime("eager", cpu, None) == "eager"
+    with pytest.raises(PlannerConfigError, match=r"runtime onnxruntime runs fp32 on the CPU only .*precision bfloat16"):
+        resolve_runtime("onnxruntime", cpu, torch.bfloat16)
+    with pytest.raises(PlannerConfigError, match=r"runtime onnxruntime runs fp32 on the CPU only .*device cuda"):
+        resolve_runtime("onnxruntime", cuda, None)
+    with pytest.raises(PlannerConfigError, match="runtime 'torchscript': expected one of auto, onnxruntime, eager"):
+        resolve_runtime("torchscript", cpu, None)
+
+
+def test_input_buffers_are_kept_for_a_bounded_number_of_heights(eager_planner):
+    from lead_ros.planner import MAX_HEIGHTS
+
+    assert MAX_HEIGHTS == 3
+    images = {h: np.random.default_rng(h).integers(0, 256, (h, 1920, 3), dtype=np.uint8) for h in range(300, 306)}
     for image in images.values():  # a stream whose height keeps changing
-        planner.infer(image, 4.0, 0.5, 1)
-    assert planner.traced_heights == (270, 300, 301) and len(planner._heights) == MAX_TRACED_HEIGHTS
-    eager = planner.infer(images[302], 4.0, 0.5, 1)  # cache full: eager
-    fresh = Planner(str(navsim_weights), "cpu", "fp32")
-    traced = fresh.infer(images[302], 4.0, 0.5, 1)  # a free slot: traced
-    assert 302 in fresh.traced_heights and 302 not in planner.traced_heights
-    np.testing.assert_allclose(traced[0], eager[0], rtol=0, atol=1e-4)
-    np.testing.assert_allclose(traced[1], eager[1], rtol=0, atol=1e-4)
+        eager_planner.infer(image, 4.0, 0.5, 1)
+    assert eager_planner.heights == (303, 304, 305)
+    eager_planner.infer(images[303], 4.0, 0.5, 1)
+    assert eager_planner.heights == (304, 305, 303)  # least recently used first
+
+
+def test_a_closed_planner_holds_nothing_and_refuses_work(navsim_weights):
+    import gc
+    import weakref
+
+    planner = Planner(str(navsim_weights), "cpu")
+    model, sessions = weakref.ref(planner.models[0]), [weakref.ref(s) for s in planner._onnx._sessions[270]]
+    planner.close()
+    gc.collect()
+    assert model() is None and all(s() is None for s in sessions) and planner.heights == ()
+    with pytest.raises(RuntimeError, match="this planner was closed; create a new one"):
+        planner.infer(IMAGE, 1.0, 0.0, 1)

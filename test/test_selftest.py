@@ -14,7 +14,8 @@ from lead_ros.golden import PLANNING_CASE_SETS, load_cases
 from lead_ros.tools.cli import main
 
 ALL_CASES = [f"{variant}/{case['id']}" for variant, cases in PLANNING_CASE_SETS for case in load_cases(cases)]
-JSON_KEYS = {"verdict", "device", "precision", "software", "tolerance", "cases", "perception_cases", "timing"}
+JSON_KEYS = {"verdict", "device", "precision", "runtime", "software", "tolerance", "cases", "perception_cases",
+             "timing"}
 PERCEPTION_KEYS = {"case", "max_logit_diff", "max_box_diff", "discrete_mismatches", "passed"}
 CASE_KEYS = {"case", "max_waypoint_diff_m", "max_heading_diff_rad", "passed"}
 
@@ -26,10 +27,13 @@ def main_cases_only(monkeypatch):
 
 
 def test_cpu_fp32_passes_with_a_fixed_json_contract(capsys, monkeypatch):
-    assert main(["selftest", "--device", "cpu", "--precision", "fp32", "--json", "--timing-iters", "1"]) == 0
+    # Eager: the default runtime's golden parity is test_model_parity's (one ONNX export per
+    # weights and height costs half a minute; the selftest covers 3 weights x 2 heights).
+    argv = ["selftest", "--device", "cpu", "--precision", "fp32", "--runtime", "eager", "--json", "--timing-iters", "1"]
+    assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) == JSON_KEYS and report["verdict"] == "PASS"
-    assert (report["device"], report["precision"]) == ("cpu", "fp32")
+    assert (report["device"], report["precision"], report["runtime"]) == ("cpu", "fp32", "eager")
     assert report["tolerance"] == {"waypoint_m": 1e-4, "heading_rad": 1e-4, "provisional": False}
     assert [case["case"] for case in report["cases"]] == ALL_CASES
     assert all(set(case) == CASE_KEYS and case["passed"] for case in report["cases"])
@@ -44,7 +48,7 @@ def test_cpu_fp32_passes_with_a_fixed_json_contract(capsys, monkeypatch):
     assert {"torch", "timm", "opencv", "numpy", "python", "cuda"} <= set(report["software"])
     # Case results are deterministic: a second run (of the main case set) gives the same numbers.
     monkeypatch.setattr(selftest, "PLANNING_CASE_SETS", PLANNING_CASE_SETS[:1])
-    again = selftest.run_selftest("cpu", "fp32", timing_iters=0).to_dict()
+    again = selftest.run_selftest("cpu", "fp32", "eager", timing_iters=0).to_dict()
     main_cases = len(load_cases(PLANNING_CASE_SETS[0][1]))
     assert again["cases"] == report["cases"][:main_cases] and again["timing"]["preprocess_4cam"] is None
     assert again["perception_cases"] == report["perception_cases"]

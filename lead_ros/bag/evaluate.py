@@ -409,6 +409,7 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
         "weights_sha256": list(info.weights_sha256),
         "device": info.device,
         "precision": info.precision,
+        "runtime": info.runtime,
         "untrained": info.untrained,
         "outputs": {
             "bag": str(evaluation.bag_path),
@@ -450,9 +451,10 @@ class PlannerSpec:
     weights: str
     device: str
     precision: str
+    runtime: str = "auto"
 
     def build(self, config: NodeConfig) -> Planner:
-        return Planner.from_config(config, self.weights, self.device, self.precision)
+        return Planner.from_config(config, self.weights, self.device, self.precision, self.runtime)
 
 
 def find_bags(paths: list[Path]) -> list[Path]:
@@ -491,7 +493,8 @@ def evaluate_one(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
 
 def _evaluate_in_worker(bag: Path, out_dir: Path, spec: PlannerSpec, options: EvaluationOptions, threads: int) -> dict:
     torch.set_num_threads(threads)
-    return evaluate_one(bag, out_dir, spec.build(options.config), options)
+    with spec.build(options.config) as planner:
+        return evaluate_one(bag, out_dir, planner, options)
 
 
 def evaluate_bags(
@@ -511,7 +514,8 @@ def _evaluate_found_bags(bags: list[Path], out_dir: Path, spec: PlannerSpec, opt
     if len(bags) == 1:
         options = options_for_bag(bags[0], options)
         check_bag_inputs(bags[0], options.topics, expected_classes(options.config))  # before the slow model load
-        return evaluate_bag(bags[0], out_dir, spec.build(options.config), options)
+        with spec.build(options.config) as planner:
+            return evaluate_bag(bags[0], out_dir, planner, options)
     started = time.perf_counter()
     outs = bag_output_dirs(bags, out_dir)
     if jobs > 1:
@@ -521,8 +525,8 @@ def _evaluate_found_bags(bags: list[Path], out_dir: Path, spec: PlannerSpec, opt
             summaries = list(pool.map(_evaluate_in_worker, bags, outs, [spec] * len(bags), [quiet] * len(bags),
                                       [threads] * len(bags)))  # fmt: skip
     else:
-        planner = spec.build(options.config)
-        summaries = [evaluate_one(bag, out, planner, options) for bag, out in zip(bags, outs, strict=True)]
+        with spec.build(options.config) as planner:
+            summaries = [evaluate_one(bag, out, planner, options) for bag, out in zip(bags, outs, strict=True)]
     for summary in summaries:
         if "error" in summary and not summary.get("incomplete"):  # an incomplete bag logged its own line
             log.error("%s", summary["error"])

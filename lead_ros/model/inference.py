@@ -1,19 +1,15 @@
 """Inference-only rewrites of a loaded LTFv6: BatchNorm folded into the preceding
 convolution and channels-last memory layout (about 15 % faster on CPU, within 1e-5 m of
-the unfused model on the golden cases; the result no longer has the checkpoint's keys),
-and a frozen TorchScript trace per input height, whose forward runs without the Python
-interpreter between operators: a node's callback threads then cannot stall it on the GIL
-(measured: 3.3 s -> 1.3 s per frame beside a busy Python thread on 2 cores)."""
+the unfused model on the golden cases; the result no longer has the checkpoint's keys).
+The exported ONNX graphs are made from the rewritten model too, so they carry the folded
+convolutions."""
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from lead_ros.model.aux_heads import CENTERNET_OUTPUTS
 from lead_ros.model.ltfv6 import LTFv6
 
 _CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"))
@@ -45,60 +41,3 @@ def optimize_for_inference(model: LTFv6) -> LTFv6:
     _fold(model)
     model.backbone.clear_cache()
     return model.to(memory_format=torch.channels_last)
-
-
-class _PlanningOutputs(nn.Module):
-    """Tuple-returning wrapper, since a trace cannot return a dataclass."""
-
-    def __init__(self, model: LTFv6) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, rgb, speed, acceleration, command):
-        out = self.model(rgb, speed, acceleration, command)
-        return out.waypoints, out.headings, out.bev_features
-
-
-AUX_OUTPUTS = ("bev_semantic_logits_pre_upsample", "bev_semantic_logits",
-               *(f"centernet_{name}_head" for name in CENTERNET_OUTPUTS))
-
-
-class _AuxiliaryOutputs(nn.Module):
-    """The auxiliary path as a tuple (``AUX_OUTPUTS`` order), for a trace."""
-
-    def __init__(self, model: LTFv6) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, bev_features):
-        outputs = self.model.auxiliary(bev_features)
-        return tuple(outputs[name] for name in AUX_OUTPUTS)
-
-
-def trace_for_inference(model: LTFv6, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
-    """A frozen trace of the fp32 planning forward for inputs shaped like ``example``,
-    returning (waypoints, headings, bev_features).
-
-    The model runs once eagerly first, so the input-independent LTF features are cached
-    and become a constant of the trace.
-    """
-    with torch.no_grad():
-        model(*example)
-    return _frozen_trace(_PlanningOutputs(model), example)
-
-
-def trace_auxiliary(model: LTFv6, bev_features: torch.Tensor) -> torch.jit.ScriptModule:
-    """A frozen trace of the fp32 auxiliary path (BEV features -> ``AUX_OUTPUTS``); its input
-    has one shape whatever the image height, so one trace serves every height."""
-    return _frozen_trace(_AuxiliaryOutputs(model), (bev_features,))
-
-
-def _frozen_trace(module: nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
-    with torch.no_grad(), warnings.catch_warnings():
-        # Shapes become constants of the trace; that is intended (one trace per height).
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # torch 2.14 marks jit.trace/freeze deprecated; they remain the way to run a forward
-        # without the Python interpreter on CPU without a compiler toolchain.
-        warnings.simplefilter("ignore", FutureWarning)
-        traced = torch.jit.trace(module.eval(), example, check_trace=False)
-        return torch.jit.freeze(traced)

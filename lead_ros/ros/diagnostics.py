@@ -209,6 +209,7 @@ def build_diagnostics(
                 "sha256": ",".join(info.weights_sha256),
                 "device": info.device,
                 "precision": info.precision,
+                "runtime": info.runtime,
                 "ensemble_size": info.ensemble_size,
                 "untrained": info.untrained,
                 "token_dim": info.config.token_dim,

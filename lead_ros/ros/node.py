@@ -15,7 +15,6 @@ message intake. All stamps are header stamps and the node clock, so ``use_sim_ti
 from __future__ import annotations
 
 import ctypes
-import gc
 import threading
 import time
 import traceback
@@ -282,7 +281,8 @@ class LeadPlannerNode(LifecycleNode):
         self.get_logger().info(
             f"LTFv6 planner ready: weights {info.weights} (sha256 {', '.join(s[:12] for s in info.weights_sha256)})"
             f"{' [UNTRAINED synthetic weights]' if info.untrained else ''}, device {info.device}, "
-            f"precision {info.precision}; camera mode {self.config.camera_mode} ({self.config.image_transport}); "
+            f"precision {info.precision}, runtime {info.runtime}; "
+            f"camera mode {self.config.camera_mode} ({self.config.image_transport}); "
             f"inputs {', '.join(s.topic_name for s in self._inputs)}; output {self.path_pub.topic_name} "
             f"in frame {self.config.frame_id}; processing budget {self._diagnostics_context.budget_ms:.0f} ms"
         )
@@ -334,12 +334,12 @@ class LeadPlannerNode(LifecycleNode):
             pass
 
     def _release(self) -> None:
-        """Destroy the topics and drop the model, returning its CUDA memory to the device."""
+        """Destroy the topics and close the planner this node made (models, runtime sessions,
+        buffers: its memory goes back); a planner handed in by the caller stays the caller's."""
         self._destroy_interfaces()
+        if self.planner is not self._injected_planner:
+            self.planner.close()
         self.planner = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
         self.get_logger().info("cleaned up: model released")
 
     @property

@@ -38,6 +38,7 @@ class LatencyStats:
 class BenchReport:
     device: str
     precision: str
+    runtime: str
     torch_threads: int
     preprocess_4cam: LatencyStats
     inference_by_height: dict[int, LatencyStats]
@@ -130,6 +131,7 @@ def run_bench(
     return BenchReport(
         device=planner.info.device,
         precision=planner.info.precision,
+        runtime=planner.info.runtime,
         torch_threads=torch.get_num_threads(),
         preprocess_4cam=LatencyStats.of(preprocess),
         inference_by_height=by_height,
@@ -148,7 +150,8 @@ def format_report(report: BenchReport) -> str:
         return f"{name:<28} p50 {s.p50_ms:8.2f}  p90 {s.p90_ms:8.2f}  p99 {s.p99_ms:8.2f} ms  ({s.runs} runs)"
 
     lines = [
-        f"device {report.device}, precision {report.precision}, torch threads {report.torch_threads}"
+        f"device {report.device}, precision {report.precision}, runtime {report.runtime}, "
+        f"torch threads {report.torch_threads}"
         + (", UNTRAINED synthetic weights" if report.untrained else ""),
         row("preprocess 4x1080x1920", report.preprocess_4cam),
     ]

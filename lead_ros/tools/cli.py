@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lead_ros.node_config import RUNTIMES
 from lead_ros.observation import Command
 from lead_ros.preprocessing import CAMERA_NAMES
 from lead_ros.tools.interrupts import Interrupted, exit_code, handled_interrupts
@@ -50,8 +51,15 @@ def _add_planner_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, help="local file/directory or hf://OWNER/REPO[@REV]")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    _add_runtime_arg(parser, "auto")
     parser.add_argument("--ensemble-size", type=int, default=None, help="number of model*.pth to average")
     parser.add_argument("--cache-dir", default=None, help="Hugging Face cache directory")
+
+
+def _add_runtime_arg(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument("--runtime", default=default, choices=RUNTIMES,
+                        help="auto (onnxruntime for fp32 on CPU, else eager), onnxruntime or eager"
+                        + ("" if default else "; default: the params file's"))  # fmt: skip
 
 
 def _planner(args: argparse.Namespace, jpeg: bool = True):
@@ -61,6 +69,7 @@ def _planner(args: argparse.Namespace, jpeg: bool = True):
         args.weights,
         args.device,
         args.precision,
+        runtime=args.runtime,
         jpeg_roundtrip=jpeg,
         ensemble_size=args.ensemble_size,
         cache_dir=args.cache_dir,
@@ -96,6 +105,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "weights_sha256": list(planner.info.weights_sha256),
         "device": planner.info.device,
         "precision": planner.info.precision,
+        "runtime": planner.info.runtime,
         "untrained": planner.info.untrained,
     }
     if perception:
@@ -136,7 +146,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_selftest(args: argparse.Namespace) -> int:
     from lead_ros.tools.selftest import format_report, run_selftest
 
-    report = run_selftest(args.device, args.precision, timing_iters=args.timing_iters)
+    report = run_selftest(args.device, args.precision, args.runtime, timing_iters=args.timing_iters)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -154,6 +164,23 @@ def cmd_weights_synth(args: argparse.Namespace) -> int:
         sys.stdout,
     )
     sys.stdout.write("\n")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from lead_ros.tools.export import PARITY_TOLERANCE, ExportParityError, export_onnx
+
+    try:
+        report = export_onnx(args.weights, Path(args.out), args.height, args.perception, args.overwrite,
+                             args.ensemble_size, args.cache_dir)  # fmt: skip
+    except ExportParityError as error:
+        log.error("%s", error)
+        return 1
+    for path in report.files:
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    print(f"wrote {report.manifest}")
+    print(f"largest difference from lead_ros' fp32 forward on {report.cases} golden inputs: "
+          f"{report.max_difference:.2e} (tolerance {PARITY_TOLERANCE:g}): OK")  # fmt: skip
     return 0
 
 
@@ -197,7 +224,8 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
         follow_bag=follow,
         perception=args.perception,
     )
-    spec = PlannerSpec(args.weights, args.device or config.device, args.precision or config.precision)
+    spec = PlannerSpec(args.weights, args.device or config.device, args.precision or config.precision,
+                       args.runtime or config.runtime)  # fmt: skip
     if args.engine == "ray":
         return _evaluate_on_ray(args, spec, options)
     summary = evaluate_bags([Path(b) for b in args.bags], Path(args.out), spec, options, args.jobs, args.overwrite)
@@ -352,7 +380,8 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     if len(args.rates) != len(args.durations_s):
         raise ValueError("--rates and --durations-s need the same number of values")
     runs = list(zip(args.rates, args.durations_s, strict=True))
-    reports = run(args.weights, args.device, args.precision, runs, separate_publisher=args.publisher == "process")
+    reports = run(args.weights, args.device, args.precision, runs, separate_publisher=args.publisher == "process",
+                  runtime=args.runtime)
     print(format_reports(reports))
     return 0
 
@@ -410,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     selftest.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     selftest.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    _add_runtime_arg(selftest, "auto")
     selftest.add_argument("--timing-iters", type=int, default=10, help="timed runs per figure; 0 = no timing")
     selftest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     selftest.set_defaults(func=cmd_selftest)
@@ -456,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--device", default=None, help="override the params file's device")
     evaluate.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"])
+    _add_runtime_arg(evaluate, None)
     evaluate.add_argument("--reorder-window-s", type=finite_float, default=1.0, help="header-stamp reorder window")
     evaluate.add_argument(
         "--max-input-age-s", type=finite_float, default=0.0,
@@ -512,6 +543,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--duration-s", type=finite_float, default=None,
                         help="camera seconds; default gives data/sample_bag")
     sample.set_defaults(func=cmd_make_sample_bag)
+
+    export = sub.add_parser("export", help="export the model for other runtimes").add_subparsers(
+        dest="export_format", required=True)
+    onnx = export.add_parser("onnx", help="ONNX files + model.json, checked in ONNX Runtime on the golden inputs")
+    onnx.add_argument("--weights", required=True, help="local file/directory or hf://OWNER/REPO[@REV]")
+    onnx.add_argument("--out", required=True, help="output directory (new or empty)")
+    onnx.add_argument("--height", type=int, default=270, help="input rows of the graph (256..1080, default 270)")
+    onnx.add_argument("--perception", action="store_true", help="also output the auxiliary perception heads")
+    onnx.add_argument("--overwrite", action="store_true", help="empty OUT first")
+    onnx.add_argument("--ensemble-size", type=int, default=None, help="number of model*.pth to export")
+    onnx.add_argument("--cache-dir", default=None, help="Hugging Face cache directory")
+    onnx.set_defaults(func=cmd_export_onnx)
 
     weights = sub.add_parser("weights", help="weights utilities").add_subparsers(dest="weights_command", required=True)
     synth = weights.add_parser("synth", help="write synthetic (untrained) weights in LEAD's layout")

@@ -169,7 +169,8 @@ def _demo(args: argparse.Namespace, out: Path, bag: Path) -> int:
     config = NodeConfig.from_yaml(PARAMS[1])
     options = EvaluationOptions(config=config, topics=default_topics(), progress=False)
     offline_dir = out / "offline"
-    summary = evaluate_bags([bag], offline_dir, PlannerSpec(weights, args.device, config.precision), options)
+    spec = PlannerSpec(weights, args.device, config.precision, config.runtime)
+    summary = evaluate_bags([bag], offline_dir, spec, options)
 
     print(f"      commands {describe_commands(Path(summary['outputs']['frames']))}", flush=True)
     print("      open-loop metrics against the logged drive (m, rad; lead_ros/bag/metrics.py):", flush=True)

@@ -215,15 +215,17 @@ def bench_rate(
 
 
 def run(
-    weights: str, device: str, precision: str, runs: list[tuple[float, float]], separate_publisher: bool = True
-) -> list[dict]:
-    planner = Planner(weights, device, precision)
+    weights: str, device: str, precision: str, runs: list[tuple[float, float]], separate_publisher: bool = True,
+    runtime: str = "auto",
+) -> list[dict]:  # fmt: skip
+    planner = Planner(weights, device, precision, runtime=runtime)
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
         return [asdict(bench_rate(context, planner, rate, duration, separate_publisher)) for rate, duration in runs]
     finally:
         context.try_shutdown()
+        planner.close()
 
 
 def format_reports(reports: list[dict]) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime
 import timm
 import torch
 
@@ -128,6 +129,7 @@ def perception_result(case_id: str, perception, precision: str) -> PerceptionRes
 class SelftestReport:
     device: str
     precision: str
+    runtime: str
     software: dict[str, str]
     tolerance: Tolerance
     cases: list[CaseResult]
@@ -145,6 +147,7 @@ class SelftestReport:
             "verdict": "PASS" if self.passed else "FAIL",
             "device": self.device,
             "precision": self.precision,
+            "runtime": self.runtime,
             "software": self.software,
             "tolerance": asdict(self.tolerance),
             "cases": [asdict(case) for case in self.cases],
@@ -164,6 +167,7 @@ def software_versions(device: torch.device) -> dict[str, str]:
         "opencv": cv2.__version__,
         "numpy": np.__version__,
         "cuda": torch.version.cuda or "none",
+        "onnxruntime": onnxruntime.__version__,
     }
     if device.type == "cuda":
         versions["gpu"] = torch.cuda.get_device_name(device)
@@ -189,8 +193,11 @@ def _case_result(
     return CaseResult(f"{variant}/{case['id']}", waypoint, heading, passed), perceived
 
 
-def run_selftest(device: str = "auto", precision: str = "fp32", timing_iters: int = 10) -> SelftestReport:
-    """Every golden planning case on ``device``/``precision``; ``timing_iters`` 0 skips timing."""
+def run_selftest(
+    device: str = "auto", precision: str = "fp32", runtime: str = "auto", timing_iters: int = 10
+) -> SelftestReport:
+    """Every golden planning case on ``device``/``precision`` with ``runtime``; ``timing_iters``
+    0 skips timing."""
     resolved = resolve_device(device)
     check_precision(precision, resolved)  # fp16 on CPU: the planner's own message
     if (resolved.type, precision) not in TOLERANCES:
@@ -198,12 +205,13 @@ def run_selftest(device: str = "auto", precision: str = "fp32", timing_iters: in
     tolerance = tolerance_for(resolved, precision)
     cases: list[CaseResult] = []
     perception: list[PerceptionResult] = []
-    preprocess, inference = None, {}
+    preprocess, inference, used = None, {}, runtime
     with tempfile.TemporaryDirectory(prefix="lead_ros_selftest_") as scratch:
         for variant, cases_file in PLANNING_CASE_SETS:
             weights = Path(scratch) / variant
             write_synthetic_checkpoint(weights, variant)
-            planner = Planner(str(weights), str(resolved), precision)
+            planner = Planner(str(weights), str(resolved), precision, runtime=runtime)
+            used = planner.info.runtime
             for case in load_cases(cases_file):
                 result, perceived = _case_result(planner, variant, case, tolerance)
                 cases.append(result)
@@ -211,16 +219,17 @@ def run_selftest(device: str = "auto", precision: str = "fp32", timing_iters: in
             if variant == "navsim" and timing_iters > 0:
                 bench = run_bench(planner, iters=timing_iters, heights=TIMING_HEIGHTS, warmup=1)
                 preprocess, inference = bench.preprocess_4cam, bench.inference_by_height
-            del planner
+            planner.close()
     return SelftestReport(
-        str(resolved), precision, software_versions(resolved), tolerance, cases, preprocess, inference, perception
+        str(resolved), precision, used, software_versions(resolved), tolerance, cases, preprocess, inference,
+        perception,
     )
 
 
 def format_report(report: SelftestReport) -> str:
     tolerance = report.tolerance
     lines = [
-        f"lead-ros selftest: device {report.device}, precision {report.precision}; "
+        f"lead-ros selftest: device {report.device}, precision {report.precision}, runtime {report.runtime}; "
         + ", ".join(f"{k} {v}" for k, v in report.software.items()),
         f"tolerance {tolerance.waypoint_m:g} m / {tolerance.heading_rad:g} rad"
         + (" (provisional: not yet measured on this device type)" if tolerance.provisional else ""),

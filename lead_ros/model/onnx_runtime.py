@@ -1,0 +1,142 @@
+"""ONNX Runtime sessions of an ensemble's planning forward, one per input height.
+
+Why ONNX Runtime is the default fp32 CPU runtime (README "Inference runtimes" has the
+figures and the command that made them): it was the fastest of eager PyTorch,
+torch.compile, AOTInductor, ONNX Runtime and the old TorchScript trace on the development
+CPU; ``InferenceSession.run`` releases the GIL for the whole forward, so the node's
+callback threads cannot stall it; a dropped session returns its memory; and it is not
+deprecated (torch.jit is).
+
+Graphs are exported once per (weights, height, torch and exporter version) into a cache
+directory and reused by every later process; sessions are made from them in about half a
+second. At most ``MAX_HEIGHTS`` heights keep sessions; the least recently used is dropped
+(and its memory freed) when another height arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import onnxscript
+import torch
+
+import lead_ros
+from lead_ros.model.heap import return_free_heap
+from lead_ros.model.ltfv6 import LTFv6
+from lead_ros.model.onnx_export import INPUT_NAMES, export_planning_graph
+from lead_ros.preprocessing import MODEL_IMAGE_WIDTH
+
+log = logging.getLogger(__name__)
+
+MAX_HEIGHTS = 3
+CACHE_ENV = "LEAD_ROS_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """``$LEAD_ROS_CACHE_DIR``, else ``$XDG_CACHE_HOME/lead_ros`` (``~/.cache/lead_ros``)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lead_ros"
+
+
+def graph_key(weights_sha256: str, height: int, width: int) -> str:
+    """What an exported graph depends on: the weights, the input shape, and the versions of
+    the exporter and of lead_ros' model code. (The ONNX file holds no CPU-specific code;
+    ONNX Runtime optimises for the CPU when it creates the session.)"""
+    parts = (weights_sha256, f"{height}x{width}", torch.__version__, onnxscript.__version__, lead_ros.__version__)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def session_options(threads: int) -> onnxruntime.SessionOptions:
+    """One inference at a time on ``threads`` threads (torch's setting, so ``--threads`` and
+    evaluate-bag's per-job share apply), with no busy-waiting between operators: on a busy
+    robot computer spinning threads take CPU from the node's callbacks."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: its warnings are about its own graph rewrites
+    return options
+
+
+def check_feed(session: onnxruntime.InferenceSession, feed: dict[str, np.ndarray]) -> None:
+    """Every graph input present with its exact shape and float32 dtype: one clear line
+    instead of ONNX Runtime's node-level message."""
+    for spec in session.get_inputs():
+        array = feed.get(spec.name)
+        if array is None:
+            raise ValueError(f"input {spec.name!r} is missing; the graph takes {', '.join(INPUT_NAMES)}")
+        if list(array.shape) != list(spec.shape) or array.dtype != np.float32:
+            raise ValueError(f"input {spec.name!r}: {array.dtype} of shape {list(array.shape)}; the graph expects "
+                             f"float32 of shape {list(spec.shape)}")  # fmt: skip
+
+
+class OnnxPlanning:
+    """The planning forward of each ensemble member in ONNX Runtime."""
+
+    def __init__(
+        self, models: Sequence[LTFv6], weights_sha256: Sequence[str], cache_dir: Path | None = None,
+        max_heights: int = MAX_HEIGHTS,
+    ) -> None:  # fmt: skip
+        self._models = list(models)
+        self._sha256 = list(weights_sha256)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.max_heights = max_heights
+        self._sessions: OrderedDict[int, list[onnxruntime.InferenceSession]] = OrderedDict()
+
+    @property
+    def heights(self) -> tuple[int, ...]:
+        """Heights with sessions, least recently used first."""
+        return tuple(self._sessions)
+
+    def graph_path(self, member: int, height: int) -> Path:
+        return self.cache_dir / "onnx" / f"ltfv6_{graph_key(self._sha256[member], height, MODEL_IMAGE_WIDTH)}.onnx"
+
+    def _sessions_for(self, height: int) -> list[onnxruntime.InferenceSession]:
+        sessions = self._sessions.get(height)
+        if sessions is not None:
+            self._sessions.move_to_end(height)
+            return sessions
+        while len(self._sessions) >= self.max_heights:
+            evicted, _ = self._sessions.popitem(last=False)
+            log.info("onnxruntime: dropped the sessions of height %d (at most %d heights kept)", evicted,
+                     self.max_heights)  # fmt: skip
+        sessions = [self._session(member, height) for member in range(len(self._models))]
+        return_free_heap()  # the parsed model files, and any dropped sessions
+        self._sessions[height] = sessions
+        return sessions
+
+    def _session(self, member: int, height: int) -> onnxruntime.InferenceSession:
+        path = self.graph_path(member, height)
+        if not path.exists():
+            start = time.perf_counter()
+            export_planning_graph(self._models[member], height, MODEL_IMAGE_WIDTH, path)
+            log.info("onnxruntime: exported the %d-row graph of member %d in %.1f s to %s",
+                     height, member, time.perf_counter() - start, path)  # fmt: skip
+        options = session_options(torch.get_num_threads())
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, inputs: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+        """Each member's (waypoints, headings, bev_features) for CPU float32 tensors shaped as
+        the graph's inputs: (1, 3, H, 1920) contiguous RGB, (1, 1), (1, 1), (1, 4)."""
+        feed = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs, strict=True)}
+        outputs = []
+        for session in self._sessions_for(inputs[0].shape[2]):
+            check_feed(session, feed)
+            waypoints, headings, bev = session.run(None, feed)
+            outputs.append((torch.from_numpy(waypoints), torch.from_numpy(headings), torch.from_numpy(bev)))
+        return outputs
+
+    def close(self) -> None:
+        """Drop every session (their memory goes back with them) and the models."""
+        self._sessions.clear()
+        self._models.clear()

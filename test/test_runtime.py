@@ -1,0 +1,65 @@
+"""The ONNX Runtime inference path: sessions per height, bounded and freed; the graph cache
+key; clear errors for inputs of the wrong shape. (Golden parity of both runtimes:
+test_model_parity.py; memory over configure/cleanup cycles: test_reconfigure_memory.py.)"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+from lead_ros.model.onnx_runtime import OnnxPlanning, graph_key
+
+
+def _inputs(height: int, width: int = 1920) -> tuple[torch.Tensor, ...]:
+    rgb = torch.from_numpy(np.random.default_rng(height).uniform(0, 255, (1, 3, height, width)).astype(np.float32))
+    command = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    return rgb, torch.tensor([[4.0]]), torch.tensor([[0.5]]), command
+
+
+def test_sessions_beyond_the_bound_are_dropped_and_reloaded_from_the_graph_cache(planner, eager_planner):
+    onnx = OnnxPlanning(planner.models, planner.info.weights_sha256, max_heights=1)
+    onnx.run(_inputs(270))  # the session planner exported this height's graph already
+    first = weakref.ref(onnx._sessions[270][0])
+    graph_270 = onnx.graph_path(0, 270)
+    written = graph_270.stat().st_mtime_ns
+    waypoints, headings, bev = onnx.run(_inputs(256))[0]
+    gc.collect()
+    assert onnx.heights == (256,) and first() is None  # evicted and freed
+    with torch.inference_mode():
+        expected = eager_planner.models[0](*_inputs(256))
+    np.testing.assert_allclose(waypoints.numpy(), expected.waypoints.numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(headings.numpy(), expected.headings.numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(bev.numpy(), expected.bev_features.numpy(), rtol=0, atol=1e-4)
+    onnx.run(_inputs(270))
+    assert onnx.heights == (270,) and graph_270.stat().st_mtime_ns == written  # from the cache, not re-exported
+    onnx.close()
+    assert onnx.heights == ()
+
+
+def test_the_graph_cache_key_changes_with_weights_shape_and_versions(monkeypatch):
+    import lead_ros
+
+    base = graph_key("a" * 64, 270, 1920)
+    assert graph_key("a" * 64, 270, 1920) == base
+    assert graph_key("b" * 64, 270, 1920) != base
+    assert graph_key("a" * 64, 256, 1920) != base
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    assert graph_key("a" * 64, 270, 1920) != base
+    monkeypatch.undo()
+    monkeypatch.setattr(lead_ros, "__version__", "9.9.9")
+    assert graph_key("a" * 64, 270, 1920) != base
+
+
+def test_an_input_of_the_wrong_shape_is_one_clear_error(planner):
+    onnx = OnnxPlanning(planner.models, planner.info.weights_sha256)
+    rgb, speed, acceleration, command = _inputs(270)
+    with pytest.raises(ValueError, match=r"input 'rgb': float32 of shape \[1, 3, 270, 1000\]; the graph expects "
+                                         r"float32 of shape \[1, 3, 270, 1920\]"):  # fmt: skip
+        onnx.run((rgb[..., :1000].contiguous(), speed, acceleration, command))
+    with pytest.raises(ValueError, match=r"input 'command': float32 of shape \[1, 3\]; the graph expects .*\[1, 4\]"):
+        onnx.run((rgb, speed, acceleration, command[:, :3]))
+    onnx.close()
