@@ -47,7 +47,7 @@ COMMANDS = _commands()
 
 def test_every_command_is_listed():
     names = {" ".join(c) for c in COMMANDS}
-    assert {"predict", "bench", "selftest", "weights synth", "evaluate-bag", "replay", "record-path",
+    assert {"predict", "bench", "selftest", "weights synth", "export onnx", "evaluate-bag", "replay", "record-path",
             "make-sample-bag", "bench-node", "bench-bag", "compare-evaluations"} <= names  # fmt: skip
 
 
@@ -85,6 +85,7 @@ def _required_arguments(command: list[str]) -> list[str]:
         "predict": ["--weights", "w", "--image", "x.png", "--speed", "1", "--accel", "0", "--command", "left"],
         "bench": ["--weights", "w"],
         "weights synth": ["--out", "o"],
+        "export onnx": ["--weights", "w", "--out", "o"],
         "evaluate-bag": ["bag", "--weights", "w", "--out", "o"],
         "compare-evaluations": ["a", "b"],
         "replay": ["bag"],
