@@ -48,11 +48,25 @@ def pytest_unconfigure(config):
     shutil.rmtree(getattr(config, "lead_ros_cache", ""), ignore_errors=True)
 
 
+_PEAK_RSS_AFTER: dict[str, float] = {}  # test id -> the process's peak RSS (GB) once it had run
+
+
+def pytest_runtest_teardown(item):
+    _PEAK_RSS_AFTER[item.nodeid] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def pytest_terminal_summary(terminalreporter):
-    """The memory the suite needed: peak RSS of the pytest process and of its largest child."""
+    """The memory the suite needed: peak RSS of the pytest process and of its largest child,
+    and the tests during which the pytest process's peak rose most."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     terminalreporter.write_line(f"peak RSS: pytest process {own:.2f} GB, largest child process {children:.2f} GB")
+    previous, rises = 0.0, []
+    for test, peak in _PEAK_RSS_AFTER.items():
+        rises.append((peak - previous, peak, test))
+        previous = peak
+    for rise, peak, test in sorted(rises, reverse=True)[:5]:
+        terminalreporter.write_line(f"  peak rose {rise:+.2f} GB to {peak:.2f} GB during {test}")
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -171,9 +185,10 @@ def exported_navsim_weights(navsim_weights, planner) -> Path:
     return navsim_weights
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def eager_planner(navsim_weights):
-    """The same weights in eager PyTorch (the bf16/fp16 and CUDA runtime), fp32."""
+    """The same weights in eager PyTorch (the bf16/fp16 and CUDA runtime), fp32; one per test
+    module, so that it does not hold its half gigabyte through the rest of the suite."""
     from lead_ros.planner import Planner
 
     with Planner(str(navsim_weights), "cpu", "fp32", runtime="eager") as shared:
