@@ -51,7 +51,14 @@ def pytest_unconfigure(config):
 _PEAK_RSS_AFTER: dict[str, float] = {}  # test id -> the process's peak RSS (GB) once it had run
 
 
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item):
+    """After a test's fixtures are gone, hand the heap pages they freed back to the OS (as
+    ``Planner.close`` does), so one test's garbage does not raise the next one's peak."""
+    yield
+    from lead_ros.model.heap import return_free_heap
+
+    return_free_heap()
     _PEAK_RSS_AFTER[item.nodeid] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 

@@ -89,6 +89,7 @@ def test_jpeg_switch_changes_the_model_input(navsim_weights, planner):
     without = Planner(str(navsim_weights), "cpu", jpeg_roundtrip=False, runtime="eager")
     a = planner.preprocess(Observation(0.0, 0.0, 1, cameras=cameras))
     b = without.preprocess(Observation(0.0, 0.0, 1, cameras=cameras))
+    without.close()
     assert a.shape == b.shape and not np.array_equal(a, b)
 
 
@@ -97,6 +98,7 @@ def test_bf16_on_cpu_runs_close_to_fp32(navsim_weights, planner):
     observation = Observation(5.0, 0.5, Command.STRAIGHT, cameras=reference_cameras())
     reference = planner.plan(observation)
     approx = bf16.plan(observation)
+    bf16.close()
     assert approx.waypoints.dtype == np.float64
     # bf16 keeps about 3 significant digits; LEAD documents ~1e-2 against bf16 GPU runs.
     assert np.abs(approx.waypoints - reference.waypoints).max() < 0.5

@@ -172,6 +172,8 @@ def test_ensemble_directory_averages_members(tmp_path, navsim_weights, state):
     assert first.info.ensemble_size == 1
     wp_both, hd_both = both.infer(image, 3.0, 0.0, 1)
     wp_first, hd_first = first.infer(image, 3.0, 0.0, 1)
+    both.close()
+    first.close()
     # The bias shift adds k*(1, -2) to waypoint k (cumulative sum); the mean adds half of it.
     steps = np.arange(1, 9)[:, None] * np.array([1.0, -2.0])
     np.testing.assert_allclose(wp_both, wp_first + steps / 2, atol=1e-4)
