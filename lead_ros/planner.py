@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 WARMUP_HEIGHT = 270
-# Input buffers (and, with ONNX Runtime, sessions: lead_ros.model.onnx_runtime.MAX_HEIGHTS)
-# are kept for at most this many input heights, least recently used dropped first, so a
-# stream whose height keeps changing cannot grow memory without bound.
-
 
 class PlannerConfigError(ValueError):
     """A device or precision the planner cannot run with."""
@@ -174,7 +170,7 @@ class Planner:
 
     @classmethod
     def from_config(
-                cls,
+        cls,
         config: NodeConfig,
         weights: str | None = None,
         device: str | None = None,
@@ -201,7 +197,9 @@ class Planner:
         return prepare_stitched(observation.image, observation.encoding)
 
     def _height_state(self, height: int) -> _HeightState:
-        """The input buffer of a height (least recently used one dropped beyond ``MAX_HEIGHTS``)."""
+        """The input buffer of a height. Buffers (and, with ONNX Runtime, sessions) are kept for
+        at most ``MAX_HEIGHTS`` heights, least recently used dropped first, so a stream whose
+        height keeps changing cannot grow memory without bound."""
         state = self._heights.get(height)
         if state is None:
             while len(self._heights) >= MAX_HEIGHTS:

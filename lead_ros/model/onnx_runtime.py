@@ -56,9 +56,9 @@ def graph_key(weights_sha256: str, height: int, width: int) -> str:
 
 
 def session_options(threads: int) -> onnxruntime.SessionOptions:
-    """One inference at a time on ``threads`` threads (torch's setting, so ``--threads`` and
-    evaluate-bag's per-job share apply), with no busy-waiting between operators: on a busy
-    robot computer spinning threads take CPU from the node's callbacks."""
+    """One inference at a time on ``threads`` threads (torch's setting, so evaluate-bag's
+    per-job share applies), with no busy-waiting between operators: on a busy robot computer
+    spinning threads take CPU from the node's callbacks."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -66,6 +66,12 @@ def session_options(threads: int) -> onnxruntime.SessionOptions:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: its warnings are about its own graph rewrites
     return options
+
+
+def open_session(path: Path) -> onnxruntime.InferenceSession:
+    """An ONNX file in ONNX Runtime's CPU provider with ``session_options``."""
+    options = session_options(torch.get_num_threads())
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def check_feed(session: onnxruntime.InferenceSession, feed: dict[str, np.ndarray]) -> None:
@@ -122,8 +128,7 @@ class OnnxPlanning:
             export_planning_graph(self._models[member], height, MODEL_IMAGE_WIDTH, path)
             log.info("onnxruntime: exported the %d-row graph of member %d in %.1f s to %s",
                      height, member, time.perf_counter() - start, path)  # fmt: skip
-        options = session_options(torch.get_num_threads())
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return open_session(path)
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
         """Each member's (waypoints, headings, bev_features) for CPU float32 tensors shaped as

@@ -23,7 +23,7 @@ import lead_ros
 from lead_ros.bag.output import claim_output_dir, write_json
 from lead_ros.golden import load_cases
 from lead_ros.model.onnx_export import INPUT_NAMES, OPSET, PlanningOutputs, export_planning_graph, output_names
-from lead_ros.model.onnx_runtime import check_feed, session_options
+from lead_ros.model.onnx_runtime import check_feed, open_session
 from lead_ros.planner import Planner
 from lead_ros.preprocessing import JPEG_QUALITY, MODEL_IMAGE_WIDTH, check_stitched_size
 
@@ -63,8 +63,7 @@ def golden_feeds(height: int) -> list[dict[str, np.ndarray]]:
 
 def run_graph(path: Path, feeds: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
     """Every feed through the ONNX file in ONNX Runtime (CPU)."""
-    session = onnxruntime.InferenceSession(str(path), session_options(torch.get_num_threads()),
-                                           providers=["CPUExecutionProvider"])  # fmt: skip
+    session = open_session(path)
     outputs = []
     for feed in feeds:
         check_feed(session, feed)
@@ -81,8 +80,7 @@ def _torch_outputs(model, feed: dict[str, np.ndarray], perception: bool) -> list
 def manifest(planner: Planner, files: list[Path], height: int, perception: bool) -> dict:
     """``model.json``: how to feed the graph and read its output, and where it came from."""
     info = planner.info
-    session = onnxruntime.InferenceSession(str(files[0]), providers=["CPUExecutionProvider"])
-    outputs = [{"name": o.name, "shape": o.shape, "dtype": "float32"} for o in session.get_outputs()]
+    outputs = [{"name": o.name, "shape": o.shape, "dtype": "float32"} for o in open_session(files[0]).get_outputs()]
     return {
         "format": "lead_ros ONNX export 1",
         "model": "LTFv6 (Latent TransFuser v6, LEAD, CVPR 2026), NAVSIM configuration, planning forward"
