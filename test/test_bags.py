@@ -462,14 +462,14 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
         threading.Thread(target=spinning.spin, daemon=True).start()
     try:
         inputs = [t for k, t in default_topics().items() if k not in ("image", "imu", "command")]
-        assert replayer.wait_for_subscribers(20, inputs)
-        time.sleep(1.0)
+        assert replayer.wait_for_subscribers(20, inputs) and recorder.matched
         replayer.run()
         queue = node.queue
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and node.stats.snapshot()["planned"] + queue.dropped_count < queue.put_count:
             time.sleep(0.05)
-        time.sleep(0.5)  # the last path reaches the recorder
+        while time.monotonic() < deadline and recorder.count < node.stats.snapshot()["planned"]:
+            time.sleep(0.05)  # the last paths reach the recorder
     finally:
         replayer.close()
         node.close()

@@ -180,25 +180,89 @@ def test_malformed_params_file_fails_fast(ros_context, tmp_path):
     _assert_one_line_failure(NodeProcess("--params-file", str(broken)), f"params file {broken} is not valid YAML")
 
 
-# --- signals: exit 0, no traceback, no error line, within seconds ----------------------------------
+# --- signals: exit 0, no traceback, no error line, within 3 s, at every moment ---------------------
 
-MOMENTS = ("importing", "loading", "idle", "planning")
-KINDS = ("SIGINT", "SIGTERM", "SIGINTx2")
-# Seconds from the first signal to the exit: loading finishes the weights and the runtime's
-# session first (the graph is in the cache: exported_navsim_weights).
-STOP_WITHIN_S = {"importing": 8.0, "loading": 15.0, "idle": 5.0, "planning": 8.0}
+# importing: rclpy and torch; params_file: still reading its params file (a FIFO the test has
+# written half of); loading: the weights and the runtime's session (graph in the cache);
+# exporting: a first start, the ONNX graph being exported (empty cache); configure_client: a
+# configure requested by a lifecycle client (autostart off); idle; planning: a frame in flight.
+MOMENTS = ("importing", "params_file", "loading", "exporting", "configure_client", "idle", "planning")
+# SIGINTx2: ros2 launch's Ctrl-C (the process group, then forwarded); a single SIGINT takes
+# the same path as its first half.
+KINDS = ("SIGTERM", "SIGINTx2")
+# Seconds from the first signal to the exit, whatever the node is doing and while both cores
+# are busy (the requirement: 2 s on a quiet machine, 3 s on a loaded one; ros2 launch
+# escalates to SIGTERM after 5 s and SIGKILL after 10 s).
+STOP_WITHIN_S = 3.0
+NODE_ARGS = ("-p", "device:=cpu", "-p", "camera_mode:=stitched", "-p", "camera_qos:=reliable",
+             "-p", "sync_tolerance_ms:=100")  # an integer for a float parameter is accepted  # fmt: skip
 
 
-def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, gap_s: float = 0.03) -> float:
-    # An integer for a float parameter is accepted (sync_tolerance_ms is a double).
-    process = NodeProcess("-p", f"weights:={weights}", "-p", "device:=cpu", "-p", "camera_mode:=stitched",
-                          "-p", "camera_qos:=reliable", "-p", "sync_tolerance_ms:=100")  # fmt: skip
+@pytest.fixture
+def busy_cores():
+    """A busy loop per core for the duration of the test, as on a loaded robot computer."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    yield
+    for loop in loops:
+        loop.kill()
+        loop.wait()
+
+
+def _half_written_params_file(fifo: Path, weights: Path) -> int:
+    """Wait until the node opened the FIFO for reading, write half a params file into it and
+    keep it open: the node is then inside its params-file check. Returns the write end."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            end = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until a reader opened it
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the node never opened its params file"
+            time.sleep(0.01)
+    os.write(end, f"/**:\n  ros__parameters:\n    weights: {weights}\n".encode())
+    return end
+
+
+def _configure_by_client(context, namespace: str):
+    """Request configure from the node's lifecycle service, as a lifecycle manager does;
+    returns the client's node (destroy it once the request has arrived)."""
+    import rclpy
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    client_node = rclpy.create_node("lifecycle_client", namespace=namespace, context=context)
+    client = client_node.create_client(ChangeState, f"{namespace}/lead_planner/change_state")
+    assert client.wait_for_service(timeout_sec=120), "no change_state service"
+    client.call_async(ChangeState.Request(transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+    return client_node
+
+
+def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, tmp_path: Path, gap_s: float = 0.03) -> float:
+    ros_args = [*NODE_ARGS, "-p", f"weights:={weights}"]
+    if moment == "params_file":
+        fifo = tmp_path / "params.yaml"
+        os.mkfifo(fifo)
+        ros_args = [*NODE_ARGS, "--params-file", str(fifo)]
+    elif moment == "exporting":
+        ros_args += ["-p", f"runtime_cache_dir:={tmp_path / 'empty_cache'}"]
+    elif moment == "configure_client":
+        ros_args += ["-p", "autostart:=false"]
+    process = NodeProcess(*ros_args)
     feeder = Feeder(ros_context, process.namespace) if moment == "planning" else None
+    fifo_end = client_node = None
     try:
         if moment == "importing":
             time.sleep(IMPORTING_DELAY_S)
+        elif moment == "params_file":
+            fifo_end = _half_written_params_file(fifo, weights)
         elif moment == "loading":
-            process.wait_for_line("autostart: configuring")
+            process.wait_for_line("configuring: loading the weights")
+        elif moment == "exporting":
+            process.wait_for_line("configuring: loading the weights")
+            time.sleep(3.0)  # the weights are loaded in about a second; the export takes tens
+        elif moment == "configure_client":
+            client_node = _configure_by_client(ros_context, process.namespace)
+            process.wait_for_line("configuring: loading the weights")
         else:
             process.wait_for_line("active: planning")
         if feeder is not None:
@@ -212,25 +276,33 @@ def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, gap_s: 
     finally:
         if feeder is not None:
             feeder.close()
+        if fifo_end is not None:
+            os.close(fifo_end)
+        if client_node is not None:
+            client_node.destroy_node()
     context = f"{moment}/{kind} (gap {gap_s * 1e3:.0f} ms):\n{output}"
     assert code == 0, context
     assert "Traceback" not in output and "Exception" not in output, context
     assert not [line for line in output.splitlines() if "[ERROR]" in line or "[FATAL]" in line], context
-    assert stopped_s < STOP_WITHIN_S[moment], f"took {stopped_s:.1f} s: {context}"
-    if moment == "importing":
-        assert "LTFv6 planner ready" not in output, context  # stopped before loading anything
+    assert stopped_s < STOP_WITHIN_S, f"took {stopped_s:.1f} s: {context}"
+    assert output.count("shutting down") == 1, context  # every exit path says why, in one line
+    if moment in ("importing", "params_file", "loading", "exporting", "configure_client"):
+        assert "LTFv6 planner ready" not in output, context  # stopped before the planner was ready
     return stopped_s
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("moment", MOMENTS)
-def test_signal_at_any_moment_exits_cleanly(ros_context, exported_navsim_weights, moment, kind):
-    _run_signal_case(ros_context, exported_navsim_weights, moment, kind)
+def test_signal_at_any_moment_exits_cleanly(ros_context, exported_navsim_weights, busy_cores, tmp_path, moment,
+                                            kind):  # fmt: skip
+    stopped_s = _run_signal_case(ros_context, exported_navsim_weights, moment, kind, tmp_path)
+    print(f"{moment}/{kind}: exited {stopped_s:.2f} s after the signal, both cores busy")
 
 
-def test_double_sigint_while_planning_ten_times_in_a_row(ros_context, exported_navsim_weights):
+def test_double_sigint_while_planning_ten_times_in_a_row(ros_context, exported_navsim_weights, tmp_path):
     gaps_s = (0.001, 0.005, 0.01, 0.03, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
-    stops = [_run_signal_case(ros_context, exported_navsim_weights, "planning", "SIGINTx2", gap) for gap in gaps_s]
+    stops = [_run_signal_case(ros_context, exported_navsim_weights, "planning", "SIGINTx2", tmp_path, gap)
+             for gap in gaps_s]  # fmt: skip
     print("double SIGINT while planning, seconds to exit:", ", ".join(f"{s:.2f}" for s in stops))
 
 

@@ -165,7 +165,7 @@ class _Evaluation:
             elif isinstance(event, InputRejected):
                 self.rejected[f"{event.input}: {event.reason}"] += 1
                 if event.fails_frame:
-                    self._skip(None, event.reason, event.detail)
+                    self._skip(event.stamp_ns, event.reason, event.detail)
             else:
                 self._plan(event, log_ns)
 

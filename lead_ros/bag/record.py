@@ -25,9 +25,16 @@ class PathRecorder:
         self._writer.open()
         typestore = get_typestore(Stores.ROS2_KILTED)
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self._subscriptions = []
         for topic in topics:
             connection = self._writer.add_connection(topic, "nav_msgs/msg/Path", typestore=typestore)
-            node.create_subscription(PathMsg, topic, lambda msg, c=connection: self._write(c, msg), qos)
+            callback = lambda msg, c=connection: self._write(c, msg)  # noqa: E731
+            self._subscriptions.append(node.create_subscription(PathMsg, topic, callback, qos))
+
+    @property
+    def matched(self) -> bool:
+        """Every topic has matched a publisher (paths published from now on are recorded)."""
+        return all(s.get_publisher_count() > 0 for s in self._subscriptions)
 
     def _write(self, connection, msg: PathMsg) -> None:
         with self._lock:

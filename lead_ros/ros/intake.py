@@ -65,6 +65,7 @@ class InputRejected:
     reason: str
     detail: str
     fails_frame: bool  # True when it costs a frame (an anchor camera), else only the sample
+    stamp_ns: int | None = None  # an anchor camera's header stamp, when it has a usable one
 
 
 Event = ReadyFrame | SyncFailure | InputRejected
@@ -103,7 +104,7 @@ class InputIntake:
                 check_encoding(encoding, f"camera {name}")
             self._check_size(name, msg)
         except ImageInputError as error:
-            return [self._bad_camera(name, error)]
+            return [self._bad_camera(name, error, stamp_ns)]
         return self._wrap(self.sync.add_camera(name, stamp_ns, msg, now_ns))
 
     def _check_size(self, name: str, msg) -> None:
@@ -139,8 +140,8 @@ class InputIntake:
             return str(error)
         return None
 
-    def _bad_camera(self, name: str, error: Exception | str) -> InputRejected:
-        return InputRejected(f"camera {name}", BAD_INPUT, str(error), fails_frame=name == self.policy.anchor)
+    def _bad_camera(self, name: str, error: Exception | str, stamp_ns: int | None = None) -> InputRejected:
+        return InputRejected(f"camera {name}", BAD_INPUT, str(error), name == self.policy.anchor, stamp_ns)
 
     def odometry(self, msg: Odometry) -> list[Event]:
         stamp_ns = stamp_to_ns(msg.header.stamp)

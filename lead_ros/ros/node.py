@@ -18,7 +18,7 @@ import ctypes
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -60,6 +60,7 @@ from lead_ros.ros.diagnostics import (
     PipelineStats,
     build_diagnostics,
 )
+from lead_ros.ros.frame_status import DROPPED, PLANNED, SKIPPED, FrameStatus
 from lead_ros.ros.intake import BAD_INPUT, CORRUPT_IMAGE, Event, InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
 from lead_ros.visualization import render_plan
@@ -102,6 +103,13 @@ def one_line(error: BaseException) -> str:
 class QueuedFrame:
     ready: ReadyFrame
     synced_at: float  # time.perf_counter() when synchronization completed
+
+
+def _status(ready: ReadyFrame, status: str, reason: str = "", detail: str = "") -> FrameStatus:
+    """A synchronized frame's status, with the command and speed it was (or would be) planned with."""
+    frame = ready.frame
+    return FrameStatus(frame.stamp_ns, status, reason, detail, ready.command.name.lower(), ready.command_source,
+                       frame.speed_mps, frame.acceleration_mps2)  # fmt: skip
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -213,8 +221,20 @@ class LeadPlannerNode(LifecycleNode):
             else QoSProfile(depth=CAMERA_QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
         )
         self._camera_type = camera_type
-        # Cameras arrive serialized (raw=True) and are deserialized only for planned frames.
+        # Creation order is the order in which rclpy's executor serves subscriptions that are
+        # ready at the same time: the route (or command) first, so a route that arrived before
+        # a frame's last input is in force for that frame, as in offline evaluation (lockstep
+        # replay delivers every message before the next one). /clock (rclpy's, made with the
+        # node) comes before all of them.
         self._inputs = [
+            self.create_subscription(PathMsg, "~/input/route", self._guarded("route", self._on_route), ROUTE_QOS,
+                                     callback_group=self._input_group)
+            if self.config.command_input == "route"
+            else self.create_subscription(UInt8, "~/input/command", self._guarded("command", self._on_command),
+                                          COMMAND_QOS, callback_group=self._input_group)
+        ]  # fmt: skip
+        # Cameras arrive serialized (raw=True) and are deserialized only for planned frames.
+        self._inputs += [
             self.create_subscription(
                 camera_type,
                 "~/input/image" if name == "image" else f"~/input/cameras/{name}",
@@ -225,12 +245,7 @@ class LeadPlannerNode(LifecycleNode):
             )
             for name in cameras
         ]
-        subscriptions = [
-            (Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS),
-            (PathMsg, "~/input/route", self._on_route, ROUTE_QOS)
-            if self.config.command_input == "route"
-            else (UInt8, "~/input/command", self._on_command, COMMAND_QOS),
-        ]
+        subscriptions = [(Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS)]
         if self.config.acceleration_source == "imu":
             subscriptions.append((Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data))
         for kind, topic, callback, qos in subscriptions:
@@ -242,12 +257,13 @@ class LeadPlannerNode(LifecycleNode):
         self.inference_time_pub = publish(Float64, "~/debug/inference_time_ms", OUTPUT_QOS)
         self.latency_pub = publish(Float64, "~/debug/pipeline_latency_ms", OUTPUT_QOS)
         self.markers_pub = publish(MarkerArray, "~/debug/markers", OUTPUT_QOS)
+        self.frame_status_pub = publish(DiagnosticStatus, "~/debug/frame_status", OUTPUT_QOS)
         self.debug_image_pub = publish(Image, "~/debug/image", OUTPUT_QOS) if self.config.publish_debug_image else None
         self.bev_pubs = {name: publish(OccupancyGrid, f"~/output/bev/{name}", PERCEPTION_QOS)
                          for name in self.config.perception_classes}  # fmt: skip
         self.objects_pub = publish(MarkerArray, "~/output/objects", PERCEPTION_QOS)
         outputs = (self.path_pub, self.path_odom_pub, self.inference_time_pub, self.latency_pub, self.markers_pub,
-                   self.debug_image_pub, self.objects_pub, *self.bev_pubs.values())  # fmt: skip
+                   self.frame_status_pub, self.debug_image_pub, self.objects_pub, *self.bev_pubs.values())  # fmt: skip
         self._outputs = [p for p in outputs if p is not None]
         # Pending anchors are resolved on their deadline even when no further message comes.
         self._flush_timer = self.create_timer(
@@ -267,6 +283,8 @@ class LeadPlannerNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the weights and create the topics. A failure is one log line and FAILURE (the
         node stays unconfigured, so configure can be retried, e.g. once the weights exist)."""
+        if self._injected_planner is None:  # seconds (a first start exports the runtime's graph): say so
+            self.get_logger().info(f"configuring: loading the weights {self.config.weights}")
         try:
             planner = self._injected_planner or Planner.from_config(self.config)
         except Exception as error:  # WeightsError, PlannerConfigError, CUDA errors, ...
@@ -404,11 +422,11 @@ class LeadPlannerNode(LifecycleNode):
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, SyncFailure):
-                self._fail(event.reason, event.detail, "sync")
+                self._fail(event.reason, event.detail, "sync", FrameStatus(event.stamp_ns, SKIPPED))
             elif isinstance(event, InputRejected):
                 self.stats.rejected(event.input.removeprefix("camera "))
                 if event.fails_frame:
-                    self._fail(event.reason, event.detail, event.input)
+                    self._fail(event.reason, event.detail, event.input, FrameStatus(event.stamp_ns, SKIPPED))
                 else:
                     self.warnings.warn((event.input, event.reason), event.detail)
             else:
@@ -422,11 +440,20 @@ class LeadPlannerNode(LifecycleNode):
                         ("command", event.command_source),
                         f"command: using default {event.command.name.lower()} ({event.command_source})",
                     )
-                self.queue.put(QueuedFrame(event, time.perf_counter()))
+                displaced = self.queue.put(QueuedFrame(event, time.perf_counter()))
+                if displaced is not None:  # counted by the queue
+                    detail = "a newer frame was synchronized before the planner was free"
+                    self._publish_frame_status(_status(displaced.ready, SKIPPED, DROPPED, detail))
 
-    def _fail(self, reason: str, detail: str, source: str) -> None:
+    def _fail(self, reason: str, detail: str, source: str, status: FrameStatus) -> None:
+        """A frame not planned: counted, warned about (throttled) and answered on frame_status."""
         self.stats.failed(reason, detail)
         self.warnings.warn((source, reason), f"frame skipped ({reason}): {detail}")
+        self._publish_frame_status(replace(status, reason=reason, detail=detail))
+
+    def _publish_frame_status(self, status: FrameStatus) -> None:
+        if self._active.is_set():
+            self.frame_status_pub.publish(status.to_message(self.get_fully_qualified_name()))
 
     # --- worker -------------------------------------------------------------------------------
 
@@ -448,14 +475,16 @@ class LeadPlannerNode(LifecycleNode):
             observation = frame_to_observation(frame, command)
             plan = self.planner.plan(observation, perception=bool(perception) or self.debug_image_pub is not None)
         except ValueError as error:  # image/observation errors name their input
-            self._fail(CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT, str(error), "worker")
+            reason = CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT
+            self._fail(reason, str(error), "worker", _status(item.ready, SKIPPED))
             return
         except Exception as error:
-            self._fail("inference_error", f"{type(error).__name__}: {error}", "worker")
+            self._fail("inference_error", f"{type(error).__name__}: {error}", "worker", _status(item.ready, SKIPPED))
             return
         if not self._active.is_set() or self._stop.is_set():  # deactivated or stopping meanwhile
             return
         self.path_pub.publish(plan_to_path(plan, frame.stamp_ns, self.config.frame_id, self.config.prepend_origin_pose))
+        self._publish_frame_status(_status(item.ready, PLANNED))
         if self.path_odom_pub.get_subscription_count():
             self._publish_odometry_path(plan, item.ready)
         published = time.perf_counter()

@@ -332,8 +332,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
                            lockstep_topic=args.lockstep, lockstep_timeout_s=args.lockstep_timeout_s)  # fmt: skip
     spin = _BackgroundSpin(node)
     try:
-        if not replayer.wait_for_subscribers(args.wait_s):
-            log.warning("no subscriber on the anchor topic after %.0f s; publishing anyway", args.wait_s)
+        if (problem := replayer.wait_until_ready(args.wait_s)) is not None:
+            if replayer.lockstep:  # its promise cannot hold: say what is missing instead
+                log.error("%s", problem)
+                return 1
+            log.warning("%s; publishing anyway", problem)
         stats = replayer.run()
         log.info("replayed %d messages (%d anchor frames, %d lockstep timeouts); skipped topics: %s",
                  stats.published, stats.anchors, stats.lockstep_timeouts, stats.skipped_topics or "none")  # fmt: skip
@@ -527,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--loop", action="store_true", help="start again at the end")
     replay.add_argument("--clock", action="store_true", help="publish /clock (run the node with use_sim_time)")
     replay.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="topic remap")
-    replay.add_argument("--lockstep", metavar="TOPIC", help="wait for a message on TOPIC after each anchor frame")
+    replay.add_argument("--lockstep", metavar="TOPIC", help="wait for the node's answer on TOPIC after each anchor "
+                        "frame: its frame_status (every frame) or its path (planned frames only)")
     replay.add_argument("--lockstep-timeout-s", type=finite_float, default=30.0, help="lockstep wait limit")
     replay.add_argument("--wait-s", type=finite_float, default=10.0, help="wait this long for subscribers first")
     replay.set_defaults(func=cmd_replay)

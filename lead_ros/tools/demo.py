@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = REPO / "data" / "sample_bag"
 PARAMS = (REPO / "config" / "lead_ros.yaml", REPO / "config" / "sample.yaml")
 PATH_TOPIC = "/lead_planner/output/path"
+STATUS_TOPIC = "/lead_planner/debug/frame_status"  # lockstep's answer: one per frame, planned or skipped
 log = logging.getLogger("lead_ros.demo")
 
 
@@ -70,8 +71,18 @@ def _wait_for_line(path: Path, text: str, process: subprocess.Popen, timeout_s: 
     raise RuntimeError(f"the node did not get ready within {timeout_s:.0f} s; see {path}")
 
 
-def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dict]:
-    """Node process + lockstep replay with /clock + path recording; returns the recorded bag."""
+def _wait_for(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dict, list]:
+    """Node process + lockstep replay with /clock + path recording; returns the recorded bag,
+    the replay counts and the node's frame statuses."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -91,12 +102,16 @@ def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dic
     try:
         _wait_for_line(node_log, "active: planning", process, 300)
         recorder = PathRecorder(node, [PATH_TOPIC], recorded)
-        replayer = BagReplayer(node, bag, clock=True, lockstep_topic=PATH_TOPIC, lockstep_timeout_s=60)
-        if not replayer.wait_for_subscribers(30):
-            raise RuntimeError("the node did not subscribe to the sample bag's cameras within 30 s")
-        time.sleep(1.0)  # let every input topic finish matching (discovery is per topic)
+        replayer = BagReplayer(node, bag, clock=True, lockstep_topic=STATUS_TOPIC, lockstep_timeout_s=60)
+        if (problem := replayer.wait_until_ready(60)) is not None:
+            raise RuntimeError(problem)
+        if not _wait_for(lambda: recorder.matched, 60):
+            raise RuntimeError(f"the path recorder did not match {PATH_TOPIC} within 60 s")
         stats = replayer.run()
         replayer.close()
+        # Each planned status follows its path on another topic: wait for that many paths.
+        planned = sum(s.status == "planned" for s in stats.statuses)
+        _wait_for(lambda: recorder.count >= planned, 30)
         recorder.close()
     finally:
         if process.poll() is None:
@@ -107,8 +122,35 @@ def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dic
         context.try_shutdown()
     if code != 0:
         raise RuntimeError(f"the node exited with code {code}; see {node_log}")
-    return recorded, {"anchors": stats.anchors, "published": stats.published,
-                      "lockstep_timeouts": stats.lockstep_timeouts, "recorded_paths": recorder.count}  # fmt: skip
+    counts = {"anchors": stats.anchors, "published": stats.published, "lockstep_timeouts": stats.lockstep_timeouts,
+              "recorded_paths": recorder.count}  # fmt: skip
+    return recorded, counts, stats.statuses
+
+
+def explain_differences(live: list, offline_frames: Path, comparison, tolerance: float = 1e-4) -> list[str]:
+    """One line per frame that live and offline did not treat alike: what each side did
+    (planned or skipped and why, the command, the speed) and how far the plans differ."""
+    import json
+
+    from lead_ros.ros.frame_status import FrameStatus
+
+    offline = {}
+    for line in offline_frames.read_text().splitlines():
+        status = FrameStatus.from_record(json.loads(line))
+        offline[status.stamp_ns] = status
+    live_by_stamp = {s.stamp_ns: s for s in live}
+    lines = []
+    for stamp in sorted(set(live_by_stamp) | set(offline), key=lambda t: (t is None, t or 0)):
+        ours, theirs = live_by_stamp.get(stamp), offline.get(stamp)
+        position, heading = comparison.per_frame.get(stamp, (0.0, 0.0))
+        alike = ours is not None and theirs is not None and ours.same_decision(theirs)
+        same = alike and position <= tolerance and heading <= tolerance
+        if not same:
+            when = "no stamp" if stamp is None else f"stamp {stamp / 1e9:.3f} s"
+            diff = f"; plans differ by {position:.2e} m, {heading:.2e} rad" if stamp in comparison.per_frame else ""
+            lines.append(f"  {when}: live {ours.describe() if ours else 'no status'} | "
+                         f"offline {theirs.describe() if theirs else 'no record'}{diff}")  # fmt: skip
+    return lines
 
 
 def describe_commands(frames_jsonl: Path) -> str:
@@ -162,12 +204,14 @@ def _demo(args: argparse.Namespace, out: Path, bag: Path) -> int:
     if synthetic:
         print(f"\n*** {banner} ***\n", flush=True)
     print(f"[1/3] live: lead_planner + lockstep replay of {bag} with /clock, recording {PATH_TOPIC}", flush=True)
-    recorded, live = run_live(bag, weights, args.device, out)
+    recorded, live, statuses = run_live(bag, weights, args.device, out)
     print(f"      {live['anchors']} frames replayed, {live['recorded_paths']} paths recorded", flush=True)
 
-    print("[2/3] offline: evaluate-bag on the same bag", flush=True)
+    print("[2/3] offline: evaluate-bag on the same bag, with the node's rules", flush=True)
     config = NodeConfig.from_yaml(PARAMS[1])
-    options = EvaluationOptions(config=config, topics=default_topics(), progress=False)
+    # The node's input age limit too (evaluate-bag leaves it off unless asked): same rules.
+    options = EvaluationOptions(config=config, topics=default_topics(), progress=False,
+                                max_input_age_s=config.max_input_age_s)  # fmt: skip
     offline_dir = out / "offline"
     spec = PlannerSpec(weights, args.device, config.precision, config.runtime)
     summary = evaluate_bags([bag], offline_dir, spec, options)
@@ -181,7 +225,11 @@ def _demo(args: argparse.Namespace, out: Path, bag: Path) -> int:
     offline_paths = read_paths(Path(summary["outputs"]["bag"]), PATH_TOPIC)
     comparison = compare_paths(live_paths, offline_paths)
     same_frames = not comparison.only_first and not comparison.only_second
-    ok = same_frames and comparison.matches() and live["lockstep_timeouts"] == 0 and comparison.common > 0
+    differences = explain_differences(statuses, Path(summary["outputs"]["frames"]), comparison)
+    ok = (same_frames and comparison.matches() and live["lockstep_timeouts"] == 0 and comparison.common > 0
+          and not differences)  # fmt: skip
+    if differences:
+        print(f"\nframes treated differently ({len(differences)}):\n" + "\n".join(differences), flush=True)
     print(
         f"\nframes planned: live {len(live_paths)}, offline {len(offline_paths)}, in common {comparison.common}\n"
         f"max |live - offline|: position {comparison.max_abs_position_m:.2e} m, "
