@@ -11,7 +11,7 @@ import time
 import cv2
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
 from rclpy.executors import SingleThreadedExecutor
@@ -21,9 +21,14 @@ from sensor_msgs.msg import CompressedImage, Image, Imu
 from std_msgs.msg import UInt8
 
 from lead_ros.ros.conversions import array_to_image, ns_to_stamp
+from lead_ros.ros.frame_status import FrameStatus
 from lead_ros.ros.node import LeadPlannerNode
 
 _NAMESPACES = itertools.count()
+# How long a test waits for something that must happen: it only detects a hang, and is never a
+# speed requirement (a first frame at a new height exports its ONNX graph: minutes when the
+# cores are busy).
+WAIT_S = 300.0
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -74,6 +79,9 @@ class Harness:
             self.driver.create_subscription(Path, f"{base[: -len('/input')]}/output/path_odom",
                                             self.odometry_paths.append, 10)  # fmt: skip
         self.driver.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.frame_statuses: list[FrameStatus] = []
+        self.driver.create_subscription(DiagnosticStatus, f"{base[: -len('/input')]}/debug/frame_status",
+                                        lambda msg: self.frame_statuses.append(FrameStatus.from_message(msg)), 50)
         # The node spun as the shipped process spins it (its own SingleThreadedExecutor, so a
         # lifecycle transition never destroys entities that another thread is waiting on),
         # the driver apart.
@@ -91,7 +99,7 @@ class Harness:
         publishers = [*self.cameras.values(), self.odometry, self.route if route else self.command]
         if self.config.acceleration_source == "imu":
             publishers.append(self.imu)
-        self.wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers), 20, "subscriptions matched")
+        self.wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers), what="subscriptions matched")
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         if any(s.name.startswith(self.node.get_fully_qualified_name() + ":") for s in msg.status):
@@ -100,7 +108,7 @@ class Harness:
     def now_ns(self) -> int:
         return self.driver.get_clock().now().nanoseconds
 
-    def wait_for(self, predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    def wait_for(self, predicate, timeout: float = WAIT_S, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
@@ -166,7 +174,7 @@ class Harness:
             self.send_odometry(stamp_ns + dt * 1_000_000, speed, pose=pose, frame_id=odometry_frame)
         self.send_images(images, stamp_ns, **kwargs)
 
-    def wait_paths(self, count: int, timeout: float = 30.0) -> list[Path]:
+    def wait_paths(self, count: int, timeout: float = WAIT_S) -> list[Path]:
         self.wait_for(lambda: len(self.paths) >= count, timeout, f"{count} paths")
         return self.paths
 

@@ -129,7 +129,7 @@ def test_stale_command_falls_back_to_default(harness, planner):
 def _assert_no_path_for(h, send, reason, count=1):
     before = len(h.paths)
     send()
-    h.wait_for(lambda: h.failures().get(reason, 0) >= count, 10, reason)
+    h.wait_for(lambda: h.failures().get(reason, 0) >= count, what=reason)
     time.sleep(0.2)
     assert len(h.paths) == before, f"a path was published despite {reason}"
 
@@ -164,6 +164,19 @@ def test_bad_inputs_skip_their_frame_and_the_next_good_frame_is_planned(harness)
     assert h.node.commands.state(h.now_ns()).command is Command.RIGHT
     h.send_frame({"image": STITCHED}, base + 3000 * MS)
     h.wait_paths(2)
+    # ~/debug/frame_status answered each anchor frame once, in order, planned or skipped and why.
+    h.wait_for(lambda: len(h.frame_statuses) >= 8, what="8 frame statuses")
+    answered = [(s.status, s.reason, s.stamp_ns - base) for s in h.frame_statuses]
+    assert answered == [
+        ("skipped", "bad_input", 0), ("skipped", "bad_input", 100 * MS), ("skipped", "stamp_in_future", 60_000 * MS),
+        ("planned", "", 1000 * MS), ("skipped", "duplicate_stamp", 1000 * MS),
+        ("skipped", "stamp_backwards", 500 * MS), ("skipped", "odometry_unavailable", 2000 * MS),
+        ("planned", "", 3000 * MS),
+    ], answered  # fmt: skip
+    assert "width must be exactly 1920, got 1280" in h.frame_statuses[1].detail
+    first, last = h.frame_statuses[3], h.frame_statuses[-1]
+    assert (first.command, last.command, last.command_source) == ("unknown", "right", "received")
+    assert first.speed_mps == last.speed_mps == 5.0
 
 
 def test_corrupt_compressed_data_and_odometry_far_from_the_frame(harness):

@@ -94,4 +94,4 @@ def test_an_escaping_exception_is_logged_once_counted_and_the_node_goes_on(harne
                 return processing.level == DiagnosticStatus.ERROR and "unexpected exception" in processing.message
         return False
 
-    h.wait_for(reported, 10, "the exceptions reported as ERROR in /diagnostics")
+    h.wait_for(reported, what="the exceptions reported as ERROR in /diagnostics")
