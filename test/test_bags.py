@@ -431,6 +431,26 @@ def test_lockstep_live_run_equals_offline_evaluation(ros_context, tmp_path, navs
     assert "result: OK, live and offline agree" in out
 
 
+def test_lockstep_replay_without_an_answering_node_says_what_is_missing(ros_context):
+    """Lockstep's promise needs the node: without one, run() refuses and the wait names the topic."""
+    import rclpy
+
+    from lead_ros.bag.replay import BagReplayer
+
+    driver = rclpy.create_node("lonely_replayer", context=ros_context)
+    try:
+        replayer = BagReplayer(driver, REPO / "data" / "sample_bag", clock=True,
+                               lockstep_topic="/nobody/debug/frame_status")  # fmt: skip
+        with pytest.raises(RuntimeError, match="needs wait_until_ready"):
+            replayer.run()
+        missing = replayer.wait_until_ready(0.3)
+        assert missing == "no node publishes the lockstep topic /nobody/debug/frame_status after 0.3 s"
+        assert replayer.stats.published == 0
+        replayer.close()
+    finally:
+        driver.destroy_node()
+
+
 def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_path, planner, sample_evaluation):
     """At real-time rate a CPU node drops frames; each frame it plans equals its offline twin."""
     import threading

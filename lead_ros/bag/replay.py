@@ -142,10 +142,10 @@ class BagReplayer:
         missing, in one line."""
         if not self.lockstep:
             ok = self.wait_for_subscribers(timeout_s)
-            return None if ok else f"no subscriber on {self.anchor_topic} after {timeout_s:.0f} s"
+            return None if ok else f"no subscriber on {self.anchor_topic} after {timeout_s:g} s"
         deadline = time.monotonic() + timeout_s
         if not self._wait_until(lambda: self.node.get_publishers_info_by_topic(self.lockstep_topic), timeout_s):
-            return f"no node publishes the lockstep topic {self.lockstep_topic} after {timeout_s:.0f} s"
+            return f"no node publishes the lockstep topic {self.lockstep_topic} after {timeout_s:g} s"
         answerer = self.node.get_publishers_info_by_topic(self.lockstep_topic)[0]
         answer_type = ANSWER_TYPES.get(answerer.topic_type)
         if answer_type is None:
@@ -174,7 +174,7 @@ class BagReplayer:
             return missing
 
         if not self._wait_until(lambda: not unmatched(), max(0.0, deadline - time.monotonic())):
-            return f"lockstep: {who}'s topics not matched after {timeout_s:.0f} s: {', '.join(unmatched())}"
+            return f"lockstep: {who}'s topics not matched after {timeout_s:g} s: {', '.join(unmatched())}"
         return None
 
     def _wait_answers(self, count: int) -> None:
