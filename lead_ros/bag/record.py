@@ -23,13 +23,17 @@ class PathRecorder:
         self._lock = threading.Lock()
         self._writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
-        typestore = get_typestore(Stores.ROS2_KILTED)
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self._subscriptions = []
-        for topic in topics:
-            connection = self._writer.add_connection(topic, "nav_msgs/msg/Path", typestore=typestore)
-            callback = lambda msg, c=connection: self._write(c, msg)  # noqa: E731
-            self._subscriptions.append(node.create_subscription(PathMsg, topic, callback, qos))
+        try:
+            typestore = get_typestore(Stores.ROS2_KILTED)
+            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+            self._subscriptions = []
+            for topic in topics:
+                connection = self._writer.add_connection(topic, "nav_msgs/msg/Path", typestore=typestore)
+                callback = lambda msg, c=connection: self._write(c, msg)  # noqa: E731
+                self._subscriptions.append(node.create_subscription(PathMsg, topic, callback, qos))
+        except BaseException:  # Ctrl-C while subscribing (a loaded machine): the bag still gets its metadata
+            self.close()
+            raise
 
     @property
     def matched(self) -> bool:

@@ -359,21 +359,24 @@ def cmd_record_path(args: argparse.Namespace) -> int:
 
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # ours: lead_ros.tools.interrupts
     node = rclpy.create_node("lead_ros_record_path")
-    recorder = PathRecorder(node, args.topic, Path(args.out))
-    spin = _BackgroundSpin(node)
+    recorder = spin = None
     code = 0
     try:
+        recorder = PathRecorder(node, args.topic, Path(args.out))  # closes its bag if interrupted while made
+        spin = _BackgroundSpin(node)
         deadline = time.monotonic() + args.duration_s if args.duration_s else None
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.1)
     except KeyboardInterrupt as error:  # the usual way to stop recording; the bag is still closed properly
         code = exit_code(error)
     finally:
-        spin.close()
-        recorder.close()
+        if spin is not None:
+            spin.close()
+        if recorder is not None:
+            recorder.close()
         node.destroy_node()
         rclpy.try_shutdown()
-    log.info("recorded %d paths into %s", recorder.count, args.out)
+    log.info("recorded %d paths into %s", recorder.count if recorder is not None else 0, args.out)
     return code
 
 
