@@ -21,7 +21,7 @@ TOPICS = (
     "input/odometry", "input/imu", "input/command", "input/route", "output/path", "output/path_odom",
     "output/objects", "output/bev/unlabeled", "output/bev/road", "output/bev/walkways", "output/bev/centerline",
     "output/bev/static_objects", "output/bev/vehicles", "output/bev/pedestrians", "debug/image", "debug/markers",
-    "debug/inference_time_ms", "debug/pipeline_latency_ms",
+    "debug/inference_time_ms", "debug/pipeline_latency_ms", "debug/frame_status",
 )  # fmt: skip
 OVERRIDABLE = ("weights", "device", "precision", "runtime")
 
