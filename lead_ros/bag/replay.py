@@ -56,6 +56,16 @@ class ReplayStats:
     statuses: list[FrameStatus] = field(default_factory=list)  # frame_status answers, in order
 
 
+def wait_until(condition, timeout_s: float, stop: threading.Event | None = None) -> bool:
+    """Poll ``condition`` until it holds (True), ``timeout_s`` passes or ``stop`` is set (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _qos(connection) -> QoSProfile:
     """The recorded QoS where known; otherwise reliable + transient local, which every
     subscriber (reliable or best effort, volatile or transient local) accepts."""
@@ -125,15 +135,7 @@ class BagReplayer:
         """Wait until each of ``topics`` (default: the anchor topic) has a subscriber."""
         names = topics if topics is not None else [self.anchor_topic]
         wanted = [self.publishers[t] for t in names if t in self.publishers]
-        return self._wait_until(lambda: all(p.get_subscription_count() > 0 for p in wanted), timeout_s)
-
-    def _wait_until(self, condition, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            if time.monotonic() >= deadline or self._stop.is_set():
-                return False
-            time.sleep(0.02)
-        return True
+        return wait_until(lambda: all(p.get_subscription_count() > 0 for p in wanted), timeout_s, self._stop)
 
     def wait_until_ready(self, timeout_s: float) -> str | None:
         """Without lockstep: the anchor topic has a subscriber. With lockstep: the answering
@@ -144,7 +146,7 @@ class BagReplayer:
             ok = self.wait_for_subscribers(timeout_s)
             return None if ok else f"no subscriber on {self.anchor_topic} after {timeout_s:g} s"
         deadline = time.monotonic() + timeout_s
-        if not self._wait_until(lambda: self.node.get_publishers_info_by_topic(self.lockstep_topic), timeout_s):
+        if not wait_until(lambda: self.node.get_publishers_info_by_topic(self.lockstep_topic), timeout_s, self._stop):
             return f"no node publishes the lockstep topic {self.lockstep_topic} after {timeout_s:g} s"
         answerer = self.node.get_publishers_info_by_topic(self.lockstep_topic)[0]
         answer_type = ANSWER_TYPES.get(answerer.topic_type)
@@ -165,15 +167,16 @@ class BagReplayer:
             return wanted
 
         def unmatched() -> list[str]:
-            missing = [t for t, p in node_inputs().items()
+            inputs = node_inputs()
+            missing = [t for t, p in inputs.items()
                        if p.get_subscription_count() < self.node.count_subscribers(self.remaps.get(t, t))]  # fmt: skip
-            if self.anchor_topic not in node_inputs():
+            if self.anchor_topic not in inputs:
                 missing.append(f"{self.anchor_topic} (not subscribed by {who})")
             if self._answer_sub.get_publisher_count() < 1:
                 missing.append(self.lockstep_topic)
             return missing
 
-        if not self._wait_until(lambda: not unmatched(), max(0.0, deadline - time.monotonic())):
+        if not wait_until(lambda: not unmatched(), max(0.0, deadline - time.monotonic()), self._stop):
             return f"lockstep: {who}'s topics not matched after {timeout_s:g} s: {', '.join(unmatched())}"
         return None
 

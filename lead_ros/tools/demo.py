@@ -71,15 +71,6 @@ def _wait_for_line(path: Path, text: str, process: subprocess.Popen, timeout_s: 
     raise RuntimeError(f"the node did not get ready within {timeout_s:.0f} s; see {path}")
 
 
-def _wait_for(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dict, list]:
     """Node process + lockstep replay with /clock + path recording; returns the recorded bag,
     the replay counts and the node's frame statuses."""
@@ -87,7 +78,8 @@ def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dic
     from rclpy.executors import SingleThreadedExecutor
 
     from lead_ros.bag.record import PathRecorder
-    from lead_ros.bag.replay import BagReplayer
+    from lead_ros.bag.replay import BagReplayer, wait_until
+    from lead_ros.ros.frame_status import PLANNED
 
     node_log = out / "node.log"
     process = _start_node(weights, device, node_log)
@@ -105,13 +97,13 @@ def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dic
         replayer = BagReplayer(node, bag, clock=True, lockstep_topic=STATUS_TOPIC, lockstep_timeout_s=60)
         if (problem := replayer.wait_until_ready(60)) is not None:
             raise RuntimeError(problem)
-        if not _wait_for(lambda: recorder.matched, 60):
+        if not wait_until(lambda: recorder.matched, 60):
             raise RuntimeError(f"the path recorder did not match {PATH_TOPIC} within 60 s")
         stats = replayer.run()
         replayer.close()
         # Each planned status follows its path on another topic: wait for that many paths.
-        planned = sum(s.status == "planned" for s in stats.statuses)
-        _wait_for(lambda: recorder.count >= planned, 30)
+        planned = sum(s.status == PLANNED for s in stats.statuses)
+        wait_until(lambda: recorder.count >= planned, 30)
         recorder.close()
     finally:
         if process.poll() is None:
