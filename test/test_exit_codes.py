@@ -187,3 +187,31 @@ def test_evaluate_bag_started_as_a_background_job_stops_on_sigint_and_sigterm(tm
     assert code == expected and "Traceback" not in running.output, running.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["incomplete"] is True, "an interrupted evaluation says it is incomplete"
+
+
+def test_evaluate_bag_stops_when_the_signal_lands_inside_a_message_constructor(tmp_path, exported_navsim_weights,
+                                                                               monkeypatch, capsys):  # fmt: skip
+    """The race behind a background-job evaluation that ran to the end and exited 0 after SIGINT
+    (1 run in 20): the handler's ``Interrupted`` was raised inside a message's ``__init__``,
+    which rclpy's C deserializer calls and turns into a TypeError, so the stop became one counted
+    decode failure and, the handler having ignored later signals, nothing could stop the run. Here the
+    signal lands there every time: at the 100th odometry message."""
+    from nav_msgs.msg import Odometry
+
+    from lead_ros.tools.interrupts import Interrupted
+
+    original, built = Odometry.__init__, []
+
+    def constructor(self, **kwargs):
+        built.append(None)
+        if len(built) == 100:
+            raise Interrupted(signal.SIGTERM)
+        original(self, **kwargs)
+
+    monkeypatch.setattr(Odometry, "__init__", constructor)
+    out = tmp_path / "out"
+    argv = ["evaluate-bag", str(SAMPLE_BAG), "--weights", str(exported_navsim_weights), "--out", str(out),
+            "--no-pictures"]  # fmt: skip
+    assert cli.main(argv) == 143, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["incomplete"] is True and len(built) == 100, "the evaluation stopped at the signal"

@@ -241,7 +241,11 @@ def _decoded(reader: AnyReader, connections: Sequence, by_topic: dict[str, str],
         digest.update(raw)
         try:
             msg = deserialize_message(bytes(raw), MESSAGE_CLASSES[connection.msgtype])
-        except Exception:  # a message that does not decode is counted and skipped
+        except Exception as error:  # a message that does not decode is counted and skipped
+            if isinstance(error.__context__, KeyboardInterrupt):
+                # Ctrl-C or SIGTERM (``Interrupted``) raised inside the message's constructor,
+                # which rclpy's C code calls and reports as a TypeError: a stop, not a bad message.
+                raise error.__context__ from None
             stats.decode_failures[connection.topic] += 1
             continue
         header = getattr(msg, "header", None)
