@@ -9,11 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore
 
 from lead_ros.bag.reader import default_topics
+from lead_ros.ros.distro import RUNNING
 
-TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+TYPESTORE = get_typestore(RUNNING.typestore)
 T = TYPESTORE.types
 MS = 1_000_000
 START = 1_750_000_000 * 1_000_000_000
@@ -72,9 +73,10 @@ class BagSpec:
     def add(self, ns: int, key: str, msgtype: str, msg) -> None:
         self.events.append((ns, default_topics().get(key, key), msgtype, msg))
 
-    def write(self, path: Path, storage: str = "mcap") -> Path:
+    def write(self, path: Path, storage: str = "mcap", bag_version: int = RUNNING.bag_version) -> Path:
+        """As the running distribution's ``ros2 bag`` records it, or in another metadata version."""
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        with Writer(path, version=9, storage_plugin=plugin) as writer:
+        with Writer(path, version=bag_version, storage_plugin=plugin) as writer:
             connections = {}
             for ns, topic, msgtype, msg in sorted(self.events, key=lambda e: e[0]):
                 if topic not in connections:

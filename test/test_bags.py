@@ -25,6 +25,7 @@ from lead_ros.bag.reader import BagInputError, default_topics
 from lead_ros.bag.sample_bag import write_sample_bag
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command, Observation
+from lead_ros.ros.distro import PORTABLE_BAG_VERSION, RUNNING, SUPPORTED
 from lead_ros.tools.cli import main
 from lead_ros.tools.synthetic_cameras import reference_cameras
 
@@ -48,12 +49,18 @@ def _one_stitched_frame(path: Path, stamp_shift_ns: int = 0) -> Path:
     return bag.write(path)
 
 
+def _bag_version(bag: Path) -> int:
+    return yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["version"]
+
+
 def _records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.parametrize("bag_version", [d.bag_version for d in SUPPORTED], ids=[d.name for d in SUPPORTED])
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
-def test_stitched_raw_bag_with_imu_command_changes_and_an_odometry_gap(tmp_path, planner, storage):
+def test_stitched_raw_bag_with_imu_command_changes_and_an_odometry_gap(tmp_path, planner, storage, bag_version):
+    """Read alike whichever supported distribution recorded it (rosbag2 metadata 8: Jazzy, 9: Kilted)."""
     bag = BagSpec()
     frames = [START + k * 100 * MS for k in range(5)]
     for j in range(-10, 30):  # 50 Hz odometry and IMU; odometry stops after 220 ms
@@ -65,7 +72,8 @@ def test_stitched_raw_bag_with_imu_command_changes_and_an_odometry_gap(tmp_path,
     bag.add(START + 150 * MS, "command", "std_msgs/msg/UInt8", command(Command.RIGHT))
     for ns in frames:
         bag.add(ns + 2 * MS, "image", "sensor_msgs/msg/Image", raw_image(STITCHED, ns))
-    path = bag.write(tmp_path / "bag", storage)
+    path = bag.write(tmp_path / "bag", storage, bag_version)
+    assert _bag_version(path) == bag_version
     options = _options(camera_mode="stitched", acceleration_source="imu")
     out = tmp_path / "out"
     out.mkdir()
@@ -74,6 +82,7 @@ def test_stitched_raw_bag_with_imu_command_changes_and_an_odometry_gap(tmp_path,
     assert summary["skipped_by_reason"] == {"odometry_unavailable": 2}
     records = {r["stamp_ns"]: r for r in _records(out)}
     assert records[frames[3]]["status"] == "skipped" and records[frames[3]]["reason"] == "odometry_unavailable"
+    assert _bag_version(out / "output_bag") == RUNNING.bag_version, "written as the running distribution's ros2 bag"
     paths = read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)
     assert sorted(paths) == frames[:3]
     for ns in paths:
@@ -145,8 +154,10 @@ def test_sample_evaluation_outputs(sample_evaluation):
 
 
 def test_sample_bag_regenerates_bit_identically(tmp_path):
+    """In the metadata version every supported distribution's ``ros2 bag`` reads."""
     regenerated = write_sample_bag(tmp_path / "sample_bag")
     shipped = REPO / "data" / "sample_bag"
+    assert _bag_version(shipped) == PORTABLE_BAG_VERSION
     assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in regenerated.iterdir())
     for file in shipped.iterdir():
         assert file.read_bytes() == (regenerated / file.name).read_bytes(), file.name
@@ -163,7 +174,8 @@ def test_connection_with_an_unparseable_definition_is_skipped_and_the_rest_evalu
         event_data = next(raw for c, _, raw in source.messages(connections=[event]))
     path = _one_stitched_frame(tmp_path / "inputs")
     mixed = tmp_path / "mixed"
-    with Reader(path) as inputs, Writer(mixed, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+    mcap = StoragePlugin.MCAP
+    with Reader(path) as inputs, Writer(mixed, version=RUNNING.bag_version, storage_plugin=mcap) as writer:
         copies = {c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
                   for c in inputs.connections}  # fmt: skip
         extra = writer.add_connection(event.topic, event.msgtype, msgdef=event.msgdef.data, rihs01=event.digest)

@@ -13,16 +13,17 @@ import numpy as np
 from nav_msgs.msg import Path as PathMsg
 from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore
 
 from lead_ros.frames import wrap_angle
 from lead_ros.ros.conversions import stamp_to_ns
+from lead_ros.ros.distro import RUNNING
 
 
 def read_paths(bag: Path, topic: str) -> dict[int, np.ndarray]:
     """Header stamp -> (N, 3) array of [x, y, yaw] for every Path on ``topic``."""
     paths = {}
-    with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+    with AnyReader([bag], default_typestore=get_typestore(RUNNING.typestore)) as reader:
         connections = [c for c in reader.connections if c.topic == topic]
         for _, _, raw in reader.messages(connections=connections):
             msg = deserialize_message(bytes(raw), PathMsg)

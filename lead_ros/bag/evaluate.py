@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore
 from tqdm import tqdm
 
 from lead_ros.bag.metrics import (
@@ -60,6 +60,7 @@ from lead_ros.observation import WAYPOINT_TIMES_S
 from lead_ros.planner import Planner
 from lead_ros.preprocessing import CorruptImageError
 from lead_ros.ros.conversions import frame_to_observation, odometry_pose, plan_to_path, stamp_to_ns
+from lead_ros.ros.distro import RUNNING
 from lead_ros.ros.intake import BAD_INPUT, CORRUPT_IMAGE, InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
 
@@ -126,7 +127,7 @@ class _Evaluation:
         self.timings: dict[str, list[float]] = {"preprocess_ms": [], "inference_ms": [], "total_ms": []}
         self.bag_path = out_dir / "output_bag"
         self.writer_open = False
-        self.writer = Writer(self.bag_path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.writer = Writer(self.bag_path, version=RUNNING.bag_version, storage_plugin=StoragePlugin.MCAP)
         self.records_path = out_dir / "frames.jsonl"
         self.records = self.records_path.open("wb", buffering=0)
         self.records_written = self._records_bytes = 0
@@ -141,7 +142,7 @@ class _Evaluation:
     def open(self) -> None:
         self.writer.open()
         self.writer_open = True
-        typestore = get_typestore(Stores.ROS2_KILTED)
+        typestore = get_typestore(RUNNING.typestore)
         self.path_connection = self.writer.add_connection(OUTPUT_PATH_TOPIC, "nav_msgs/msg/Path", typestore=typestore)
         self.perception_connections = {}
         if self.options.perception:

@@ -17,12 +17,13 @@ from nav_msgs.msg import Path as PathMsg
 from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import Reader
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore
 from sensor_msgs.msg import CompressedImage, Image, Imu
 from std_msgs.msg import UInt8
 
 from lead_ros.node_config import NodeConfig
 from lead_ros.ros.conversions import stamp_to_ns
+from lead_ros.ros.distro import RUNNING
 
 INPUT_KEYS = ("l0", "f0", "r0", "b0", "image", "odometry", "imu", "command", "route")
 MESSAGE_CLASSES = {
@@ -120,7 +121,7 @@ def _open(bag: Path) -> AnyReader | Reader:
     other than the inputs are skipped and counted as always."""
     path = check_bag_path(bag)
     try:
-        reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
+        reader = AnyReader([path], default_typestore=get_typestore(RUNNING.typestore))
         reader.open()
     except AnyReaderError as error:
         if "Could not parse" not in str(error):

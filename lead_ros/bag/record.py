@@ -11,7 +11,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore
+
+from lead_ros.ros.distro import RUNNING
 
 
 class PathRecorder:
@@ -21,10 +23,10 @@ class PathRecorder:
         self.node = node
         self.count = 0
         self._lock = threading.Lock()
-        self._writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer = Writer(out, version=RUNNING.bag_version, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
         try:
-            typestore = get_typestore(Stores.ROS2_KILTED)
+            typestore = get_typestore(RUNNING.typestore)
             qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
             self._subscriptions = []
             for topic in topics:

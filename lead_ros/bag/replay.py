@@ -33,12 +33,13 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import QosDurability, QosReliability
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore
 from rosgraph_msgs.msg import Clock
 
 from lead_ros.bag.reader import MESSAGE_CLASSES, BagInputError, check_bag_path
 from lead_ros.inputs.sync import ARRIVAL_GRACE_NS
 from lead_ros.ros.conversions import ns_to_stamp
+from lead_ros.ros.distro import RUNNING
 from lead_ros.ros.frame_status import FrameStatus
 
 ANCHOR_SUFFIXES = ("/cameras/f0", "/input/image")
@@ -105,7 +106,7 @@ class BagReplayer:
         self._answered = threading.Condition()
         self._answer_sub = None
         self.clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, 10) if clock else None
-        self.reader = AnyReader([self.bag], default_typestore=get_typestore(Stores.ROS2_KILTED))
+        self.reader = AnyReader([self.bag], default_typestore=get_typestore(RUNNING.typestore))
         try:
             self.reader.open()
         except Exception as error:

@@ -17,9 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore
 
 from lead_ros.bag.reader import default_topics
+from lead_ros.ros.distro import PORTABLE_BAG_VERSION, RUNNING
 
 START_NS = 1_700_000_000 * 1_000_000_000
 CAMERA_RATE_HZ = 10.0
@@ -113,8 +114,10 @@ def draw_camera(index: int, t: float, size: tuple[int, int] = CAMERA_SIZE) -> np
 
 
 def write_sample_bag(out: Path, duration_s: float = DURATION_S) -> Path:
-    """Write the bag directory ``out`` (it must not exist yet); longer drives for benchmarks."""
-    typestore = get_typestore(Stores.ROS2_KILTED)
+    """Write the bag directory ``out`` (it must not exist yet); longer drives for benchmarks.
+    In the rosbag2 metadata version that every supported distribution's ``ros2 bag`` reads
+    (``PORTABLE_BAG_VERSION``): the sample is for all of them."""
+    typestore = get_typestore(RUNNING.typestore)
     types = typestore.types
     Time, Header = types["builtin_interfaces/msg/Time"], types["std_msgs/msg/Header"]
     topics = default_topics()
@@ -173,7 +176,7 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S) -> Path:
         events.append((START_NS + round(t * 1e9) - 1, topics["command"], "std_msgs/msg/UInt8",
                        types["std_msgs/msg/UInt8"](data=value)))  # fmt: skip
     events.sort(key=lambda e: (e[0], e[1]))
-    writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer = Writer(out, version=PORTABLE_BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
     with writer:
         connections = {}
         for _, topic, msgtype, _ in events:

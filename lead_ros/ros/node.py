@@ -60,6 +60,7 @@ from lead_ros.ros.diagnostics import (
     PipelineStats,
     build_diagnostics,
 )
+from lead_ros.ros.distro import answer_invalid_transitions
 from lead_ros.ros.frame_status import DROPPED, PLANNED, SKIPPED, FrameStatus
 from lead_ros.ros.intake import BAD_INPUT, CORRUPT_IMAGE, Event, InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
@@ -151,6 +152,7 @@ class LeadPlannerNode(LifecycleNode):
 
     def __init__(self, node_name: str = NODE_NAME, *, planner: Planner | None = None, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
+        answer_invalid_transitions(self)
         self.config = self._declare_parameters()
         self.warnings = ThrottledWarnings(self.get_logger())
         self._injected_planner = planner
