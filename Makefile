@@ -1,12 +1,22 @@
-# lead_ros: `make demo` runs the main job, `make test` the test suite. Both set up .venv first.
+# lead_ros: `make demo` runs the main job, `make test` the test suite. Both set up the venv first.
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV := .venv
+# The ROS 2 distribution (a sourced ROS installation exports the same variable): jazzy, the
+# LTS most robots run, is the default; kilted is the other one tested. Each has its own venv,
+# never mixed: .venv for the default, .venv-<distro> for the other.
+ROS_DISTRO ?= jazzy
+DEFAULT_DISTRO := jazzy
+DISTROS := jazzy kilted
+ifeq ($(filter $(ROS_DISTRO),$(DISTROS)),)
+$(error ROS_DISTRO=$(ROS_DISTRO) is not supported: use one of $(DISTROS))
+endif
+export ROS_DISTRO
+VENV := $(if $(filter $(DEFAULT_DISTRO),$(ROS_DISTRO)),.venv,.venv-$(ROS_DISTRO))
 BIN := $(VENV)/bin
 # The stamp is keyed by everything that decides what is installed, so setup is a no-op
 # when nothing changed and reruns when a pin or the package metadata changes.
 SETUP_HASH := $(shell cat requirements/*.txt setup.py setup.cfg package.xml | sha256sum | cut -c1-16)
-STAMP := $(VENV)/.setup-$(SETUP_HASH)
+STAMP := $(VENV)/.setup-$(ROS_DISTRO)-$(SETUP_HASH)
 
 # DDS safety for every rclpy process started from here: loopback-only discovery and
 # transports, and a domain of this run's own.
@@ -24,8 +34,9 @@ WEIGHTS ?=
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo   - run the LTFv6 planner end to end on the embedded sample (sets up .venv)"
-	@echo "make test   - lint and run the test suite (sets up .venv)"
+	@echo "make demo   - run the LTFv6 planner end to end on the embedded sample (sets up the venv)"
+	@echo "make test   - lint and run the test suite (sets up the venv)"
+	@echo "             ROS_DISTRO=jazzy (default, .venv) or kilted (.venv-kilted) picks the ROS 2 distribution"
 	@echo "make bench  - core latency/throughput benchmark on this machine"
 	@echo "make bench-runtimes - inference runtimes side by side (README table)"
 	@echo "make bench-memory - RSS over 20 configure/cleanup cycles of the node and 20 planners"
@@ -34,9 +45,12 @@ help:
 setup: $(STAMP)
 
 $(STAMP):
+	@if [ -d $(VENV) ] && [ "$$(cat $(VENV)/.ros-distro 2>/dev/null)" != "$(ROS_DISTRO)" ]; then \
+		echo "$(VENV) was not made for ROS $(ROS_DISTRO): recreating it"; rm -rf $(VENV); fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo $(ROS_DISTRO) > $(VENV)/.ros-distro
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements/ros-$(ROS_DISTRO).txt -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.setup-*
 	@touch $@
@@ -81,4 +95,4 @@ bench-fleet: setup
 		print(f\"ratio ray/local: {f(r) / f(l):.2f}\")"
 
 clean:
-	rm -rf $(VENV) $(OUT) build install log *.egg-info
+	rm -rf .venv $(foreach d,$(DISTROS),.venv-$(d)) $(OUT) build install log *.egg-info
