@@ -83,10 +83,17 @@ def _perturbed_writer(write):
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_perturbed_weights_fail_and_name_every_case(monkeypatch, main_cases_only, capsys, precision):
     monkeypatch.setattr(selftest, "write_synthetic_checkpoint", _perturbed_writer(selftest.write_synthetic_checkpoint))
+    reports, run = [], selftest.run_selftest
+
+    def kept(*args, **kwargs):  # the report the command printed, kept: one self-test run, not two
+        reports.append(run(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(selftest, "run_selftest", kept)
     assert main(["selftest", "--device", "cpu", "--precision", precision, "--timing-iters", "0"]) == 1
     out = capsys.readouterr().out
     assert "FAIL: 8 of 8 cases outside tolerance: navsim/case_00" in out
-    report = selftest.run_selftest("cpu", precision, timing_iters=0)
+    (report,) = reports
     tolerance = report.tolerance
     for case in report.cases:  # the perturbation moves every case by at least 10x the tolerance
         assert case.max_waypoint_diff_m >= 10 * tolerance.waypoint_m, case
