@@ -119,3 +119,27 @@ def test_only_the_launch_file_imports_launch_modules():
                 names = [node.module]
             bad = [n for n in names if n.split(".")[0] in forbidden]
             assert not bad, f"{path} imports {bad}"
+
+
+def _make_dry_run(*arguments: str) -> subprocess.CompletedProcess:
+    """``make -n``: what make would run, nothing run. ROS_DISTRO from the command line only."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ROS_DISTRO", "MAKEFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", "--no-print-directory", "-n", *arguments], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_each_ros_distribution_has_its_own_venv_and_pins():
+    """Jazzy by default in .venv; Kilted in .venv-kilted; never one venv for both."""
+    for arguments, venv, distro in (((), ".venv", "jazzy"), (("ROS_DISTRO=kilted",), ".venv-kilted", "kilted")):
+        planned = _make_dry_run("setup", *arguments, "SETUP_HASH=dry-run")
+        assert planned.returncode == 0, planned.stderr
+        assert f"{venv}/bin/python -m pip install --quiet -r requirements/ros-{distro}.txt" in planned.stdout
+        assert f"echo {distro} > {venv}/.ros-distro" in planned.stdout
+    assert (REPO / "requirements" / "ros-jazzy.txt").read_text().count("==7.1.6") == 1  # rclpy 7.x: Jazzy
+
+
+def test_an_unknown_ros_distribution_is_one_line():
+    planned = _make_dry_run("test", "ROS_DISTRO=humble")
+    assert planned.returncode == 2 and planned.stdout == ""
+    (line,) = planned.stderr.strip().splitlines()
+    assert line.startswith("Makefile:") and "*** ROS_DISTRO=humble is not supported: use one of jazzy kilted." in line
