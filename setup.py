@@ -12,7 +12,9 @@ setup(
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     # Golden data: lead-ros selftest and the tests read it (each folder named explicitly).
-    package_data={PACKAGE: ["data/manifests/*.json", *(f"data/ltfv6_reference/{d}*" for d in GOLDEN_FOLDERS)]},
+    package_data={
+        PACKAGE: ["data/manifests/*.json", "data/rigs/*.yaml", *(f"data/ltfv6_reference/{d}*" for d in GOLDEN_FOLDERS)]
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

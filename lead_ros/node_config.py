@@ -23,6 +23,7 @@ IMAGE_TRANSPORTS = ("raw", "compressed")
 CAMERA_QOS = ("sensor_data", "reliable")
 ACCELERATION_SOURCES = ("odometry", "imu")
 MISSING_CAMERA_POLICIES = ("skip", "fill_black")
+VIRTUAL_DISTORTIONS = ("nuplan", "none")
 PRECISIONS = ("fp32", "fp16", "bf16")
 RUNTIMES = ("auto", "onnxruntime", "eager")
 COMMAND_INPUTS = ("topic", "route")
@@ -86,6 +87,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "(navsim_4cam; from the message header, before decoding).", min_value=960, max_value=16384),
     ParamSpec("max_camera_megapixels", 16.8, "Cameras with more megapixels than this are refused at intake "
               "(navsim_4cam; 16.8 covers 4K and 4000x3000 sensors).", min_value=0.5, max_value=268.0),
+    ParamSpec("camera_rig_file", "", "Camera rig YAML (calibration, orientation, position of l0/f0/r0/b0): each "
+              "camera is reprojected into the nuPlan camera the model was trained with; 'nuplan' = the trained "
+              "cameras themselves; empty = none (16:9 cameras taken as nuPlan's).", read_only=True),
+    ParamSpec("virtual_distortion", "nuplan", "Lens distortion of the virtual nuPlan cameras reprojected into: "
+              "nuplan (as the training images, following AlpaSim) or none (pinhole).", choices=VIRTUAL_DISTORTIONS),
     ParamSpec("missing_camera_policy", "skip",
               "A side camera without a message within tolerance: skip the frame, or fill_black.",
               choices=MISSING_CAMERA_POLICIES),
@@ -150,6 +156,8 @@ class NodeConfig:
     sync_tolerance_ms: float
     max_camera_side_px: int
     max_camera_megapixels: float
+    camera_rig_file: str
+    virtual_distortion: str
     missing_camera_policy: str
     max_future_stamp_s: float
     max_input_age_s: float

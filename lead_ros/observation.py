@@ -50,14 +50,15 @@ class ObservationError(ValueError):
 class Observation:
     """One planning input: either four cameras or a stitched image, plus the ego state.
 
-    ``cameras`` are (l0, f0, r0, b0) arrays of equal size; ``image`` is an already stitched
-    (H, 1920, 3) model input. ``encoding`` is rgb8 or bgr8 for whichever is given.
+    ``cameras`` are (l0, f0, r0, b0) arrays (``None`` for a side camera filled black), of equal
+    size unless a camera rig describes them; ``image`` is an already stitched (H, 1920, 3)
+    model input. ``encoding`` is rgb8 or bgr8 for whichever is given.
     """
 
     speed_mps: float
     acceleration_mps2: float
     command: Command
-    cameras: tuple[np.ndarray, ...] | None = None
+    cameras: tuple[np.ndarray | None, ...] | None = None
     image: np.ndarray | None = None
     encoding: str = "rgb8"
 

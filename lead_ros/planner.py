@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lead_ros.cameras.reprojection import Reprojection
 from lead_ros.frames import carla_to_iso8855
 from lead_ros.model import LTFv6Config
 from lead_ros.model.aux_heads import CENTERNET_OUTPUTS
@@ -190,10 +191,11 @@ class Planner:
             expected_sha256=config.expected_sha256_list,
         )
 
-    def preprocess(self, observation: Observation) -> np.ndarray:
-        """The (H, 1920, 3) uint8 RGB model input for an observation."""
+    def preprocess(self, observation: Observation, reprojection: Reprojection | None = None) -> np.ndarray:
+        """The (H, 1920, 3) uint8 RGB model input for an observation; cameras are reprojected
+        into nuPlan's when a ``reprojection`` (a camera rig) is given."""
         if observation.cameras is not None:
-            return stitch_cameras(observation.cameras, observation.encoding, jpeg=self.jpeg_roundtrip)
+            return stitch_cameras(observation.cameras, observation.encoding, self.jpeg_roundtrip, reprojection)
         return prepare_stitched(observation.image, observation.encoding)
 
     def _height_state(self, height: int) -> _HeightState:
@@ -288,12 +290,14 @@ class Planner:
             torch.cuda.empty_cache()
         return_free_heap()
 
-    def plan(self, observation: Observation, perception: bool = False) -> Plan:
+    def plan(
+        self, observation: Observation, perception: bool = False, reprojection: Reprojection | None = None
+    ) -> Plan:
         """Preprocess, infer, convert to ISO 8855; timings in milliseconds. ``perception``
         also runs the auxiliary heads (about 4 % of the forward) and returns what the model
-        perceived in ``Plan.perception``."""
+        perceived in ``Plan.perception``; ``reprojection`` is the camera rig's, if any."""
         t0 = time.perf_counter()
-        image = self.preprocess(observation)
+        image = self.preprocess(observation, reprojection)
         t1 = time.perf_counter()
         waypoints_carla, headings_carla, perceived = self.infer_with_perception(
             image, observation.speed_mps, observation.acceleration_mps2, observation.command, perception

@@ -9,10 +9,14 @@ input by up to 62 levels). An already stitched image is used as it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import simplejpeg
+
+if TYPE_CHECKING:
+    from lead_ros.cameras.reprojection import Reprojection
 
 MODEL_IMAGE_WIDTH = 1920
 # The image trunk pools its last stage (H/32 rows) to 8 token rows.
@@ -142,18 +146,42 @@ def check_equal_sizes(sizes: dict[str, tuple[int, int]]) -> None:
         raise ImageInputError(f"cameras: all four must have the same size, got {listed}")
 
 
-def stitch_cameras(cameras: Sequence[np.ndarray], encoding: str = "rgb8", jpeg: bool = True) -> np.ndarray:
-    """Four equal-size camera images (l0, f0, r0, b0) -> (H, 1920, 3) uint8 RGB model input.
+def stitch_cameras(
+    cameras: Sequence[np.ndarray | None],
+    encoding: str = "rgb8",
+    jpeg: bool = True,
+    reprojection: Reprojection | None = None,
+) -> np.ndarray:
+    """Four camera images (l0, f0, r0, b0) -> (H, 1920, 3) uint8 RGB model input. ``None`` is
+    a camera filled black (``missing_camera_policy: fill_black``; never f0).
 
-    For an exact 4x reduction (1080x1920 cameras) each output pixel reads only its own
-    camera, so each camera is resized on its own: bit-identical to resizing the 7680-wide
-    stitched image, without building it.
+    Without a ``reprojection`` the cameras are taken to be nuPlan's: equal sizes, 16:9. For an
+    exact 4x reduction (1080x1920 cameras) each output pixel reads only its own camera, so each
+    camera is resized on its own: bit-identical to resizing the 7680-wide stitched image,
+    without building it. With one, each camera is first reprojected into its nuPlan camera
+    (any size the rig describes), then reduced the same way.
     """
     check_encoding(encoding, "cameras")
     if len(cameras) != len(CAMERA_NAMES):
         raise ImageInputError(f"cameras: expected 4 images ({', '.join(CAMERA_NAMES)}), got {len(cameras)}")
+    if cameras[CAMERA_NAMES.index("f0")] is None:
+        raise ImageInputError("camera f0: missing; the front camera is never filled")
     for name, image in zip(CAMERA_NAMES, cameras, strict=True):
-        _check_array(image, f"camera {name}")
+        if image is not None:
+            _check_array(image, f"camera {name}")
+    if reprojection is not None:
+        resized = np.concatenate(reprojection.model_views(cameras), axis=1)
+    else:
+        resized = _stitch_nuplan_cameras(cameras)
+    # Resizing acts per channel, so swapping channels afterwards is exact and cheaper.
+    rgb = np.ascontiguousarray(_to_rgb(resized, encoding))
+    return jpeg_roundtrip(rgb) if jpeg else rgb
+
+
+def _stitch_nuplan_cameras(cameras: Sequence[np.ndarray | None]) -> np.ndarray:
+    front = cameras[CAMERA_NAMES.index("f0")]
+    cameras = [np.zeros_like(front) if image is None else image for image in cameras]
+    for name, image in zip(CAMERA_NAMES, cameras, strict=True):
         check_camera_size(f"camera {name}", image.shape[1], image.shape[0])
     check_equal_sizes({n: (img.shape[1], img.shape[0]) for n, img in zip(CAMERA_NAMES, cameras, strict=True)})
     cam_h, cam_w = cameras[0].shape[:2]
@@ -164,13 +192,8 @@ def stitch_cameras(cameras: Sequence[np.ndarray], encoding: str = "rgb8", jpeg: 
             resized[:, k * _CAMERA_WIDTH : (k + 1) * _CAMERA_WIDTH] = cv2.resize(
                 image, (_CAMERA_WIDTH, out_h), interpolation=cv2.INTER_LINEAR
             )
-    else:
-        resized = cv2.resize(
-            np.concatenate(cameras, axis=1), (MODEL_IMAGE_WIDTH, out_h), interpolation=cv2.INTER_LINEAR
-        )
-    # Resizing acts per channel, so swapping channels afterwards is exact and cheaper.
-    rgb = np.ascontiguousarray(_to_rgb(resized, encoding))
-    return jpeg_roundtrip(rgb) if jpeg else rgb
+        return resized
+    return cv2.resize(np.concatenate(cameras, axis=1), (MODEL_IMAGE_WIDTH, out_h), interpolation=cv2.INTER_LINEAR)
 
 
 def prepare_stitched(image: np.ndarray, encoding: str = "rgb8") -> np.ndarray:

@@ -40,6 +40,7 @@ LAYERS = {
     "model": CORE,
     "visualization": CORE,
     "golden": CORE,
+    "cameras": CORE,
 }
 MAX_TOP_LEVEL_MODULES = 9
 # Third-party top-level packages that only the ROS layer and above may import.

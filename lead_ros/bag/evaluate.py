@@ -53,6 +53,7 @@ from lead_ros.bag.reader import (
     expected_classes,
     stream_messages,
 )
+from lead_ros.cameras.reprojection import Reprojection
 from lead_ros.inputs.ego_state import PoseTrack
 from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import NodeConfig
@@ -120,6 +121,8 @@ class _Evaluation:
     def __init__(self, bag: Path, out_dir: Path, planner: Planner, options: EvaluationOptions) -> None:
         self.bag, self.out_dir, self.planner, self.options = bag, out_dir, planner, options
         self.intake = InputIntake(replace(options.config, max_input_age_s=options.max_input_age_s))
+        self.reprojection = Reprojection.from_config(options.config)
+        self.intake.rig_sizes = self.reprojection.sizes() if self.reprojection else None
         self.skipped: Counter = Counter()
         self.rejected: Counter = Counter()
         self.planned = 0
@@ -187,7 +190,8 @@ class _Evaluation:
         frame = ready.frame
         start = time.perf_counter()
         try:
-            plan = self.planner.plan(frame_to_observation(frame, ready.command), perception=self.options.perception)
+            observation = frame_to_observation(frame, ready.command)
+            plan = self.planner.plan(observation, perception=self.options.perception, reprojection=self.reprojection)
         except ValueError as error:
             self._skip(frame.stamp_ns, CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT, str(error))
             return

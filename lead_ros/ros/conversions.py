@@ -92,20 +92,19 @@ def imu_planar_acceleration(msg: Imu) -> float:
 
 
 def frame_to_observation(frame: SyncedFrame, command: Command) -> Observation:
-    """Decode a synchronized frame's images (black for filled cameras) into an Observation."""
+    """Decode a synchronized frame's images (None for cameras filled black) into an Observation."""
     decoded: dict[str, tuple[np.ndarray, str]] = {
         name: camera_to_array(msg, f"camera {name}") for name, msg in frame.cameras.items() if msg is not None
     }
     if "image" in decoded:
         image, encoding = decoded["image"]
         return Observation(frame.speed_mps, frame.acceleration_mps2, command, image=image, encoding=encoding)
-    reference = decoded["f0"][0]
     encodings = {encoding for _, encoding in decoded.values()}
     encoding = encodings.pop() if len(encodings) == 1 else "rgb8"
     cameras = []
     for name in ("l0", "f0", "r0", "b0"):
         if name not in decoded:
-            cameras.append(np.zeros_like(reference))
+            cameras.append(None)  # filled black by the preprocessing
             continue
         image, own = decoded[name]
         cameras.append(image[..., ::-1] if own != encoding else image)

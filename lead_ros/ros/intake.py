@@ -82,6 +82,9 @@ class InputIntake:
         self.route = RouteTracker(default, rule, config.command_timeout_s)
         self.odometry_frame: str | None = None  # of the latest odometry message
         self.max_camera_side_px, self.max_camera_megapixels = config.max_camera_side_px, config.max_camera_megapixels
+        # (width, height) per camera from a camera rig; None: the cameras are taken to be
+        # nuPlan's (16:9, all the same size).
+        self.rig_sizes: dict[str, tuple[int, int]] | None = None
 
     def reset_frames(self) -> None:
         """Forget buffered cameras, odometry and IMU (the command stays in force): frames
@@ -120,7 +123,11 @@ class InputIntake:
             check_stitched_size(label, *size)
         else:
             check_camera_limits(label, *size, self.max_camera_side_px, self.max_camera_megapixels)
-            check_camera_size(label, *size)
+            if self.rig_sizes is None:
+                check_camera_size(label, *size)
+            elif size != self.rig_sizes[name]:
+                width, height = self.rig_sizes[name]
+                raise ImageInputError(f"{label}: {size[0]}x{size[1]} pixels; the camera rig says {width}x{height}")
 
     def serialized_camera(self, name: str, data: bytes, message_type: type, now_ns: int) -> list[Event]:
         """A camera message as CDR bytes (``raw=True`` subscriptions): deserialized only if planned."""
@@ -219,7 +226,7 @@ class InputIntake:
         for result in results:
             if isinstance(result, SyncFailure):
                 events.append(result)
-            elif (unequal := self._unequal_sizes(result)) is not None:
+            elif self.rig_sizes is None and (unequal := self._unequal_sizes(result)) is not None:
                 events.append(SyncFailure(result.stamp_ns, BAD_INPUT, unequal))
             else:
                 state = self._command_for(result)

@@ -40,6 +40,7 @@ from sensor_msgs.msg import Image, Imu
 from std_msgs.msg import Float64, UInt8
 from visualization_msgs.msg import MarkerArray
 
+from lead_ros.cameras.reprojection import Reprojection
 from lead_ros.inputs.frame_queue import LatestFrameQueue
 from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import PARAMETERS, NodeConfig, ParamSpec
@@ -157,6 +158,7 @@ class LeadPlannerNode(LifecycleNode):
         self.warnings = ThrottledWarnings(self.get_logger())
         self._injected_planner = planner
         self.planner: Planner | None = None
+        self.reprojection: Reprojection | None = None  # the camera rig's, made by configure
         self.configure_error = ""
         self.intake = InputIntake(self.config)
         self.commands = self.intake.commands
@@ -288,12 +290,17 @@ class LeadPlannerNode(LifecycleNode):
         if self._injected_planner is None:  # seconds (a first start exports the runtime's graph): say so
             self.get_logger().info(f"configuring: loading the weights {self.config.weights}")
         try:
+            reprojection = Reprojection.from_config(self.config)
             planner = self._injected_planner or Planner.from_config(self.config)
-        except Exception as error:  # WeightsError, PlannerConfigError, CUDA errors, ...
+        except Exception as error:  # RigError, WeightsError, PlannerConfigError, CUDA errors, ...
             self.configure_error = one_line(error)
             self.get_logger().error(f"cannot configure: {self.configure_error}")
             return TransitionCallbackReturn.FAILURE
         self.planner, self.configure_error = planner, ""
+        self.reprojection = reprojection
+        self.intake.rig_sizes = reprojection.sizes() if reprojection else None
+        if reprojection is not None:
+            self.get_logger().info(reprojection.summary())
         device_type = torch.device(planner.info.device).type
         self._diagnostics_context = self._make_diagnostics_context(self.config.processing_budget_for(device_type))
         self._create_interfaces(self.intake.camera_names)
@@ -475,7 +482,8 @@ class LeadPlannerNode(LifecycleNode):
         perception = self._perception_wanted()
         try:
             observation = frame_to_observation(frame, command)
-            plan = self.planner.plan(observation, perception=bool(perception) or self.debug_image_pub is not None)
+            wanted = bool(perception) or self.debug_image_pub is not None
+            plan = self.planner.plan(observation, perception=wanted, reprojection=self.reprojection)
         except ValueError as error:  # image/observation errors name their input
             reason = CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT
             self._fail(reason, str(error), "worker", _status(item.ready, SKIPPED))

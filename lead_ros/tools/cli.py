@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lead_ros.node_config import RUNTIMES
+from lead_ros.node_config import RUNTIMES, VIRTUAL_DISTORTIONS
 from lead_ros.observation import Command
 from lead_ros.preprocessing import CAMERA_NAMES
 from lead_ros.tools.interrupts import Interrupted, exit_code, handled_interrupts
@@ -62,6 +62,16 @@ def _add_runtime_arg(parser: argparse.ArgumentParser, default: str | None) -> No
                         + ("" if default else "; default: the params file's"))  # fmt: skip
 
 
+def _add_rig_args(parser: argparse.ArgumentParser, from_params: bool) -> None:
+    default = "; default: the params file's" if from_params else ""
+    parser.add_argument("--camera-rig", metavar="RIG.yaml", default=None,
+                        help="camera rig: reproject each camera into its nuPlan camera ('nuplan': the trained "
+                        "cameras)" + default)  # fmt: skip
+    parser.add_argument("--virtual-distortion", choices=VIRTUAL_DISTORTIONS, default=None,
+                        help="lens distortion of the virtual nuPlan cameras (default nuplan)"
+                        + default)  # fmt: skip
+
+
 def _planner(args: argparse.Namespace, jpeg: bool = True):
     from lead_ros.planner import Planner
 
@@ -85,9 +95,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         cameras = tuple(_read_rgb(p) for p in args.cameras)
         observation = Observation(args.speed, args.accel, command, cameras=cameras)
+    reprojection = None
+    if args.camera_rig and args.image:
+        raise ValueError("--camera-rig: applies to --cameras (a stitched --image is used as it is)")
+    if args.camera_rig:
+        from lead_ros.cameras.reprojection import Reprojection
+        from lead_ros.cameras.rig import load_rig
+
+        reprojection = Reprojection(load_rig(args.camera_rig), args.virtual_distortion or "nuplan")
     planner = _planner(args, jpeg=not args.no_jpeg)
     perception = args.perception or args.bev_out is not None
-    plan = planner.plan(observation, perception=perception)
+    plan = planner.plan(observation, perception=perception, reprojection=reprojection)
     result = {
         "waypoints_iso8855": plan.waypoints.tolist(),
         "headings_iso8855": plan.headings.tolist(),
@@ -211,7 +229,9 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     values = params_file_values(Path(args.params_file) if args.params_file else _packaged_params_file())
     # A setting the user states (an option, or in a params file they pass) is kept; the
     # others follow each bag's camera connections.
-    stated = {k: v for k, v in (("camera_mode", args.camera_mode), ("image_transport", args.image_transport)) if v}
+    options = (("camera_mode", args.camera_mode), ("image_transport", args.image_transport),
+               ("camera_rig_file", args.camera_rig), ("virtual_distortion", args.virtual_distortion))  # fmt: skip
+    stated = {k: v for k, v in options if v}
     config = NodeConfig.from_values({**values, **stated})
     follow = tuple(k for k in FOLLOWABLE if k not in stated and not (args.params_file and k in values))
     options = EvaluationOptions(
@@ -417,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--accel", type=finite_float, required=True, help="ego acceleration, m/s^2")
     predict.add_argument("--command", required=True, help="left, straight, right or unknown")
     predict.add_argument("--no-jpeg", action="store_true", help="skip the JPEG q30 round trip (cameras only)")
+    _add_rig_args(predict, from_params=False)
     predict.add_argument("--perception", action="store_true",
                          help="add the BEV class pixel counts and the detected boxes (ISO 8855) to the JSON")
     predict.add_argument("--detection-score-threshold", type=finite_float, default=0.3,
@@ -490,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=TOPIC",
         help="input topic override; KEY: l0 f0 r0 b0 image odometry imu command route",
     )
+    _add_rig_args(evaluate, from_params=True)
     evaluate.add_argument("--device", default=None, help="override the params file's device")
     evaluate.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"])
     _add_runtime_arg(evaluate, None)

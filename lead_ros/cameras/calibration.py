@@ -1,0 +1,120 @@
+"""One camera's intrinsics and lens distortion, as ``sensor_msgs/CameraInfo`` carries them, and
+the two directions between pixels and rays in its optical frame (x right, y down, z forward).
+
+Projection uses OpenCV's models (``cv2.projectPoints`` for ``plumb_bob`` and
+``rational_polynomial``, ``cv2.fisheye.projectPoints`` for ``equidistant``). Those functions
+return a plausible pixel for every ray, also for rays they cannot image: behind the camera, or
+past the radius where the distortion polynomial folds back (there several rays share a pixel).
+``project`` therefore also says which rays the camera really sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+# distortion_model -> number of coefficients in CameraInfo.d (ROS names, OpenCV order).
+DISTORTION_MODELS = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}
+# undistortPoints' default (5 iterations) is off by up to 0.7 px at nuPlan's corners.
+UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 200, 1e-12)
+# The distortion polynomial is searched for its first fold out to this undistorted radius
+# (tan of 89.4 deg) or angle (equidistant), in this many steps.
+_FOLD_SEARCH_RADIUS = 100.0
+_FOLD_SEARCH_STEPS = 200_001
+
+
+@dataclass(frozen=True, eq=False)
+class CameraCalibration:
+    """Intrinsics (3x3 ``camera_matrix``), distortion model and coefficients, image size.
+
+    A rectified camera (CameraInfo's P applies) is a pinhole: ``camera_matrix`` = P[:3, :3] and
+    ``distortion_model`` ``plumb_bob`` with zero coefficients."""
+
+    width: int
+    height: int
+    camera_matrix: np.ndarray
+    distortion_model: str
+    distortion: np.ndarray
+    fold: float = field(init=False, repr=False)  # see _fold
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "camera_matrix", np.asarray(self.camera_matrix, np.float64).reshape(3, 3))
+        object.__setattr__(self, "distortion", np.asarray(self.distortion, np.float64).reshape(-1))
+        object.__setattr__(self, "fold", _fold(self.distortion_model, self.distortion))
+
+    def same_as(self, other: CameraCalibration) -> bool:
+        """Equal size, intrinsics and distortion: reprojecting between them changes nothing."""
+        return (
+            (self.width, self.height, self.distortion_model) == (other.width, other.height, other.distortion_model)
+            and np.array_equal(self.camera_matrix, other.camera_matrix)
+            and np.array_equal(self.distortion, other.distortion)
+        )
+
+    @property
+    def fisheye(self) -> bool:
+        return self.distortion_model == "equidistant"
+
+    def project(self, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3) rays in the optical frame -> (N, 2) pixel coordinates and an (N,) mask of the
+        rays this camera images: in front of it (z > 0), inside the distortion polynomial's
+        monotonic range, landing inside the image (pixel centres 0..width-1, 0..height-1, so
+        bilinear interpolation reads only real pixels). Pixels of masked-out rays are NaN."""
+        rays = np.asarray(rays, np.float64).reshape(-1, 3)
+        z = rays[:, 2]
+        ahead = z > 1e-9
+        safe_z = np.where(ahead, z, 1.0)
+        radius = np.hypot(rays[:, 0], rays[:, 1]) / safe_z
+        # Equidistant lenses are limited in the angle from the axis, the others in tan of it.
+        within = (np.arctan(radius) if self.fisheye else radius) < self.fold
+        good = ahead & within
+        pixels = np.full((rays.shape[0], 2), np.nan)
+        if good.any():
+            points = (rays[good] / safe_z[good, None]).reshape(-1, 1, 3)
+            zero = np.zeros(3)
+            if self.fisheye:
+                projected, _ = cv2.fisheye.projectPoints(points, zero, zero, self.camera_matrix, self.distortion)
+            else:
+                projected, _ = cv2.projectPoints(points, zero, zero, self.camera_matrix, self.distortion)
+            pixels[good] = projected.reshape(-1, 2)
+        u, v = pixels[:, 0], pixels[:, 1]
+        with np.errstate(invalid="ignore"):
+            inside = good & (u >= 0) & (u <= self.width - 1) & (v >= 0) & (v <= self.height - 1)
+        pixels[~inside] = np.nan
+        return pixels, inside
+
+    def unproject(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 2) pixel coordinates -> (N, 3) unit rays in the optical frame (the inverse of
+        ``project`` inside the monotonic range), with a tight iteration criterion."""
+        points = np.asarray(pixels, np.float64).reshape(-1, 1, 2)
+        if self.fisheye:
+            normal = cv2.fisheye.undistortPoints(
+                points, self.camera_matrix, self.distortion, criteria=UNDISTORT_CRITERIA
+            )
+        else:
+            normal = cv2.undistortPoints(points, self.camera_matrix, self.distortion, criteria=UNDISTORT_CRITERIA)
+        normal = normal.reshape(-1, 2)
+        rays = np.concatenate((normal, np.ones((normal.shape[0], 1))), axis=1)
+        return rays / np.linalg.norm(rays, axis=1, keepdims=True)
+
+
+def _fold(model: str, coefficients: np.ndarray) -> float:
+    """The undistorted radius (tan of the angle from the axis; the angle itself for
+    ``equidistant``) where the radial distortion stops growing, or inf if it grows throughout.
+    Tangential terms (p1, p2) are ignored: they shift pixels, they do not fold the image."""
+    x = np.linspace(0.0, np.pi / 2 if model == "equidistant" else _FOLD_SEARCH_RADIUS, _FOLD_SEARCH_STEPS)
+    x2 = x * x
+    k = np.zeros(8)
+    if model == "equidistant":
+        k1, k2, k3, k4 = coefficients[:4]
+        distorted = x * (1 + x2 * (k1 + x2 * (k2 + x2 * (k3 + x2 * k4))))
+    else:
+        k[: len(coefficients)] = coefficients[:8]
+        k1, k2, _, _, k3, k4, k5, k6 = k
+        numerator = 1 + x2 * (k1 + x2 * (k2 + x2 * k3))
+        denominator = 1 + x2 * (k4 + x2 * (k5 + x2 * k6))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            distorted = x * numerator / denominator
+    folds = np.flatnonzero(~(np.diff(distorted) > 0))
+    return float(x[folds[0]]) if folds.size else float("inf")
