@@ -124,10 +124,10 @@ def ray_local():
     """A local Ray instance for the session, as our machines require: bound to 127.0.0.1, no
     dashboard, no usage statistics (``RAY_USAGE_STATS_ENABLED=0``), shut down at the end.
     While it runs, any other ``ray.init`` in this process fails the test that calls it."""
-    import ray
+    from lead_ros.bag.fleet import start_local_ray
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    ray = start_local_ray(num_cpus=2)
     original = ray.init
 
     def refuse(*args, **kwargs):

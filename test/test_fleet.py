@@ -86,6 +86,19 @@ def ray_run(ray_local, bags, tmp_path_factory, navsim_weights, local_run):
     return out, summary, marker
 
 
+def test_the_local_ray_instance_listens_on_loopback_only(ray_local):
+    """Every socket Ray's processes listen on is bound to 127.0.0.1 (Ray would otherwise take
+    the machine's network address, whatever node address is asked for)."""
+    import psutil
+
+    assert {node["NodeManagerAddress"] for node in ray_local.nodes()} == {"127.0.0.1"}
+    ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
+    listening = [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in ours]
+    names = {psutil.Process(c.pid).name() for c in listening}
+    assert {"gcs_server", "raylet"} <= names, names
+    assert {c.laddr.ip for c in listening} <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
+
+
 def test_local_engine_with_jobs_writes_each_bag_and_the_summaries(local_run):
     overall = json.loads((local_run / "summary.json").read_text())
     assert overall["bags"] == 4 and overall["planned"] == 5 and len(overall["failed_bags"]) == 1

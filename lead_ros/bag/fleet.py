@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections import deque
@@ -114,19 +115,48 @@ def _write_artefacts(result: dict, out: Path) -> dict:
     return summary
 
 
-def start_ray(options: FleetOptions):
-    """Connect to Ray; returns (ray module, started here, start-up seconds)."""
+# Ray (2.60) replaces a node address of 127.0.0.1 by the machine's network address ("remotely
+# reachable") and binds its servers (GCS, raylet, workers) there, unless clustering is off for
+# the process, as Ray has it on macOS and Windows: then the node's address is the loopback one
+# and every Ray server listens on 127.0.0.1 only. Ray reads this when it is imported.
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def start_local_ray(**init_options):
+    """A Ray instance of this machine only: every server on 127.0.0.1, no dashboard, no usage
+    statistics (unless ``RAY_USAGE_STATS_ENABLED`` says otherwise). Refused, in one line, when
+    Ray was imported before lead_ros could keep it on loopback."""
+    imported = sys.modules.get("ray")
+    if imported is not None and imported._private.ray_constants.ENABLE_RAY_CLUSTER:
+        raise RuntimeError(f"Ray was imported before lead_ros could keep it on 127.0.0.1: set {LOOPBACK_ONLY}=0 "
+                           "before importing ray, or start Ray yourself and pass --ray-address")  # fmt: skip
+    os.environ[LOOPBACK_ONLY] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    if ray.is_initialized():
+    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False, **init_options)
+    addresses = sorted({node["NodeManagerAddress"] for node in ray.nodes()})
+    if addresses != ["127.0.0.1"]:
+        ray.shutdown()
+        raise RuntimeError(f"the local Ray instance came up on {', '.join(addresses)}, not 127.0.0.1 only; shut down")
+    return ray
+
+
+def start_ray(options: FleetOptions):
+    """Connect to Ray; returns (ray module, started here, start-up seconds)."""
+    if options.address:
+        import ray
+
+        if ray.is_initialized():
+            return ray, False, 0.0
+        started = time.perf_counter()
+        ray.init(address=options.address, log_to_driver=False)
+        return ray, True, time.perf_counter() - started
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
         return ray, False, 0.0
     started = time.perf_counter()
-    if options.address:
-        ray.init(address=options.address, log_to_driver=False)
-    else:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    return ray, True, time.perf_counter() - started
+    return start_local_ray(), True, time.perf_counter() - started
 
 
 def evaluate_on_ray(
