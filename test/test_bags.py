@@ -203,7 +203,8 @@ def test_stale_stamps_are_planned_offline_unless_an_age_limit_is_asked_for(tmp_p
             assert [r["reason"] for r in _records(out)] == ["stale_input"]
 
 
-def test_a_corrupt_jpeg_in_a_bag_skips_its_frame_and_names_it(tmp_path, planner):
+def _bag_with_a_damaged_camera(path: Path, camera: str) -> tuple[Path, list[int]]:
+    """Three compressed four-camera frames; ``camera``'s JPEG of the second one is damaged."""
     from test_image_decoding import damaged
 
     bag = BagSpec()
@@ -214,16 +215,42 @@ def test_a_corrupt_jpeg_in_a_bag_skips_its_frame_and_names_it(tmp_path, planner)
     for i, ns in enumerate(frames):
         for name, image in CAMERAS.items():
             message = jpeg_image(image, ns)
-            if i == 1 and name == "f0":
+            if i == 1 and name == camera:
                 message.data = np.frombuffer(damaged(message.data.tobytes()), np.uint8)
             bag.add(ns + 1, name, "sensor_msgs/msg/CompressedImage", message)
+    return bag.write(path), frames
+
+
+def test_a_corrupt_jpeg_in_a_bag_skips_its_frame_and_names_it(tmp_path, planner):
+    path, frames = _bag_with_a_damaged_camera(tmp_path / "bag", "f0")
     out = tmp_path / "out"
     out.mkdir()
-    summary = evaluate_bag(bag.write(tmp_path / "bag"), out, planner, _options(image_transport="compressed"))
+    summary = evaluate_bag(path, out, planner, _options(image_transport="compressed"))
     assert (summary["planned"], summary["skipped_by_reason"]) == (2, {"corrupt_image": 1})
     record = {r["stamp_ns"]: r for r in _records(out)}[frames[1]]
     assert (record["status"], record["reason"]) == ("skipped", "corrupt_image")
     assert record["detail"].startswith("camera f0 ('jpeg'): JPEG data is corrupt")
+
+
+@pytest.mark.parametrize("camera", ["r0", "f0"])
+def test_a_corrupt_side_camera_counts_as_missing_under_fill_black(tmp_path, planner, camera):
+    """fill_black plans the frame with the corrupt side camera black (f0 is never filled)."""
+    path, frames = _bag_with_a_damaged_camera(tmp_path / "bag", camera)
+    out = tmp_path / "out"
+    out.mkdir()
+    options = _options(image_transport="compressed", missing_camera_policy="fill_black")
+    summary = evaluate_bag(path, out, planner, options)
+    record = {r["stamp_ns"]: r for r in _records(out)}[frames[1]]
+    if camera == "f0":
+        assert (summary["planned"], record["reason"]) == (2, "corrupt_image")
+        return
+    assert summary["planned"] == 3 and record["filled_cameras"] == ["r0"]
+    decoded = {n: cv2.imdecode(np.asarray(jpeg_image(image, frames[1]).data), cv2.IMREAD_COLOR)
+               for n, image in CAMERAS.items()}  # fmt: skip
+    cameras = tuple(None if n == "r0" else decoded[n] for n in CAMERAS)
+    plan = planner.plan(Observation(3.0, 0.0, Command.UNKNOWN, cameras=cameras, encoding="bgr8"))
+    np.testing.assert_allclose(read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)[frames[1]][:, :2], plan.waypoints,
+                               atol=1e-4)  # fmt: skip
 
 
 def test_reorder_window_restores_header_stamp_order(tmp_path, planner):

@@ -125,7 +125,9 @@ def test_a_camera_facing_away_covers_nothing_and_a_narrow_one_part():
     narrow = np.array(NUPLAN_K)
     narrow[[0, 4]] *= 2.0
     document["cameras"]["l0"]["k"] = narrow.tolist()
-    reprojection = Reprojection(parse_rig(document, "test"), "none")
+    with pytest.raises(RigError, match=r"camera rig test: b0 see\(s\) none of the nuPlan camera view"):
+        Reprojection(parse_rig(document, "test"), "none")
+    reprojection = Reprojection(parse_rig(document, "test"), "none", require_coverage=False)
     assert reprojection.coverage["b0"] == 0.0
     # Twice the focal length, same centre: the central half of each axis, in pixel centres.
     columns, rows = model_grid()

@@ -19,6 +19,9 @@ from lead_ros.cameras.rig import load_rig
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command, Observation
 from lead_ros.preprocessing import CAMERA_NAMES
+from lead_ros.ros.diagnostics import ERROR, OK, WARN, cameras_report
+from lead_ros.tools.cli import main
+from lead_ros.tools.rig_check import bag_frame
 
 WIDTH, HEIGHT = 640, 480
 
@@ -62,12 +65,32 @@ def test_the_node_plans_rig_cameras_through_the_reprojection(harness, planner, r
     filled = tuple(None if n == "r0" else cameras[n] for n in CAMERA_NAMES)
     _assert_plan(paths[1], planner.plan(Observation(4.0, 0.0, Command.UNKNOWN, cameras=filled),
                                         reprojection=reprojection))  # fmt: skip
+    count = len(h.diagnostics)
+    h.wait_for(lambda: len(h.diagnostics) > count, what="fresh diagnostics")
+    cameras_status = next(s for s in h.diagnostics[-1].status if s.name.endswith(": cameras"))
+    assert (cameras_status.level, cameras_status.message) == (WARN, "degraded: r0 missing, filled black")
+    values = {v.key: v.value for v in cameras_status.values}
+    assert values["r0 filled_black"] == "1" and values["camera_rig"] == str(rig_file)
+    assert values["f0 coverage"] == f"{100 * reprojection.coverage['f0']:.1f}%"
     # A camera of another size than the rig's is refused at intake, naming the rig.
     wrong = dict(cameras, f0=np.zeros((HEIGHT, WIDTH + 16, 3), np.uint8))
     h.send_frame(wrong, h.now_ns())
     h.wait_for(lambda: h.failures().get("bad_input", 0) >= 1, what="bad_input")
     assert "camera f0: 656x480 pixels; the camera rig says 640x480" in h.node.stats.snapshot()["last_error"]
     assert h.node.stats.snapshot()["inputs"]["f0"][1] == 1  # rejected count
+
+
+def test_the_cameras_status_grades_coverage_and_filled_cameras(rig_file):
+    reprojection = Reprojection(load_rig(rig_file))
+    assert cameras_report(None, {}, ()) == (OK, "cameras ok", {"camera_rig": "none (taken as nuPlan's cameras)"})
+    level, message, values = cameras_report(None, {"b0": 3}, ("b0",))
+    assert (level, message, values["b0 filled_black"]) == (WARN, "degraded: b0 missing, filled black", 3)
+    # Coverage graded per camera: WARN below 90 %, ERROR below 50 %.
+    for coverage, expected in ((0.95, OK), (0.89, WARN), (0.49, ERROR)):
+        object.__setattr__(reprojection.cameras["l0"], "coverage", coverage)
+        level, message, _ = cameras_report(reprojection, {}, ())
+        assert level == expected, (coverage, message)
+        assert (f"l0 covers {100 * coverage:.0f}% of its nuPlan view" in message) == (expected != OK)
 
 
 def test_an_unreadable_rig_fails_configure_in_one_line(harness, tmp_path):
@@ -96,3 +119,46 @@ def test_evaluate_bag_uses_the_same_reprojection(tmp_path, planner, rig_file, ca
                             reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
     for waypoints in read_paths(out / "output_bag", OUTPUT_PATH_TOPIC).values():
         np.testing.assert_allclose(waypoints[:, :2], expected.waypoints, atol=1e-4)
+
+
+def test_rig_check_draws_each_camera_and_reports_against_nuplan(tmp_path, rig_file, cameras, capsys):
+    paths = []
+    for name, image in cameras.items():
+        paths.append(str(tmp_path / f"{name}.png"))
+        cv2.imwrite(paths[-1], image[..., ::-1])
+    out = tmp_path / "check"
+    assert main(["rig-check", "--camera-rig", str(rig_file), "--images", *paths, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    picture = cv2.imread(str(out / "rig_check.png"))
+    assert picture is not None and picture.shape[0] > picture.shape[1] > 500
+    report = (out / "rig_check.txt").read_text()
+    assert printed.startswith(report)
+    reprojection = Reprojection(load_rig(rig_file))
+    rig = load_rig(rig_file)
+    nuplan = load_rig("nuplan")
+    for name in CAMERA_NAMES:
+        line = next(line for line in report.splitlines() if line.startswith(f"{name} "))
+        assert f"{100 * reprojection.coverage[name]:6.1f}%" in line
+        moved = np.linalg.norm(rig.cameras[name].position - nuplan.cameras[name].position)
+        assert f"{moved:.3f} m not corrected" in line
+    # f0 of this rig: yaw 0, pitch 2 against nuPlan's -0.4 / 1.3.
+    assert "+0.0/+2.0/+0.0 (-0.4/+1.3/+0.4; +0.4/+0.7/-0.4)" in report
+    wrong = str(tmp_path / "wrong.png")
+    cv2.imwrite(wrong, np.zeros((480, 600, 3), np.uint8))
+    assert main(["rig-check", "--camera-rig", str(rig_file), "--images", paths[0], wrong, *paths[2:],
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert capsys.readouterr().err.strip().endswith("camera f0: 600x480 pixels; the camera rig says 640x480")
+
+
+def test_rig_check_reads_the_nth_frame_of_a_bag(tmp_path, cameras):
+    bag = BagSpec()
+    for k in range(2):
+        for name, image in cameras.items():
+            ns = START + k * 100 * MS
+            bag.add(ns + 1, name, "sensor_msgs/msg/Image", raw_image(np.roll(image, 7 * k, axis=0), ns))
+    path = bag.write(tmp_path / "bag")
+    frame = bag_frame(path, 1)
+    for name, image in cameras.items():
+        np.testing.assert_array_equal(frame[name], np.roll(image, 7, axis=0))
+    with pytest.raises(ValueError, match=r"frame 2 not found for l0, f0, r0, b0"):
+        bag_frame(path, 2)

@@ -190,7 +190,7 @@ class _Evaluation:
         frame = ready.frame
         start = time.perf_counter()
         try:
-            observation = frame_to_observation(frame, ready.command)
+            observation, filled = frame_to_observation(frame, ready.command, self.intake.policy.fill_missing_cameras)
             plan = self.planner.plan(observation, perception=self.options.perception, reprojection=self.reprojection)
         except ValueError as error:
             self._skip(frame.stamp_ns, CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT, str(error))
@@ -216,7 +216,7 @@ class _Evaluation:
             "command_source": ready.command_source, "command_input": ready.command_input,
             "route_lateral_m": ready.route_lateral_m, "speed_mps": frame.speed_mps,
             "acceleration_mps2": frame.acceleration_mps2, "acceleration_estimated": frame.acceleration_estimated,
-            "filled_cameras": list(frame.filled), "waypoints_iso8855": plan.waypoints.tolist(),
+            "filled_cameras": list(filled), "waypoints_iso8855": plan.waypoints.tolist(),
             "headings_iso8855": plan.headings.tolist(), "times_s": list(plan.times_s),
             "timings_ms": {"preprocess": plan.timings.preprocess_ms, "inference": plan.timings.inference_ms,
                            "total": total_ms},

@@ -23,6 +23,9 @@ UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 200, 1e-1
 # (tan of 89.4 deg) or angle (equidistant), in this many steps.
 _FOLD_SEARCH_RADIUS = 100.0
 _FOLD_SEARCH_STEPS = 200_001
+# OpenCV's Python projectPoints also returns the Jacobian (2 x 15 doubles per point): points
+# go through it in chunks of this many, so a 2-megapixel table needs tens of MB, not a GB.
+_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,17 +75,21 @@ class CameraCalibration:
         pixels = np.full((rays.shape[0], 2), np.nan)
         if good.any():
             points = (rays[good] / safe_z[good, None]).reshape(-1, 1, 3)
-            zero = np.zeros(3)
-            if self.fisheye:
-                projected, _ = cv2.fisheye.projectPoints(points, zero, zero, self.camera_matrix, self.distortion)
-            else:
-                projected, _ = cv2.projectPoints(points, zero, zero, self.camera_matrix, self.distortion)
-            pixels[good] = projected.reshape(-1, 2)
+            pixels[good] = np.concatenate([self._project_points(points[i : i + _CHUNK])
+                                           for i in range(0, len(points), _CHUNK)])  # fmt: skip
         u, v = pixels[:, 0], pixels[:, 1]
         with np.errstate(invalid="ignore"):
             inside = good & (u >= 0) & (u <= self.width - 1) & (v >= 0) & (v <= self.height - 1)
         pixels[~inside] = np.nan
         return pixels, inside
+
+    def _project_points(self, points: np.ndarray) -> np.ndarray:
+        zero = np.zeros(3)
+        if self.fisheye:
+            projected, _ = cv2.fisheye.projectPoints(points, zero, zero, self.camera_matrix, self.distortion)
+        else:
+            projected, _ = cv2.projectPoints(points, zero, zero, self.camera_matrix, self.distortion)
+        return projected.reshape(-1, 2)
 
     def unproject(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 2) pixel coordinates -> (N, 3) unit rays in the optical frame (the inverse of

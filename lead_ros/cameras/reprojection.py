@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from lead_ros.cameras.calibration import CameraCalibration
-from lead_ros.cameras.rig import NUPLAN, CameraRig, RigCamera, load_rig
+from lead_ros.cameras.rig import NUPLAN, CameraRig, RigCamera, RigError, load_rig
 from lead_ros.node_config import VIRTUAL_DISTORTIONS, NodeConfig
 from lead_ros.preprocessing import CAMERA_NAMES, ImageInputError
 
@@ -108,6 +108,16 @@ class CameraReprojection:
         return cv2.resize(grid, (MODEL_VIEW_WIDTH, MODEL_VIEW_HEIGHT), interpolation=cv2.INTER_LINEAR)
 
 
+    def virtual_view(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The whole 1920x1080 virtual image of a camera image and the mask of the pixels the
+        real camera sees (for looking at a rig: tables built for this call, not kept)."""
+        if self.maps is None:
+            return image, np.ones(image.shape[:2], bool)
+        (map_x, map_y), seen = remap_tables(self.real, self.virtual, *full_grid())
+        view = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return view, seen
+
+
 class Reprojection:
     """The four cameras of a rig, each reprojected into its nuPlan camera."""
 
@@ -118,11 +128,19 @@ class Reprojection:
             return None
         return cls(load_rig(config.camera_rig_file), config.virtual_distortion)
 
-    def __init__(self, rig: CameraRig, virtual_distortion: str = "nuplan") -> None:
+    def __init__(self, rig: CameraRig, virtual_distortion: str = "nuplan", *, require_coverage: bool = True) -> None:
+        """``require_coverage``: refuse a rig in which a camera sees none of its nuPlan view
+        (nothing to plan with; ``rig-check`` shows such a rig instead)."""
         self.rig = rig
         self.virtual_distortion = virtual_distortion
         self.virtual = virtual_rig(virtual_distortion)
         self.cameras = {name: self._camera(rig.cameras[name], self.virtual.cameras[name]) for name in CAMERA_NAMES}
+        blind = [name for name, camera in self.cameras.items() if camera.coverage == 0.0]
+        if require_coverage and blind:
+            raise RigError(
+                f"camera rig {rig.source}: {', '.join(blind)} see(s) none of the nuPlan camera view it stands for "
+                "(coverage 0%): check the orientation (lead-ros rig-check shows it)"
+            )
 
     @staticmethod
     def _camera(real: RigCamera, virtual: RigCamera) -> CameraReprojection:

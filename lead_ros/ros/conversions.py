@@ -22,7 +22,7 @@ from lead_ros.frames import base_link_to_odometry, quaternion_to_yaw, yaw_to_qua
 from lead_ros.inputs.ego_state import EgoPose
 from lead_ros.inputs.sync import SyncedFrame
 from lead_ros.observation import Command, Observation, Plan
-from lead_ros.preprocessing import ImageInputError, check_encoding, decode_compressed
+from lead_ros.preprocessing import CorruptImageError, ImageInputError, check_encoding, decode_compressed
 
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 BASE_LINK = EgoPose(0.0, 0.0, 0.0, 0.0)  # the vehicle in its own frame
@@ -91,14 +91,27 @@ def imu_planar_acceleration(msg: Imu) -> float:
     return math.hypot(acc.x, acc.y)
 
 
-def frame_to_observation(frame: SyncedFrame, command: Command) -> Observation:
-    """Decode a synchronized frame's images (None for cameras filled black) into an Observation."""
-    decoded: dict[str, tuple[np.ndarray, str]] = {
-        name: camera_to_array(msg, f"camera {name}") for name, msg in frame.cameras.items() if msg is not None
-    }
+def frame_to_observation(
+    frame: SyncedFrame, command: Command, fill_corrupt: bool = False
+) -> tuple[Observation, tuple[str, ...]]:
+    """Decode a synchronized frame's images into an Observation (None for cameras filled
+    black), and name the cameras filled black: those the frame lacks and, with
+    ``fill_corrupt`` (``missing_camera_policy: fill_black``), side cameras whose compressed
+    data is corrupt, which count as missing. A corrupt anchor camera always fails the frame."""
+    decoded: dict[str, tuple[np.ndarray, str]] = {}
+    filled = list(frame.filled)
+    for name, msg in frame.cameras.items():
+        if msg is None:
+            continue
+        try:
+            decoded[name] = camera_to_array(msg, f"camera {name}")
+        except CorruptImageError:
+            if not fill_corrupt or name in ("f0", "image"):
+                raise
+            filled.append(name)
     if "image" in decoded:
         image, encoding = decoded["image"]
-        return Observation(frame.speed_mps, frame.acceleration_mps2, command, image=image, encoding=encoding)
+        return Observation(frame.speed_mps, frame.acceleration_mps2, command, image=image, encoding=encoding), ()
     encodings = {encoding for _, encoding in decoded.values()}
     encoding = encodings.pop() if len(encodings) == 1 else "rgb8"
     cameras = []
@@ -108,7 +121,9 @@ def frame_to_observation(frame: SyncedFrame, command: Command) -> Observation:
             continue
         image, own = decoded[name]
         cameras.append(image[..., ::-1] if own != encoding else image)
-    return Observation(frame.speed_mps, frame.acceleration_mps2, command, cameras=tuple(cameras), encoding=encoding)
+    observation = Observation(frame.speed_mps, frame.acceleration_mps2, command, cameras=tuple(cameras),
+                              encoding=encoding)  # fmt: skip
+    return observation, tuple(n for n in ("l0", "r0", "b0") if n in filled)
 
 
 def plan_to_path(plan: Plan, stamp_ns: int, frame_id: str, prepend_origin: bool = False) -> Path:

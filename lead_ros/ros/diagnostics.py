@@ -10,6 +10,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
+from lead_ros.cameras.reprojection import COVERAGE_ERROR, COVERAGE_WARN, Reprojection
 from lead_ros.inputs.command import CommandState
 from lead_ros.planner import PlannerInfo
 
@@ -58,6 +59,8 @@ class PipelineStats:
         self.last_inference_ms: float | None = None
         self.last_error = ""
         self.degraded: Counter[str] = Counter()  # planned frames with an output left out, by reason
+        self.filled: Counter[str] = Counter()  # planned frames with this camera filled black
+        self.filling: tuple[str, ...] = ()  # cameras filled black in the last planned frame
         self.exceptions: Counter[str] = Counter()  # "<place>: <exception type>" -> count
         self.last_exception = ""
         self.timings: deque[FrameTiming] = deque(maxlen=_TIMING_WINDOW)
@@ -77,6 +80,12 @@ class PipelineStats:
             self.failures[reason] += 1
             self.consecutive_failures += 1
             self.last_error = f"{reason}: {detail}"
+
+    def cameras_filled(self, names: tuple[str, ...]) -> None:
+        """A planned frame with these cameras filled black (``missing_camera_policy: fill_black``)."""
+        with self._lock:
+            self.filled.update(names)
+            self.filling = tuple(names)
 
     def degraded_frame(self, reason: str) -> None:
         with self._lock:
@@ -126,6 +135,8 @@ class PipelineStats:
                 "last_inference_ms": self.last_inference_ms,
                 "last_error": self.last_error,
                 "degraded": dict(self.degraded),
+                "filled": dict(self.filled),
+                "filling": self.filling,
                 "exceptions": dict(self.exceptions),
                 "last_exception": self.last_exception,
             }
@@ -182,9 +193,10 @@ def build_diagnostics(
     now_ns: int,
     stamp,
     clock_stopped: bool = False,
+    reprojection: Reprojection | None = None,
 ) -> DiagnosticArray:
-    """Four statuses: model, inputs, processing, command. Outside the active state the node
-    does not plan by design, so silent inputs and idle processing are no fault then."""
+    """Five statuses: model, inputs, processing, command, cameras. Outside the active state the
+    node does not plan by design, so silent inputs and idle processing are no fault then."""
     name = context.node_name
     active = lifecycle_state == "active"
 
@@ -283,4 +295,29 @@ def build_diagnostics(
         {"command": command_name, "source": command.source, "command_input": command_input,
          "route_lateral_m": lateral},
     )  # fmt: skip
-    return DiagnosticArray(header=Header(stamp=stamp), status=[model, inputs, processing, command_status])
+    level, message, values = cameras_report(reprojection, snapshot["filled"], snapshot["filling"] if active else ())
+    cameras = status("cameras", level, message, values)
+    return DiagnosticArray(header=Header(stamp=stamp), status=[model, inputs, processing, command_status, cameras])
+
+
+def cameras_report(
+    reprojection: Reprojection | None, filled: dict[str, int], filling: tuple[str, ...]
+) -> tuple[int, str, dict]:
+    """The cameras status: each camera's coverage with a rig (WARN below ``COVERAGE_WARN``,
+    ERROR below ``COVERAGE_ERROR``) and the cameras filled black, WARN while it lasts (the
+    last planned frame had them filled) with a counter per camera."""
+    level, problems = OK, []
+    values: dict = {"camera_rig": reprojection.rig.source if reprojection else "none (taken as nuPlan's cameras)"}
+    if reprojection is not None:
+        values["virtual_distortion"] = reprojection.virtual_distortion
+        for name, coverage in reprojection.coverage.items():
+            values[f"{name} coverage"] = f"{100 * coverage:.1f}%"
+            if coverage < COVERAGE_WARN:
+                level = max(level, ERROR if coverage < COVERAGE_ERROR else WARN)
+                problems.append(f"{name} covers {100 * coverage:.0f}% of its nuPlan view")
+    for name, count in sorted(filled.items()):
+        values[f"{name} filled_black"] = count
+    if filling:
+        level = max(level, WARN)
+        problems.insert(0, f"degraded: {', '.join(filling)} missing, filled black")
+    return level, "; ".join(problems) or "cameras ok", values

@@ -481,7 +481,7 @@ class LeadPlannerNode(LifecycleNode):
         frame, command = item.ready.frame, item.ready.command
         perception = self._perception_wanted()
         try:
-            observation = frame_to_observation(frame, command)
+            observation, filled = frame_to_observation(frame, command, self.intake.policy.fill_missing_cameras)
             wanted = bool(perception) or self.debug_image_pub is not None
             plan = self.planner.plan(observation, perception=wanted, reprojection=self.reprojection)
         except ValueError as error:  # image/observation errors name their input
@@ -507,6 +507,7 @@ class LeadPlannerNode(LifecycleNode):
             inference_ms=plan.timings.inference_ms,
         )
         self.stats.succeeded(processing_ms, timing, self._diagnostics_context.budget_ms)
+        self.stats.cameras_filled(filled)
         self.inference_time_pub.publish(Float64(data=plan.timings.inference_ms))
         self.latency_pub.publish(Float64(data=latency_ms))
         if self.markers_pub.get_subscription_count():
@@ -568,6 +569,7 @@ class LeadPlannerNode(LifecycleNode):
             now.nanoseconds,
             now.to_msg(),
             self._clock_watch.stopped(now.nanoseconds, self.stats.received_total()),
+            self.reprojection,
         )
         self.diagnostics_pub.publish(diagnostics)
         inputs = diagnostics.status[1]

@@ -1,4 +1,4 @@
-"""``lead-ros``: the command line. Core: predict, bench, selftest, weights synth. Bags: evaluate-bag,
+"""``lead-ros``: the command line. Core: predict, bench, selftest, weights synth, rig-check. Bags: evaluate-bag,
 compare-evaluations, replay, record-path, make-sample-bag, bench-bag. Node: bench-node.
 
 Results go to stdout (JSON where asked), logs to stderr; bad input exits 2 with one line.
@@ -62,14 +62,29 @@ def _add_runtime_arg(parser: argparse.ArgumentParser, default: str | None) -> No
                         + ("" if default else "; default: the params file's"))  # fmt: skip
 
 
-def _add_rig_args(parser: argparse.ArgumentParser, from_params: bool) -> None:
+def _add_rig_args(parser: argparse.ArgumentParser, from_params: bool, required: bool = False) -> None:
     default = "; default: the params file's" if from_params else ""
-    parser.add_argument("--camera-rig", metavar="RIG.yaml", default=None,
+    parser.add_argument("--camera-rig", metavar="RIG.yaml", default=None, required=required,
                         help="camera rig: reproject each camera into its nuPlan camera ('nuplan': the trained "
                         "cameras)" + default)  # fmt: skip
     parser.add_argument("--virtual-distortion", choices=VIRTUAL_DISTORTIONS, default=None,
                         help="lens distortion of the virtual nuPlan cameras (default nuplan)"
                         + default)  # fmt: skip
+
+
+def cmd_rig_check(args: argparse.Namespace) -> int:
+    from lead_ros.cameras.rig import load_rig
+    from lead_ros.tools.rig_check import bag_frame, check_rig
+
+    rig = load_rig(args.camera_rig)
+    if args.images:
+        images = {name: _read_rgb(path) for name, path in zip(CAMERA_NAMES, args.images, strict=True)}
+    else:
+        images = bag_frame(Path(args.bag), args.frame)
+    result = check_rig(rig, args.virtual_distortion or "nuplan", images, Path(args.out))
+    sys.stdout.write(result.text)
+    sys.stdout.write(f"wrote {result.picture} and {result.report}\n")
+    return 0
 
 
 def _planner(args: argparse.Namespace, jpeg: bool = True):
@@ -446,6 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write the BEV class probabilities, float32 (7, 256, 256), published layout "
                          "(implies --perception)")
     predict.set_defaults(func=cmd_predict)
+
+    rig_check = sub.add_parser("rig-check", help="look at a camera rig: reprojected views, coverage, model input")
+    _add_rig_args(rig_check, from_params=False, required=True)
+    images = rig_check.add_mutually_exclusive_group(required=True)
+    images.add_argument("--images", nargs=4, metavar=tuple(n.upper() for n in CAMERA_NAMES),
+                        help="four camera images l0 f0 r0 b0")  # fmt: skip
+    images.add_argument("--bag", help="a rosbag2 with the four camera topics")
+    rig_check.add_argument("--frame", type=int, default=0, help="with --bag: the N-th image of each camera (0-based)")
+    rig_check.add_argument("--out", required=True, help="output directory (rig_check.png, rig_check.txt)")
+    rig_check.set_defaults(func=cmd_rig_check)
 
     bench = sub.add_parser("bench", help="latency/throughput/memory benchmark of the core")
     _add_planner_args(bench)
