@@ -18,6 +18,8 @@ from launch_ros.actions import Node
 # The node's private topics; each gets a <name>_topic launch argument to remap it.
 TOPICS = (
     "input/cameras/l0", "input/cameras/f0", "input/cameras/r0", "input/cameras/b0", "input/image",
+    "input/cameras/l0/camera_info", "input/cameras/f0/camera_info", "input/cameras/r0/camera_info",
+    "input/cameras/b0/camera_info",
     "input/odometry", "input/imu", "input/command", "input/route", "output/path", "output/path_odom",
     "output/objects", "output/bev/unlabeled", "output/bev/road", "output/bev/walkways", "output/bev/centerline",
     "output/bev/static_objects", "output/bev/vehicles", "output/bev/pedestrians", "debug/image", "debug/markers",

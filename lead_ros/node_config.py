@@ -24,6 +24,7 @@ CAMERA_QOS = ("sensor_data", "reliable")
 ACCELERATION_SOURCES = ("odometry", "imu")
 MISSING_CAMERA_POLICIES = ("skip", "fill_black")
 VIRTUAL_DISTORTIONS = ("nuplan", "none")
+CAMERA_INFO_QOS = ("sensor_data", "transient_local")
 PRECISIONS = ("fp32", "fp16", "bf16")
 RUNTIMES = ("auto", "onnxruntime", "eager")
 COMMAND_INPUTS = ("topic", "route")
@@ -92,6 +93,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "cameras themselves; empty = none (16:9 cameras taken as nuPlan's).", read_only=True),
     ParamSpec("virtual_distortion", "nuplan", "Lens distortion of the virtual nuPlan cameras reprojected into: "
               "nuplan (as the training images, following AlpaSim) or none (pinhole).", choices=VIRTUAL_DISTORTIONS),
+    ParamSpec("camera_info_qos", "sensor_data", "QoS of ~/input/cameras/<name>/camera_info (rig cameras with "
+              "camera_info: topic): sensor_data (best effort, volatile: matches any publisher) or transient_local "
+              "(reliable: also the CameraInfo a latched publisher sent earlier).", choices=CAMERA_INFO_QOS),
     ParamSpec("missing_camera_policy", "skip",
               "A side camera without a message within tolerance: skip the frame, or fill_black.",
               choices=MISSING_CAMERA_POLICIES),
@@ -158,6 +162,7 @@ class NodeConfig:
     max_camera_megapixels: float
     camera_rig_file: str
     virtual_distortion: str
+    camera_info_qos: str
     missing_camera_policy: str
     max_future_stamp_s: float
     max_input_age_s: float

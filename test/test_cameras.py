@@ -236,6 +236,12 @@ def _broken(path: str, value):
         (_broken("ground", 0), "unknown field.*ground"),
         (_broken("cameras.f0.rectified", "yes"), "camera f0: rectified must be true or false"),
         (_broken("cameras.f0.rectified", True), "camera f0: p must be a list of 12 numbers"),
+        (_broken("cameras.f0.camera_info", "yes"), "camera f0: camera_info must be 'topic'"),
+        (_broken("cameras.f0.camera_info", "topic"),
+         "camera f0: camera_info: topic takes the calibration from the topic; remove d, distortion_model, height, k, "
+         "width"),
+        (_broken("cameras.f0.roi", {"x_offset": 0, "y_offset": 0, "width": 1920, "height": 1000}),
+         "camera f0: roi .* is not supported"),
     ],
 )
 def test_bad_rigs_give_one_line_naming_the_camera_and_field(document, message):
@@ -255,6 +261,12 @@ def test_rig_files_are_read_and_refused_with_one_line(tmp_path):
     with pytest.raises(RigError, match="not valid YAML") as caught:
         load_rig(bad)
     assert "\n" not in str(caught.value)
+
+
+def test_a_roi_of_the_whole_image_is_the_whole_image():
+    document = uniform_rig()
+    document["cameras"]["f0"]["roi"] = {"x_offset": 0, "y_offset": 0, "width": 1920, "height": 1080}
+    assert parse_rig(document, "roi").size("f0") == (1920, 1080)
 
 
 def test_a_rectified_camera_uses_p_and_ignores_d():

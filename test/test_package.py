@@ -102,6 +102,8 @@ def test_launch_file_remaps_every_private_topic_of_the_node():
     node_source = (REPO / "lead_ros" / "ros" / "node.py").read_text()
     created = set(re.findall(r'"~/((?:input|output|debug)/[a-z0-9_/]+)"', node_source))
     created |= {f"input/cameras/{name}" for name in ("l0", "f0", "r0", "b0")}  # made as f"~/input/cameras/{name}"
+    # made as f"~/input/cameras/{name}/camera_info" (rig cameras with camera_info: topic)
+    created |= {f"input/cameras/{name}/camera_info" for name in ("l0", "f0", "r0", "b0")}
     created |= {f"output/bev/{name}" for name in BEV_CLASSES}  # made as f"~/output/bev/{name}"
     assert {"input/route", "output/path_odom", "output/objects"} <= created
     assert created == set(remapped)

@@ -4,22 +4,29 @@ wrong size is refused naming the rig, an unreadable rig fails configure in one l
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 import yaml
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import serialize_message
 from rig_factory import uniform_rig
+from sensor_msgs.msg import CameraInfo
 
 from bag_factory import MS, START, BagSpec, odometry, raw_image
 from lead_ros.bag.compare import read_paths
 from lead_ros.bag.evaluate import OUTPUT_PATH_TOPIC, EvaluationOptions, evaluate_bag
 from lead_ros.bag.reader import default_topics
+from lead_ros.cameras.calibrations import RigCalibrations
 from lead_ros.cameras.reprojection import Reprojection
-from lead_ros.cameras.rig import load_rig
+from lead_ros.cameras.rig import RigError, calibration_from_fields, load_rig
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command, Observation
 from lead_ros.preprocessing import CAMERA_NAMES
-from lead_ros.ros.diagnostics import ERROR, OK, WARN, cameras_report
+from lead_ros.ros.conversions import camera_info_fields
+from lead_ros.ros.diagnostics import CAMERA_INFO_WAIT_S, ERROR, OK, WARN, cameras_report
 from lead_ros.tools.cli import main
 from lead_ros.tools.rig_check import bag_frame
 
@@ -51,7 +58,7 @@ def _assert_plan(path, plan):
 def test_the_node_plans_rig_cameras_through_the_reprojection(harness, planner, rig_file, cameras):
     h = harness(camera_rig_file=str(rig_file), missing_camera_policy="fill_black")
     reprojection = Reprojection(load_rig(rig_file))
-    assert h.node.intake.rig_sizes == dict.fromkeys(CAMERA_NAMES, (WIDTH, HEIGHT))
+    assert all(h.node.intake.calibrations.size(n) == (WIDTH, HEIGHT) for n in CAMERA_NAMES)
     stamp = h.now_ns()
     h.send_frame(cameras, stamp, speed=4.0)
     (path,) = h.wait_paths(1)
@@ -81,14 +88,15 @@ def test_the_node_plans_rig_cameras_through_the_reprojection(harness, planner, r
 
 
 def test_the_cameras_status_grades_coverage_and_filled_cameras(rig_file):
-    reprojection = Reprojection(load_rig(rig_file))
+    calibrations = RigCalibrations(load_rig(rig_file))
+    reprojection = calibrations.reprojection
     assert cameras_report(None, {}, ()) == (OK, "cameras ok", {"camera_rig": "none (taken as nuPlan's cameras)"})
     level, message, values = cameras_report(None, {"b0": 3}, ("b0",))
     assert (level, message, values["b0 filled_black"]) == (WARN, "degraded: b0 missing, filled black", 3)
     # Coverage graded per camera: WARN below 90 %, ERROR below 50 %.
     for coverage, expected in ((0.95, OK), (0.89, WARN), (0.49, ERROR)):
         object.__setattr__(reprojection.cameras["l0"], "coverage", coverage)
-        level, message, _ = cameras_report(reprojection, {}, ())
+        level, message, _ = cameras_report(calibrations, {}, ())
         assert level == expected, (coverage, message)
         assert (f"l0 covers {100 * coverage:.0f}% of its nuPlan view" in message) == (expected != OK)
 
@@ -150,15 +158,125 @@ def test_rig_check_draws_each_camera_and_reports_against_nuplan(tmp_path, rig_fi
     assert capsys.readouterr().err.strip().endswith("camera f0: 600x480 pixels; the camera rig says 640x480")
 
 
-def test_rig_check_reads_the_nth_frame_of_a_bag(tmp_path, cameras):
+def test_rig_check_reads_the_nth_frame_of_a_bag(tmp_path, cameras, rig_file):
     bag = BagSpec()
     for k in range(2):
         for name, image in cameras.items():
             ns = START + k * 100 * MS
             bag.add(ns + 1, name, "sensor_msgs/msg/Image", raw_image(np.roll(image, 7 * k, axis=0), ns))
     path = bag.write(tmp_path / "bag")
-    frame = bag_frame(path, 1)
+    frame, _ = bag_frame(path, 1)
     for name, image in cameras.items():
         np.testing.assert_array_equal(frame[name], np.roll(image, 7, axis=0))
     with pytest.raises(ValueError, match=r"frame 2 not found for l0, f0, r0, b0"):
         bag_frame(path, 2)
+    # A rig taking f0's calibration from CameraInfo: from the first one recorded.
+    rig = load_rig(_camera_info_rig(tmp_path, rig_file))
+    with pytest.raises(ValueError, match="no CameraInfo recorded for f0"):
+        bag_frame(path, 0, rig)
+    bag.add(START - 5 * MS, "f0_camera_info", "sensor_msgs/msg/CameraInfo", serialize_message(_camera_info()))
+    path = bag.write(tmp_path / "bag_with_info")
+    _, calibrated = bag_frame(path, 0, rig)
+    assert calibrated.from_topics == () and calibrated.cameras["f0"].calibration.same_as(
+        load_rig(rig_file).cameras["f0"].calibration)
+
+
+def _camera_info_rig(tmp_path, rig_file, camera: str = "f0") -> Path:
+    """The test rig with ``camera`` calibrated by its CameraInfo topic."""
+    document = yaml.safe_load(rig_file.read_text())
+    entry = document["cameras"][camera]
+    for key in ("width", "height", "distortion_model", "k", "d"):
+        del entry[key]
+    entry["camera_info"] = "topic"
+    path = tmp_path / "rig_camera_info.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _camera_info(k00: float = 520.0) -> CameraInfo:
+    return CameraInfo(width=WIDTH, height=HEIGHT, distortion_model="plumb_bob", d=[-0.2, 0.05, 0.0005, -0.0003, 0.0],
+                      k=[k00, 0.0, 320.0, 0.0, 520.0, 240.0, 0.0, 0.0, 1.0])  # fmt: skip
+
+
+def test_rig_calibrations_wait_for_camera_info_and_rebuild_one_table_once(tmp_path, rig_file):
+    calibrations = RigCalibrations(load_rig(_camera_info_rig(tmp_path, rig_file)))
+    assert calibrations.missing == ("f0",) and calibrations.reprojection is None and calibrations.size("f0") is None
+    fields = camera_info_fields(_camera_info())
+    assert calibrations.update("f0", calibration_from_fields(fields, "f0", False))
+    first = calibrations.reprojection
+    expected = Reprojection(load_rig(rig_file))
+    np.testing.assert_array_equal(first.cameras["f0"].maps[0], expected.cameras["f0"].maps[0])
+    assert not calibrations.update("f0", calibration_from_fields(fields, "f0", False))  # equal: nothing
+    assert calibrations.reprojection is first and calibrations.rebuilds == 0
+    changed = camera_info_fields(_camera_info(540.0))
+    assert calibrations.update("f0", calibration_from_fields(changed, "f0", False))
+    assert calibrations.rebuilds == 1 and calibrations.reprojection.cameras["l0"] is first.cameras["l0"]
+    assert calibrations.reprojection.cameras["f0"] is not first.cameras["f0"]
+    blind = dict(changed, k=[520.0, 0.0, 320.0 + 1e6, 0.0, 520.0, 240.0, 0.0, 0.0, 1.0])
+    with pytest.raises(RigError, match=r"f0 see\(s\) none"):
+        calibrations.update("f0", calibration_from_fields(blind, "f0", False))
+    assert calibrations.rebuilds == 1 and calibrations.rig.cameras["f0"].calibration.camera_matrix[0, 0] == 540.0
+    # The waiting camera in the cameras status: WARN, then ERROR after CAMERA_INFO_WAIT_S.
+    waiting = RigCalibrations(load_rig(_camera_info_rig(tmp_path, rig_file)))
+    assert cameras_report(waiting, {}, (), 1.0)[:2] == (
+        WARN, "no CameraInfo on ~/input/cameras/f0/camera_info: nothing is planned")
+    assert cameras_report(waiting, {}, (), CAMERA_INFO_WAIT_S + 1)[:2] == (
+        ERROR, "no CameraInfo after 6 s on ~/input/cameras/f0/camera_info: nothing is planned")
+
+
+def test_the_node_plans_once_camera_info_arrived_and_rebuilds_on_a_change(harness, planner, tmp_path, rig_file,
+                                                                           cameras):  # fmt: skip
+    rig = _camera_info_rig(tmp_path, rig_file)
+    h = harness(camera_rig_file=str(rig))
+    h.send_frame(cameras, h.now_ns())
+    h.wait_for(lambda: h.failures().get("camera_info_missing", 0) >= 1, what="camera_info_missing")
+    assert "no CameraInfo yet for f0" in h.node.stats.snapshot()["last_error"] and not h.paths
+    info = h.driver.create_publisher(CameraInfo, f"{h.namespace}/lead_planner/input/cameras/f0/camera_info",
+                                     qos_profile_sensor_data)  # fmt: skip
+    calibrations = h.node.intake.calibrations
+
+    def publish_until(predicate, message):  # best effort: repeated until taken; equal ones change nothing
+        h.wait_for(lambda: predicate() or info.publish(message) or False, what="CameraInfo taken")
+
+    publish_until(lambda: not calibrations.missing, _camera_info())
+    stamp = h.now_ns()
+    h.send_frame(cameras, stamp, speed=4.0)
+    (path,) = h.wait_paths(1)
+    expected = planner.plan(Observation(4.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
+                            reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
+    _assert_plan(path, expected)
+    for _ in range(5):
+        info.publish(_camera_info())
+    publish_until(lambda: calibrations.rebuilds == 1, _camera_info(540.0))
+    for _ in range(5):
+        info.publish(_camera_info(540.0))
+    h.wait_for(lambda: h.node.stats.snapshot()["inputs"]["f0_camera_info"][0] >= 12, what="CameraInfo received")
+    assert calibrations.rebuilds == 1
+    assert calibrations.reprojection.cameras["f0"].real.calibration.camera_matrix[0, 0] == 540.0
+
+
+def test_evaluate_bag_reads_camera_info_from_the_bag(tmp_path, planner, rig_file, cameras):
+    rig = _camera_info_rig(tmp_path, rig_file)
+    bag = BagSpec()
+    frames = [START + k * 100 * MS for k in range(3)]
+    for j in range(-10, 20):
+        ns = START + j * 20 * MS
+        bag.add(ns, "odometry", "nav_msgs/msg/Odometry", odometry(ns, 3.0))
+    info = _camera_info()
+    info.header.stamp.sec, info.header.stamp.nanosec = divmod(frames[1] - 10 * MS, 10**9)
+    bag.add(frames[1] - 10 * MS, "f0_camera_info", "sensor_msgs/msg/CameraInfo", serialize_message(info))
+    for ns in frames:
+        for name, image in cameras.items():
+            bag.add(ns + 1, name, "sensor_msgs/msg/Image", raw_image(image, ns))
+    out = tmp_path / "out"
+    out.mkdir()
+    options = EvaluationOptions(config=NodeConfig.from_values({"camera_rig_file": str(rig)}),
+                                topics=default_topics(), progress=False)  # fmt: skip
+    summary = evaluate_bag(bag.write(tmp_path / "bag"), out, planner, options)
+    assert summary["planned"] == 2 and summary["skipped_by_reason"] == {"camera_info_missing": 1}, summary
+    expected = planner.plan(Observation(3.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
+                            reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
+    paths = read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)
+    assert sorted(paths) == frames[1:]
+    for waypoints in paths.values():
+        np.testing.assert_allclose(waypoints[:, :2], expected.waypoints, atol=1e-4)

@@ -44,6 +44,7 @@ from lead_ros.bag.metrics import (
 from lead_ros.bag.output import BagOutputError, claim_output_dir, write_json
 from lead_ros.bag.pictures import Picture, PlanPictures, write_metrics_plot
 from lead_ros.bag.reader import (
+    CAMERA_INFO_KEYS,
     TYPE_NAMES,
     BagInputError,
     ReadStats,
@@ -53,7 +54,7 @@ from lead_ros.bag.reader import (
     expected_classes,
     stream_messages,
 )
-from lead_ros.cameras.reprojection import Reprojection
+from lead_ros.cameras.calibrations import RigCalibrations
 from lead_ros.inputs.ego_state import PoseTrack
 from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import NodeConfig
@@ -121,8 +122,7 @@ class _Evaluation:
     def __init__(self, bag: Path, out_dir: Path, planner: Planner, options: EvaluationOptions) -> None:
         self.bag, self.out_dir, self.planner, self.options = bag, out_dir, planner, options
         self.intake = InputIntake(replace(options.config, max_input_age_s=options.max_input_age_s))
-        self.reprojection = Reprojection.from_config(options.config)
-        self.intake.rig_sizes = self.reprojection.sizes() if self.reprojection else None
+        self.intake.calibrations = RigCalibrations.from_config(options.config)
         self.skipped: Counter = Counter()
         self.rejected: Counter = Counter()
         self.planned = 0
@@ -191,7 +191,9 @@ class _Evaluation:
         start = time.perf_counter()
         try:
             observation, filled = frame_to_observation(frame, ready.command, self.intake.policy.fill_missing_cameras)
-            plan = self.planner.plan(observation, perception=self.options.perception, reprojection=self.reprojection)
+            calibrations = self.intake.calibrations
+            reprojection = calibrations.reprojection if calibrations is not None else None
+            plan = self.planner.plan(observation, perception=self.options.perception, reprojection=reprojection)
         except ValueError as error:
             self._skip(frame.stamp_ns, CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT, str(error))
             return
@@ -376,6 +378,8 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
                 events = intake.odometry(message.msg)
             elif message.key == "imu":
                 events = intake.imu(message.msg)
+            elif message.key in CAMERA_INFO_KEYS:
+                events = intake.camera_info(CAMERA_INFO_KEYS[message.key], message.msg)
             else:
                 frames_read += message.topic == anchor_topic
                 events = intake.camera(message.key, message.msg, message.log_ns)

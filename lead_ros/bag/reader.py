@@ -18,14 +18,16 @@ from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import get_typestore
-from sensor_msgs.msg import CompressedImage, Image, Imu
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu
 from std_msgs.msg import UInt8
 
+from lead_ros.cameras.rig import load_rig
 from lead_ros.node_config import NodeConfig
 from lead_ros.ros.conversions import stamp_to_ns
 from lead_ros.ros.distro import RUNNING
 
-INPUT_KEYS = ("l0", "f0", "r0", "b0", "image", "odometry", "imu", "command", "route")
+CAMERA_INFO_KEYS = {f"{name}_camera_info": name for name in ("l0", "f0", "r0", "b0")}
+INPUT_KEYS = ("l0", "f0", "r0", "b0", "image", "odometry", "imu", "command", "route", *CAMERA_INFO_KEYS)
 MESSAGE_CLASSES = {
     "sensor_msgs/msg/Image": Image,
     "sensor_msgs/msg/CompressedImage": CompressedImage,
@@ -33,6 +35,7 @@ MESSAGE_CLASSES = {
     "sensor_msgs/msg/Imu": Imu,
     "std_msgs/msg/UInt8": UInt8,
     "nav_msgs/msg/Path": PathMsg,
+    "sensor_msgs/msg/CameraInfo": CameraInfo,
 }
 TYPE_NAMES = {cls: name for name, cls in MESSAGE_CLASSES.items()}
 CAMERA_TRANSPORTS = {"sensor_msgs/msg/Image": "raw", "sensor_msgs/msg/CompressedImage": "compressed"}
@@ -49,6 +52,7 @@ def default_topics(node_name: str = "lead_planner") -> dict[str, str]:
     base = f"/{node_name}/input"
     topics = {k: f"{base}/cameras/{k}" for k in ("l0", "f0", "r0", "b0")}
     topics.update({k: f"{base}/{k}" for k in ("image", "odometry", "imu", "command", "route")})
+    topics.update({k: f"{base}/cameras/{name}/camera_info" for k, name in CAMERA_INFO_KEYS.items()})
     return topics
 
 
@@ -64,6 +68,8 @@ def expected_classes(config: NodeConfig) -> dict[str, type]:
         needed["command"] = UInt8
     if config.acceleration_source == "imu":
         needed["imu"] = Imu
+    if config.camera_rig_file and config.camera_mode == "navsim_4cam":  # rig cameras calibrated by CameraInfo
+        needed.update({f"{name}_camera_info": CameraInfo for name in load_rig(config.camera_rig_file).from_topics})
     return needed
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from lead_ros.cameras.calibration import CameraCalibration
 from lead_ros.cameras.rig import NUPLAN, CameraRig, RigCamera, RigError, load_rig
-from lead_ros.node_config import VIRTUAL_DISTORTIONS, NodeConfig
+from lead_ros.node_config import VIRTUAL_DISTORTIONS
 from lead_ros.preprocessing import CAMERA_NAMES, ImageInputError
 
 VIRTUAL_WIDTH, VIRTUAL_HEIGHT = 1920, 1080
@@ -121,20 +121,27 @@ class CameraReprojection:
 class Reprojection:
     """The four cameras of a rig, each reprojected into its nuPlan camera."""
 
-    @classmethod
-    def from_config(cls, config: NodeConfig) -> Reprojection | None:
-        """The reprojection a node configuration asks for (``camera_rig_file``), or None."""
-        if not config.camera_rig_file or config.camera_mode != "navsim_4cam":
-            return None
-        return cls(load_rig(config.camera_rig_file), config.virtual_distortion)
-
-    def __init__(self, rig: CameraRig, virtual_distortion: str = "nuplan", *, require_coverage: bool = True) -> None:
-        """``require_coverage``: refuse a rig in which a camera sees none of its nuPlan view
-        (nothing to plan with; ``rig-check`` shows such a rig instead)."""
+    def __init__(
+        self,
+        rig: CameraRig,
+        virtual_distortion: str = "nuplan",
+        *,
+        require_coverage: bool = True,
+        built: dict[str, CameraReprojection] | None = None,
+    ) -> None:
+        """Every camera of ``rig`` must be calibrated. ``require_coverage``: refuse a rig in
+        which a camera sees none of its nuPlan view (nothing to plan with; ``rig-check`` shows
+        such a rig instead). ``built``: cameras whose tables are reused as they are."""
+        if rig.from_topics:
+            raise ValueError(f"camera rig {rig.source}: no calibration yet for {', '.join(rig.from_topics)}")
         self.rig = rig
         self.virtual_distortion = virtual_distortion
         self.virtual = virtual_rig(virtual_distortion)
-        self.cameras = {name: self._camera(rig.cameras[name], self.virtual.cameras[name]) for name in CAMERA_NAMES}
+        built = built or {}
+        self.cameras = {
+            name: built.get(name) or self._camera(rig.cameras[name], self.virtual.cameras[name])
+            for name in CAMERA_NAMES
+        }
         blind = [name for name, camera in self.cameras.items() if camera.coverage == 0.0]
         if require_coverage and blind:
             raise RigError(
@@ -150,6 +157,11 @@ class Reprojection:
         # Fixed-point maps (what initUndistortRectifyMap gives by default): remap is ~2x faster.
         maps = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
         return CameraReprojection(real, virtual, maps, float(seen.mean()))
+
+    def with_calibration(self, name: str, calibration: CameraCalibration) -> Reprojection:
+        """This reprojection with one camera's calibration replaced: only its table is rebuilt."""
+        kept = {other: camera for other, camera in self.cameras.items() if other != name}
+        return Reprojection(self.rig.calibrated(name, calibration), self.virtual_distortion, built=kept)
 
     @property
     def coverage(self) -> dict[str, float]:

@@ -4,18 +4,20 @@
 Per camera, the calibration uses ``sensor_msgs/CameraInfo``'s field names (``width``,
 ``height``, ``distortion_model``, ``k``, ``d``, ``p``, ``binning_x``, ``binning_y``, ``roi``)
 plus ``rectified: true`` for an image that is already rectified (then ``p`` applies and ``d``
-is not used). The orientation is either ``quaternion: [x, y, z, w]`` of the camera's optical
-frame (z forward, x right, y down: what tf2 gives for ``base_link -> <camera>_optical_frame``)
-or ``rpy_deg: [roll, pitch, yaw]`` of the camera body (x forward, y left, z up), composed as
-tf2's ``setRPY`` (fixed axes: R = Rz(yaw) Ry(pitch) Rx(roll)), so positive pitch tilts the
-camera down. ``position: [x, y, z]`` metres. ``ground_z`` (top level) is the ground's height in
-``base_link``. The name ``nuplan`` selects the shipped rig of the cameras LTFv6 was trained with.
+is not used), or ``camera_info: topic`` to take them from the camera's ``CameraInfo`` topic
+(then only ``rectified`` may be given beside it). The orientation is either
+``quaternion: [x, y, z, w]`` of the camera's optical frame (z forward, x right, y down: what
+tf2 gives for ``base_link -> <camera>_optical_frame``) or ``rpy_deg: [roll, pitch, yaw]`` of
+the camera body (x forward, y left, z up), composed as tf2's ``setRPY`` (fixed axes:
+R = Rz(yaw) Ry(pitch) Rx(roll)), so positive pitch tilts the camera down. ``position: [x, y,
+z]`` metres. ``ground_z`` (top level) is the ground's height in ``base_link``. The name
+``nuplan`` selects the shipped rig of the cameras LTFv6 was trained with.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,9 @@ from lead_ros.cameras.calibration import DISTORTION_MODELS, CameraCalibration
 from lead_ros.preprocessing import CAMERA_NAMES
 
 NUPLAN = "nuplan"
-_CAMERA_KEYS = {
-    "width", "height", "distortion_model", "k", "d", "p", "rectified", "binning_x", "binning_y", "roi",
-    "quaternion", "rpy_deg", "position",
-}  # fmt: skip
+CALIBRATION_KEYS = {"width", "height", "distortion_model", "k", "d", "p", "binning_x", "binning_y", "roi"}
+_CAMERA_KEYS = CALIBRATION_KEYS | {"rectified", "camera_info", "quaternion", "rpy_deg", "position"}
+FROM_TOPIC = "topic"
 _TOP_KEYS = {"cameras", "ground_z"}
 MAX_CAMERA_SIDE_PX = 4096  # as the node's max_camera_side_px default: a rig cannot describe more
 # Optical frame axes (x right, y down, z forward) expressed in the camera body frame (x forward,
@@ -44,12 +45,17 @@ class RigError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class RigCamera:
-    """One camera: calibration, ``rotation`` (3x3, base_link <- optical frame), ``position``."""
+    """One camera: calibration (None: from its CameraInfo topic, not received yet), ``rotation``
+    (3x3, base_link <- optical frame), ``position``; ``rectified`` applies to a CameraInfo."""
 
     name: str
-    calibration: CameraCalibration
+    calibration: CameraCalibration | None
     rotation: np.ndarray
     position: np.ndarray
+    rectified: bool = False
+
+    def calibrated(self, calibration: CameraCalibration) -> RigCamera:
+        return replace(self, calibration=calibration)
 
     @property
     def optical_axis(self) -> np.ndarray:
@@ -73,10 +79,19 @@ class CameraRig:
     ground_z: float
     source: str
 
-    def size(self, name: str) -> tuple[int, int]:
-        """(width, height) of a camera's images."""
+    def size(self, name: str) -> tuple[int, int] | None:
+        """(width, height) of a camera's images; None while its CameraInfo is awaited."""
         calibration = self.cameras[name].calibration
-        return calibration.width, calibration.height
+        return None if calibration is None else (calibration.width, calibration.height)
+
+    @property
+    def from_topics(self) -> tuple[str, ...]:
+        """The cameras whose calibration comes from their CameraInfo topic."""
+        return tuple(name for name, camera in self.cameras.items() if camera.calibration is None)
+
+    def calibrated(self, name: str, calibration: CameraCalibration) -> CameraRig:
+        """This rig with one camera's calibration given (from its CameraInfo)."""
+        return replace(self, cameras={**self.cameras, name: self.cameras[name].calibrated(calibration)})
 
 
 def rotation_from_rpy(roll_deg: float, pitch_deg: float, yaw_deg: float) -> np.ndarray:
@@ -133,10 +148,27 @@ def _camera(name: str, entry: Any, where: str) -> RigCamera:
     if not isinstance(entry, dict):
         raise RigError(f"{where}: expected a mapping, got {type(entry).__name__}")
     _refuse_unknown(entry, _CAMERA_KEYS, where)
-    return RigCamera(name, _calibration(entry, where), _orientation(entry, where), _vector(entry, "position", 3, where))
+    rectified = entry.get("rectified", False)
+    if not isinstance(rectified, bool):
+        raise RigError(f"{where}: rectified must be true or false, got {rectified!r}")
+    if "camera_info" in entry:
+        if entry["camera_info"] != FROM_TOPIC:
+            raise RigError(f"{where}: camera_info must be '{FROM_TOPIC}' (take the calibration from the CameraInfo "
+                           f"topic), got {entry['camera_info']!r}")  # fmt: skip
+        given = sorted(CALIBRATION_KEYS & set(entry))
+        if given:
+            listed = ", ".join(given)
+            raise RigError(f"{where}: camera_info: topic takes the calibration from the topic; remove {listed}")
+        calibration = None
+    else:
+        calibration = calibration_from_fields(entry, where, rectified)
+    orientation, position = _orientation(entry, where), _vector(entry, "position", 3, where)
+    return RigCamera(name, calibration, orientation, position, rectified)
 
 
-def _calibration(entry: dict, where: str) -> CameraCalibration:
+def calibration_from_fields(entry: dict, where: str, rectified: bool) -> CameraCalibration:
+    """A calibration from ``sensor_msgs/CameraInfo``'s fields (a rig file entry, or a received
+    CameraInfo as a dict), checked field by field; ``rectified``: the image is, so P applies."""
     for key in ("width", "height"):
         value = entry.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CAMERA_SIDE_PX:
@@ -145,11 +177,9 @@ def _calibration(entry: dict, where: str) -> CameraCalibration:
         if entry.get(key, 0) not in (0, 1):
             raise RigError(f"{where}: {key} {entry[key]!r} is not supported (only 0 or 1: no binning)")
     roi = entry.get("roi") or {}
-    if not isinstance(roi, dict) or any(roi.get(k, 0) for k in ("x_offset", "y_offset", "width", "height")):
-        raise RigError(f"{where}: roi {roi!r} is not supported (only the full image: all zero)")
-    rectified = entry.get("rectified", False)
-    if not isinstance(rectified, bool):
-        raise RigError(f"{where}: rectified must be true or false, got {rectified!r}")
+    whole = isinstance(roi, dict) and not roi.get("x_offset", 0) and not roi.get("y_offset", 0)
+    if not whole or (roi.get("width", 0), roi.get("height", 0)) not in ((0, 0), (entry["width"], entry["height"])):
+        raise RigError(f"{where}: roi {roi!r} is not supported (only the full image: all zero, or the image size)")
     if rectified:
         projection = _vector(entry, "p", 12, where).reshape(3, 4)
         if np.any(projection[:, 3] != 0):

@@ -14,7 +14,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3
 from nav_msgs.msg import Odometry, Path
-from sensor_msgs.msg import CompressedImage, Image, Imu
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -89,6 +89,15 @@ def path_points(msg: Path) -> np.ndarray:
 def imu_planar_acceleration(msg: Imu) -> float:
     acc = msg.linear_acceleration
     return math.hypot(acc.x, acc.y)
+
+
+def camera_info_fields(msg: CameraInfo) -> dict:
+    """A CameraInfo's calibration fields by name (``lead_ros.cameras.rig`` checks them)."""
+    roi = msg.roi
+    window = {"x_offset": roi.x_offset, "y_offset": roi.y_offset, "width": roi.width, "height": roi.height}
+    return {"width": msg.width, "height": msg.height, "distortion_model": msg.distortion_model, "k": list(msg.k),
+            "d": list(msg.d), "p": list(msg.p), "binning_x": msg.binning_x, "binning_y": msg.binning_y,
+            "roi": window}  # fmt: skip
 
 
 def frame_to_observation(

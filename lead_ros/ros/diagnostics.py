@@ -10,12 +10,15 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
-from lead_ros.cameras.reprojection import COVERAGE_ERROR, COVERAGE_WARN, Reprojection
+from lead_ros.cameras.calibrations import RigCalibrations
+from lead_ros.cameras.reprojection import COVERAGE_ERROR, COVERAGE_WARN
 from lead_ros.inputs.command import CommandState
 from lead_ros.planner import PlannerInfo
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 INPUT_STALE_S = 1.0
+# A rig camera's CameraInfo not received this long after configure: the cameras status is ERROR.
+CAMERA_INFO_WAIT_S = 5.0
 _RATE_WINDOW = 20
 _LATENCY_WINDOW = 200
 _TIMING_WINDOW = 5000
@@ -64,6 +67,11 @@ class PipelineStats:
         self.exceptions: Counter[str] = Counter()  # "<place>: <exception type>" -> count
         self.last_exception = ""
         self.timings: deque[FrameTiming] = deque(maxlen=_TIMING_WINDOW)
+
+    def track(self, name: str) -> None:
+        """Count an input known only at configure (a rig camera's CameraInfo)."""
+        with self._lock:
+            self.inputs.setdefault(name, InputStats())
 
     def received(self, name: str, now_ns: int) -> None:
         with self._lock:
@@ -193,7 +201,8 @@ def build_diagnostics(
     now_ns: int,
     stamp,
     clock_stopped: bool = False,
-    reprojection: Reprojection | None = None,
+    calibrations: RigCalibrations | None = None,
+    configured_s: float = 0.0,
 ) -> DiagnosticArray:
     """Five statuses: model, inputs, processing, command, cameras. Outside the active state the
     node does not plan by design, so silent inputs and idle processing are no fault then."""
@@ -236,8 +245,10 @@ def build_diagnostics(
         input_values[f"{input_name} age_s"] = "never received" if age is None else f"{age:.2f}"
         input_values[f"{input_name} received"] = count
         input_values[f"{input_name} rejected"] = rejected
-        # The command (route) is held until replaced, so its age is no fault (it has its own status).
-        if active and input_name not in ("command", "route") and (age is None or age > INPUT_STALE_S):
+        # The command (route) and CameraInfo are held until replaced, so their age is no fault
+        # (the command and the cameras have their own status).
+        held = input_name in ("command", "route") or input_name.endswith("_camera_info")
+        if active and not held and (age is None or age > INPUT_STALE_S):
             stale.append(input_name)
     message = f"no recent messages on: {', '.join(stale)}" if stale else "all inputs live"
     if clock_stopped:
@@ -295,22 +306,32 @@ def build_diagnostics(
         {"command": command_name, "source": command.source, "command_input": command_input,
          "route_lateral_m": lateral},
     )  # fmt: skip
-    level, message, values = cameras_report(reprojection, snapshot["filled"], snapshot["filling"] if active else ())
+    filling = snapshot["filling"] if active else ()
+    level, message, values = cameras_report(calibrations, snapshot["filled"], filling, configured_s)
     cameras = status("cameras", level, message, values)
     return DiagnosticArray(header=Header(stamp=stamp), status=[model, inputs, processing, command_status, cameras])
 
 
 def cameras_report(
-    reprojection: Reprojection | None, filled: dict[str, int], filling: tuple[str, ...]
+    calibrations: RigCalibrations | None, filled: dict[str, int], filling: tuple[str, ...], configured_s: float = 0.0
 ) -> tuple[int, str, dict]:
-    """The cameras status: each camera's coverage with a rig (WARN below ``COVERAGE_WARN``,
-    ERROR below ``COVERAGE_ERROR``) and the cameras filled black, WARN while it lasts (the
-    last planned frame had them filled) with a counter per camera."""
+    """The cameras status: with a rig, the CameraInfo still awaited (WARN, ERROR naming the
+    camera after ``CAMERA_INFO_WAIT_S`` since configure) and each camera's coverage (WARN below
+    ``COVERAGE_WARN``, ERROR below ``COVERAGE_ERROR``); the cameras filled black, WARN while it
+    lasts (the last planned frame had them filled), with a counter per camera."""
     level, problems = OK, []
-    values: dict = {"camera_rig": reprojection.rig.source if reprojection else "none (taken as nuPlan's cameras)"}
-    if reprojection is not None:
-        values["virtual_distortion"] = reprojection.virtual_distortion
-        for name, coverage in reprojection.coverage.items():
+    values: dict = {"camera_rig": calibrations.rig.source if calibrations else "none (taken as nuPlan's cameras)"}
+    if calibrations is not None:
+        values["virtual_distortion"] = calibrations.virtual_distortion
+        values["calibration_rebuilds"] = calibrations.rebuilds
+        if calibrations.missing:
+            late = configured_s > CAMERA_INFO_WAIT_S
+            level = ERROR if late else WARN
+            waited = f" after {configured_s:.0f} s" if late else ""
+            topics = ", ".join(f"~/input/cameras/{name}/camera_info" for name in calibrations.missing)
+            problems.append(f"no CameraInfo{waited} on {topics}: nothing is planned")
+        reprojection = calibrations.reprojection
+        for name, coverage in (reprojection.coverage if reprojection else {}).items():
             values[f"{name} coverage"] = f"{100 * coverage:.1f}%"
             if coverage < COVERAGE_WARN:
                 level = max(level, ERROR if coverage < COVERAGE_ERROR else WARN)

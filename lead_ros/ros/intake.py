@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from sensor_msgs.msg import Imu
+from sensor_msgs.msg import CameraInfo, Imu
 from std_msgs.msg import UInt8
 
+from lead_ros.cameras.calibrations import RigCalibrations
+from lead_ros.cameras.rig import calibration_from_fields
 from lead_ros.inputs.command import CommandState, CommandTracker
 from lead_ros.inputs.route import MAX_POINTS as MAX_ROUTE_POINTS
 from lead_ros.inputs.route import RouteRule, RouteTracker, route_problem
@@ -30,6 +32,7 @@ from lead_ros.preprocessing import (
     check_stitched_size,
 )
 from lead_ros.ros.conversions import (
+    camera_info_fields,
     imu_planar_acceleration,
     odometry_pose,
     odometry_speed_yaw_rate,
@@ -40,6 +43,7 @@ from lead_ros.ros.serialized import SerializedCamera, camera_header, camera_size
 
 BAD_INPUT = "bad_input"
 CORRUPT_IMAGE = "corrupt_image"  # compressed data the decoder could only repair
+CAMERA_INFO_MISSING = "camera_info_missing"  # a rig camera's CameraInfo has not arrived yet
 # Odometry speeds above this are implausible for a road vehicle (252 km/h): a unit or
 # encoding error upstream, rejected rather than planned with.
 MAX_SPEED_MPS = 70.0
@@ -82,9 +86,9 @@ class InputIntake:
         self.route = RouteTracker(default, rule, config.command_timeout_s)
         self.odometry_frame: str | None = None  # of the latest odometry message
         self.max_camera_side_px, self.max_camera_megapixels = config.max_camera_side_px, config.max_camera_megapixels
-        # (width, height) per camera from a camera rig; None: the cameras are taken to be
+        # The camera rig's calibrations (set at configure); None: the cameras are taken to be
         # nuPlan's (16:9, all the same size).
-        self.rig_sizes: dict[str, tuple[int, int]] | None = None
+        self.calibrations: RigCalibrations | None = None
 
     def reset_frames(self) -> None:
         """Forget buffered cameras, odometry and IMU (the command stays in force): frames
@@ -123,11 +127,27 @@ class InputIntake:
             check_stitched_size(label, *size)
         else:
             check_camera_limits(label, *size, self.max_camera_side_px, self.max_camera_megapixels)
-            if self.rig_sizes is None:
+            calibrations = self.calibrations
+            if calibrations is None:
                 check_camera_size(label, *size)
-            elif size != self.rig_sizes[name]:
-                width, height = self.rig_sizes[name]
+            elif (expected := calibrations.size(name)) is not None and size != expected:
+                width, height = expected
                 raise ImageInputError(f"{label}: {size[0]}x{size[1]} pixels; the camera rig says {width}x{height}")
+
+    def camera_info(self, name: str, msg: CameraInfo) -> list[Event]:
+        """A camera's CameraInfo (rig cameras with ``camera_info: topic``): in force from now; a
+        changed one rebuilds that camera's remap table, an equal one changes nothing."""
+        label = f"{name}_camera_info"
+        calibrations = self.calibrations  # once: cleanup may drop it from another thread
+        if calibrations is None or name not in calibrations.from_topics:
+            return []  # not subscribed then; a bag may hold it anyway
+        try:
+            calibration = calibration_from_fields(camera_info_fields(msg), f"camera_info {name}",
+                                                  calibrations.is_rectified(name))  # fmt: skip
+            calibrations.update(name, calibration)
+        except ValueError as error:  # RigError: the message names the field
+            return [InputRejected(label, BAD_INPUT, f"{error}; keeping the calibration in force", False)]
+        return []
 
     def serialized_camera(self, name: str, data: bytes, message_type: type, now_ns: int) -> list[Event]:
         """A camera message as CDR bytes (``raw=True`` subscriptions): deserialized only if planned."""
@@ -223,11 +243,16 @@ class InputIntake:
 
     def _wrap(self, results: list[SyncedFrame | SyncFailure]) -> list[Event]:
         events: list[Event] = []
+        calibrations = self.calibrations
         for result in results:
             if isinstance(result, SyncFailure):
                 events.append(result)
-            elif self.rig_sizes is None and (unequal := self._unequal_sizes(result)) is not None:
+            elif calibrations is None and (unequal := self._unequal_sizes(result)) is not None:
                 events.append(SyncFailure(result.stamp_ns, BAD_INPUT, unequal))
+            elif calibrations is not None and calibrations.missing:
+                waiting = ", ".join(calibrations.missing)
+                detail = f"no CameraInfo yet for {waiting}: frames are planned once every camera's calibration is known"
+                events.append(SyncFailure(result.stamp_ns, CAMERA_INFO_MISSING, detail))
             else:
                 state = self._command_for(result)
                 events.append(ReadyFrame(result, state.command, state.source, self.command_input, state.lateral_m,

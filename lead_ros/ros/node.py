@@ -36,11 +36,11 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
-from sensor_msgs.msg import Image, Imu
+from sensor_msgs.msg import CameraInfo, Image, Imu
 from std_msgs.msg import Float64, UInt8
 from visualization_msgs.msg import MarkerArray
 
-from lead_ros.cameras.reprojection import Reprojection
+from lead_ros.cameras.calibrations import RigCalibrations
 from lead_ros.inputs.frame_queue import LatestFrameQueue
 from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import PARAMETERS, NodeConfig, ParamSpec
@@ -80,6 +80,13 @@ CAMERA_QOS_DEPTH = 5
 ODOMETRY_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ROUTE_QOS = COMMAND_QOS  # the latest route, also to a node that starts after the planner published it
+# CameraInfo: best effort + volatile matches every publisher (reliable or not); transient_local
+# (reliable) also gets the one a latched publisher sent before the node subscribed.
+CAMERA_INFO_QOS = {
+    "sensor_data": qos_profile_sensor_data,
+    "transient_local": QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                  durability=DurabilityPolicy.TRANSIENT_LOCAL),
+}  # fmt: skip
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 PERCEPTION_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)  # volatile: only the newest matters
 
@@ -158,8 +165,8 @@ class LeadPlannerNode(LifecycleNode):
         self.warnings = ThrottledWarnings(self.get_logger())
         self._injected_planner = planner
         self.planner: Planner | None = None
-        self.reprojection: Reprojection | None = None  # the camera rig's, made by configure
         self.configure_error = ""
+        self._configured_at = time.monotonic()
         self.intake = InputIntake(self.config)
         self.commands = self.intake.commands
         self.queue: LatestFrameQueue[QueuedFrame] = LatestFrameQueue()
@@ -249,6 +256,14 @@ class LeadPlannerNode(LifecycleNode):
             )
             for name in cameras
         ]
+        # A rig camera with camera_info: topic: its calibration (planning waits for it).
+        calibrations = self.intake.calibrations
+        for name in calibrations.from_topics if calibrations is not None else ():
+            self.stats.track(f"{name}_camera_info")
+            callback = self._guarded(f"{name} camera_info", lambda msg, n=name: self._on_camera_info(n, msg))
+            self._inputs.append(self.create_subscription(CameraInfo, f"~/input/cameras/{name}/camera_info", callback,
+                                                         CAMERA_INFO_QOS[self.config.camera_info_qos],
+                                                         callback_group=self._input_group))  # fmt: skip
         subscriptions = [(Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS)]
         if self.config.acceleration_source == "imu":
             subscriptions.append((Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data))
@@ -290,17 +305,17 @@ class LeadPlannerNode(LifecycleNode):
         if self._injected_planner is None:  # seconds (a first start exports the runtime's graph): say so
             self.get_logger().info(f"configuring: loading the weights {self.config.weights}")
         try:
-            reprojection = Reprojection.from_config(self.config)
+            calibrations = RigCalibrations.from_config(self.config)
             planner = self._injected_planner or Planner.from_config(self.config)
         except Exception as error:  # RigError, WeightsError, PlannerConfigError, CUDA errors, ...
             self.configure_error = one_line(error)
             self.get_logger().error(f"cannot configure: {self.configure_error}")
             return TransitionCallbackReturn.FAILURE
         self.planner, self.configure_error = planner, ""
-        self.reprojection = reprojection
-        self.intake.rig_sizes = reprojection.sizes() if reprojection else None
-        if reprojection is not None:
-            self.get_logger().info(reprojection.summary())
+        self.intake.calibrations = calibrations
+        self._configured_at = time.monotonic()  # CameraInfo awaited since
+        if calibrations is not None:
+            self.get_logger().info(calibrations.summary())
         device_type = torch.device(planner.info.device).type
         self._diagnostics_context = self._make_diagnostics_context(self.config.processing_budget_for(device_type))
         self._create_interfaces(self.intake.camera_names)
@@ -367,6 +382,7 @@ class LeadPlannerNode(LifecycleNode):
         if self.planner is not self._injected_planner:
             self.planner.close()
         self.planner = None
+        self.intake.calibrations = None
         self.get_logger().info("cleaned up: model released")
 
     @property
@@ -403,6 +419,10 @@ class LeadPlannerNode(LifecycleNode):
         self.stats.received(name, now)
         if self._active.is_set():  # inactive: nothing is buffered, so nothing is planned later
             self._handle(self.intake.serialized_camera(name, data, self._camera_type, now))
+
+    def _on_camera_info(self, name: str, msg: CameraInfo) -> None:
+        self.stats.received(f"{name}_camera_info", self._now_ns())
+        self._handle(self.intake.camera_info(name, msg))
 
     def _on_odometry(self, msg: Odometry) -> None:
         self.stats.received("odometry", self._now_ns())
@@ -483,7 +503,7 @@ class LeadPlannerNode(LifecycleNode):
         try:
             observation, filled = frame_to_observation(frame, command, self.intake.policy.fill_missing_cameras)
             wanted = bool(perception) or self.debug_image_pub is not None
-            plan = self.planner.plan(observation, perception=wanted, reprojection=self.reprojection)
+            plan = self.planner.plan(observation, perception=wanted, reprojection=self._reprojection())
         except ValueError as error:  # image/observation errors name their input
             reason = CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT
             self._fail(reason, str(error), "worker", _status(item.ready, SKIPPED))
@@ -521,6 +541,11 @@ class LeadPlannerNode(LifecycleNode):
             picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.planner.info.untrained,
                                   bev_labels=perceived.bev_labels, boxes=boxes)  # fmt: skip
             self.debug_image_pub.publish(array_to_image(picture, frame.stamp_ns, self.config.frame_id))
+
+    def _reprojection(self):
+        """The camera rig's reprojection in force (None without a rig)."""
+        calibrations = self.intake.calibrations
+        return calibrations.reprojection if calibrations is not None else None
 
     def _perception_wanted(self) -> list:
         """The perception publishers to feed this frame: all with ``publish_perception``,
@@ -569,7 +594,8 @@ class LeadPlannerNode(LifecycleNode):
             now.nanoseconds,
             now.to_msg(),
             self._clock_watch.stopped(now.nanoseconds, self.stats.received_total()),
-            self.reprojection,
+            self.intake.calibrations,
+            time.monotonic() - self._configured_at,
         )
         self.diagnostics_pub.publish(diagnostics)
         inputs = diagnostics.status[1]

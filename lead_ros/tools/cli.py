@@ -78,9 +78,12 @@ def cmd_rig_check(args: argparse.Namespace) -> int:
 
     rig = load_rig(args.camera_rig)
     if args.images:
+        if rig.from_topics:
+            raise ValueError(f"--images: the rig takes the calibration of {', '.join(rig.from_topics)} from "
+                             "CameraInfo; use --bag with the CameraInfo recorded")  # fmt: skip
         images = {name: _read_rgb(path) for name, path in zip(CAMERA_NAMES, args.images, strict=True)}
     else:
-        images = bag_frame(Path(args.bag), args.frame)
+        images, rig = bag_frame(Path(args.bag), args.frame, rig)
     result = check_rig(rig, args.virtual_distortion or "nuplan", images, Path(args.out))
     sys.stdout.write(result.text)
     sys.stdout.write(f"wrote {result.picture} and {result.report}\n")

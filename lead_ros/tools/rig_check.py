@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from lead_ros.cameras.reprojection import Reprojection
-from lead_ros.cameras.rig import CameraRig
+from lead_ros.cameras.rig import CameraRig, calibration_from_fields
 from lead_ros.preprocessing import CAMERA_NAMES, stitch_cameras
 
 OUTLINE_RGB = (0, 255, 0)
@@ -94,27 +94,39 @@ def check_rig(rig: CameraRig, virtual_distortion: str, images: dict[str, np.ndar
     return RigCheck(picture, report, text)
 
 
-def bag_frame(bag: Path, frame: int) -> dict[str, np.ndarray]:
-    """The ``frame``-th (0-based) image of each camera topic of a bag, as RGB."""
-    from lead_ros.bag.reader import ReadStats, bag_camera_settings, default_topics, stream_messages
-    from lead_ros.ros.conversions import camera_message_type, camera_to_array
+def bag_frame(bag: Path, frame: int, rig: CameraRig | None = None) -> tuple[dict[str, np.ndarray], CameraRig | None]:
+    """The ``frame``-th (0-based) image of each camera topic of a bag, as RGB, and ``rig`` with
+    the calibration of its ``camera_info: topic`` cameras from the first CameraInfo recorded."""
+    from sensor_msgs.msg import CameraInfo
+
+    from lead_ros.bag.reader import CAMERA_INFO_KEYS, ReadStats, bag_camera_settings, default_topics, stream_messages
+    from lead_ros.ros.conversions import camera_info_fields, camera_message_type, camera_to_array
 
     topics = default_topics()
     settings = bag_camera_settings(bag, topics)
     if settings.get("camera_mode") != "navsim_4cam":
         raise ValueError(f"{bag}: no four-camera topics ({', '.join(topics[n] for n in CAMERA_NAMES)})")
     message_type = camera_message_type(settings.get("image_transport", "raw"))
+    awaited = set(rig.from_topics) if rig is not None else set()
     seen = dict.fromkeys(CAMERA_NAMES, 0)
     images: dict[str, np.ndarray] = {}
-    classes = dict.fromkeys(CAMERA_NAMES, message_type)
+    classes = {**dict.fromkeys(CAMERA_NAMES, message_type), **{f"{n}_camera_info": CameraInfo for n in awaited}}
     for message in stream_messages(bag, topics, classes, 0, ReadStats()):
-        if message.key in images:
-            continue
-        if seen[message.key] == frame:
-            image, encoding = camera_to_array(message.msg, f"camera {message.key}")
-            images[message.key] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if encoding == "bgr8" else image
-            if len(images) == len(CAMERA_NAMES):
-                return images
-        seen[message.key] += 1
+        if message.key in CAMERA_INFO_KEYS:
+            name = CAMERA_INFO_KEYS[message.key]
+            if name in awaited:
+                where = f"{bag}: CameraInfo of {name}"
+                calibration = calibration_from_fields(camera_info_fields(message.msg), where,
+                                                      rig.cameras[name].rectified)  # fmt: skip
+                rig, awaited = rig.calibrated(name, calibration), awaited - {name}
+        elif message.key not in images:
+            if seen[message.key] == frame:
+                image, encoding = camera_to_array(message.msg, f"camera {message.key}")
+                images[message.key] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if encoding == "bgr8" else image
+            seen[message.key] += 1
+        if len(images) == len(CAMERA_NAMES) and not awaited:
+            return images, rig
     missing = [n for n in CAMERA_NAMES if n not in images]
-    raise ValueError(f"{bag}: frame {frame} not found for {', '.join(missing)} (images per camera: {seen})")
+    if missing:
+        raise ValueError(f"{bag}: frame {frame} not found for {', '.join(missing)} (images per camera: {seen})")
+    raise ValueError(f"{bag}: no CameraInfo recorded for {', '.join(sorted(awaited))} (the rig takes it from there)")
