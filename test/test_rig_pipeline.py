@@ -108,24 +108,32 @@ def test_an_unreadable_rig_fails_configure_in_one_line(harness, tmp_path):
     assert "\n" not in h.node.configure_error
 
 
-def test_evaluate_bag_uses_the_same_reprojection(tmp_path, planner, rig_file, cameras):
+def _evaluate_drive(tmp_path, planner, rig: Path, cameras: dict, frames: list[int], extra=()) -> tuple[dict, dict]:
+    """evaluate-bag with ``rig`` on a drive of ``frames`` (3 m/s, 50 Hz odometry) plus ``extra``
+    (record time, key, type, message) entries; returns the summary and the planned paths."""
     bag = BagSpec()
-    frames = [START + k * 100 * MS for k in range(2)]
-    for j in range(-10, 15):
+    for j in range(-10, 5 * len(frames) + 5):
         ns = START + j * 20 * MS
         bag.add(ns, "odometry", "nav_msgs/msg/Odometry", odometry(ns, 3.0))
+    for entry in extra:
+        bag.add(*entry)
     for ns in frames:
         for name, image in cameras.items():
             bag.add(ns + 1, name, "sensor_msgs/msg/Image", raw_image(image, ns))
     out = tmp_path / "out"
     out.mkdir()
-    options = EvaluationOptions(config=NodeConfig.from_values({"camera_rig_file": str(rig_file)}),
+    options = EvaluationOptions(config=NodeConfig.from_values({"camera_rig_file": str(rig)}),
                                 topics=default_topics(), progress=False)  # fmt: skip
     summary = evaluate_bag(bag.write(tmp_path / "bag"), out, planner, options)
+    return summary, read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)
+
+
+def test_evaluate_bag_uses_the_same_reprojection(tmp_path, planner, rig_file, cameras):
+    summary, paths = _evaluate_drive(tmp_path, planner, rig_file, cameras, [START + k * 100 * MS for k in range(2)])
     assert summary["planned"] == 2, summary
     expected = planner.plan(Observation(3.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
                             reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
-    for waypoints in read_paths(out / "output_bag", OUTPUT_PATH_TOPIC).values():
+    for waypoints in paths.values():
         np.testing.assert_allclose(waypoints[:, :2], expected.waypoints, atol=1e-4)
 
 
@@ -256,27 +264,15 @@ def test_the_node_plans_once_camera_info_arrived_and_rebuilds_on_a_change(harnes
 
 
 def test_evaluate_bag_reads_camera_info_from_the_bag(tmp_path, planner, rig_file, cameras):
-    rig = _camera_info_rig(tmp_path, rig_file)
-    bag = BagSpec()
     frames = [START + k * 100 * MS for k in range(3)]
-    for j in range(-10, 20):
-        ns = START + j * 20 * MS
-        bag.add(ns, "odometry", "nav_msgs/msg/Odometry", odometry(ns, 3.0))
     info = _camera_info()
     info.header.stamp.sec, info.header.stamp.nanosec = divmod(frames[1] - 10 * MS, 10**9)
-    bag.add(frames[1] - 10 * MS, "f0_camera_info", "sensor_msgs/msg/CameraInfo", serialize_message(info))
-    for ns in frames:
-        for name, image in cameras.items():
-            bag.add(ns + 1, name, "sensor_msgs/msg/Image", raw_image(image, ns))
-    out = tmp_path / "out"
-    out.mkdir()
-    options = EvaluationOptions(config=NodeConfig.from_values({"camera_rig_file": str(rig)}),
-                                topics=default_topics(), progress=False)  # fmt: skip
-    summary = evaluate_bag(bag.write(tmp_path / "bag"), out, planner, options)
+    extra = [(frames[1] - 10 * MS, "f0_camera_info", "sensor_msgs/msg/CameraInfo", serialize_message(info))]
+    rig = _camera_info_rig(tmp_path, rig_file)
+    summary, paths = _evaluate_drive(tmp_path, planner, rig, cameras, frames, extra)
     assert summary["planned"] == 2 and summary["skipped_by_reason"] == {"camera_info_missing": 1}, summary
     expected = planner.plan(Observation(3.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
                             reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
-    paths = read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)
     assert sorted(paths) == frames[1:]
     for waypoints in paths.values():
         np.testing.assert_allclose(waypoints[:, :2], expected.waypoints, atol=1e-4)
