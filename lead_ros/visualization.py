@@ -5,8 +5,9 @@ the camera strip the model saw.
 Used by the node's ~/debug/image and the bag evaluation's contact sheet and video. The
 bird's-eye panel is ISO 8855 ``base_link`` seen from above with forward up and the
 vehicle's left on the left, 10 px per metre, x from -24 to 40 m and y from -32 to 32 m,
-the ego vehicle at (0, 0). No camera calibration is assumed, so nothing is projected into
-the camera images.
+the ego vehicle at (0, 0). With four cameras, the plan is also drawn into the front camera's
+view (the f0 share of the model input, enlarged) through the virtual nuPlan f0 camera: on the
+ground plane of the camera rig, or of nuPlan's rig when there is none.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lead_ros.cameras.reprojection import MODEL_VIEW_HEIGHT, MODEL_VIEW_WIDTH, FrontView
 from lead_ros.perception.bev import CELL_M, CLASS_NAMES, GRID_CELLS, GRID_MIN_M
 from lead_ros.perception.outputs import Box
 
@@ -22,6 +24,7 @@ PANEL_X_RANGE_M = (-24.0, 40.0)  # forward extent (bottom to top)
 PANEL_Y_HALF_M = 32.0  # lateral extent (+-, left to right)
 PANEL_SIZE = round((PANEL_X_RANGE_M[1] - PANEL_X_RANGE_M[0]) * PANEL_PX_PER_M)  # 640
 CAMERA_STRIP_WIDTH = 1280
+FRONT_VIEW_SCALE = 1.3  # the 480x270 f0 view drawn 624x351 under the camera strip
 UNTRAINED_BANNER = "UNTRAINED SYNTHETIC WEIGHTS - NOT A DRIVING POLICY"
 _PATH_COLOUR = (255, 64, 32)
 _EGO_COLOUR = (40, 200, 40)
@@ -122,22 +125,46 @@ def render_plan(
     logged: np.ndarray | None = None,
     bev_labels: np.ndarray | None = None,
     boxes: tuple[Box, ...] | None = None,
+    front_view: FrontView | None = None,
 ) -> np.ndarray:
     """The bird's-eye panel (PANEL_SIZE square) with the camera strip the model saw beside it
-    (CAMERA_STRIP_WIDTH wide, scaled) and the caption under the strip: RGB uint8."""
+    (CAMERA_STRIP_WIDTH wide, scaled), the caption under the strip and, with ``front_view``,
+    the plan drawn into the front camera's view below: RGB uint8."""
     panel = birds_eye_panel(waypoints, headings, logged, bev_labels, boxes)
-    height = round(model_image.shape[0] * CAMERA_STRIP_WIDTH / model_image.shape[1])
-    strip = cv2.resize(model_image, (CAMERA_STRIP_WIDTH, height), interpolation=cv2.INTER_AREA)
-    right = np.full((PANEL_SIZE, CAMERA_STRIP_WIDTH, 3), 24, np.uint8)
     top = 30
-    right[top : top + height] = strip
+    # A tall stitched input (up to 1080 rows) is scaled to leave room for the caption.
+    scale = min(CAMERA_STRIP_WIDTH / model_image.shape[1], (PANEL_SIZE - top - 80) / model_image.shape[0])
+    width, height = round(model_image.shape[1] * scale), round(model_image.shape[0] * scale)
+    strip = cv2.resize(model_image, (width, height), interpolation=cv2.INTER_AREA)
+    right = np.full((PANEL_SIZE, CAMERA_STRIP_WIDTH, 3), 24, np.uint8)
+    right[top : top + height, :width] = strip
     cv2.putText(right, "cameras l0 | f0 | r0 | b0 (model input)", (8, top - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
                 (200, 200, 200), 1, cv2.LINE_AA)  # fmt: skip
     if caption:
         cv2.putText(right, caption, (8, top + height + 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2,
                     cv2.LINE_AA)  # fmt: skip
+    if front_view is not None and model_image.shape[0] == MODEL_VIEW_HEIGHT:  # four cameras
+        view = front_camera_view(model_image, waypoints, front_view)
+        right[top + height + 45 : top + height + 45 + view.shape[0], 8 : 8 + view.shape[1]] = view
     if untrained:
         cv2.rectangle(right, (0, PANEL_SIZE - 30), (CAMERA_STRIP_WIDTH - 1, PANEL_SIZE - 1), (200, 0, 0), -1)
         cv2.putText(right, UNTRAINED_BANNER, (8, PANEL_SIZE - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2,
                     cv2.LINE_AA)  # fmt: skip
     return np.concatenate((panel, right), axis=1)
+
+
+def front_camera_view(model_image: np.ndarray, waypoints: np.ndarray, front_view: FrontView) -> np.ndarray:
+    """The f0 share of the model input, enlarged by FRONT_VIEW_SCALE, with the plan's ground
+    points (ISO 8855 waypoints) drawn where the front camera sees them."""
+    front = model_image[:, MODEL_VIEW_WIDTH : 2 * MODEL_VIEW_WIDTH]
+    size = (round(MODEL_VIEW_WIDTH * FRONT_VIEW_SCALE), round(MODEL_VIEW_HEIGHT * FRONT_VIEW_SCALE))
+    view = np.ascontiguousarray(cv2.resize(front, size, interpolation=cv2.INTER_LINEAR))
+    pixels, seen = front_view.project(waypoints)
+    points = [tuple(np.round((p + 0.5) * FRONT_VIEW_SCALE - 0.5).astype(int)) for p in pixels[seen]]
+    if len(points) > 1:
+        cv2.polylines(view, [np.array(points, np.int32)], False, _PATH_COLOUR, 2, cv2.LINE_AA)
+    for point in points:
+        cv2.circle(view, point, 4, _PATH_COLOUR, -1, cv2.LINE_AA)
+    cv2.putText(view, "f0: plan on the ground", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                cv2.LINE_AA)  # fmt: skip
+    return view

@@ -19,12 +19,14 @@ from lead_ros.cameras.reprojection import (
     Reprojection,
     full_grid,
     model_grid,
+    nuplan_front_view,
     remap_tables,
     virtual_rig,
 )
 from lead_ros.cameras.rig import RigError, load_rig, parse_rig, rotation_from_quaternion, rotation_from_rpy
 from lead_ros.preprocessing import CAMERA_NAMES, ImageInputError, stitch_cameras
 from lead_ros.tools.synthetic_cameras import reference_cameras
+from lead_ros.visualization import FRONT_VIEW_SCALE, front_camera_view, render_plan
 
 
 def test_nuplan_rig_has_the_documented_orientations():
@@ -279,3 +281,36 @@ def test_a_rectified_camera_uses_p_and_ignores_d():
     entry["p"][3] = -50.0
     with pytest.raises(RigError, match="camera f0: p has a translation column"):
         parse_rig(document, "stereo")
+
+
+def test_the_front_view_projects_ground_points_as_opencv_with_extrinsics():
+    """Ground points through the virtual f0 at the real camera's position, against
+    cv2.projectPoints given the same camera as rotation and translation vectors."""
+    rig = parse_rig(RIGS["plumb_bob 4:3"], "4:3")
+    front = Reprojection(rig).front_view()
+    assert front.position.tolist() == [1.5, 0.0, 1.5] and front.ground_z == 0.0
+    points = np.array([[8.0, 0.0], [10.0, 2.0], [20.0, -3.0], [40.0, 1.0], [-10.0, 0.0], [1.0, 0.0]])
+    pixels, seen = front.project(points)
+    assert seen.tolist() == [True, True, True, True, False, False]  # behind; below the image
+    rotation = front.camera.rotation.T  # base_link -> optical
+    rvec, _ = cv2.Rodrigues(rotation)
+    tvec = -rotation @ front.position
+    world = np.column_stack((points[:4], np.zeros(4)))
+    expected, _ = cv2.projectPoints(world, rvec, tvec, front.camera.calibration.camera_matrix,
+                                    front.camera.calibration.distortion)  # fmt: skip
+    np.testing.assert_allclose(pixels[:4], (expected.reshape(-1, 2) + 0.5) / 4 - 0.5, atol=1e-6)
+    # Straight ahead is near the middle column of the 480-wide view; left (y > 0) is left of it.
+    assert abs(pixels[0, 0] - 240) < 30 and pixels[1, 0] < pixels[3, 0] < pixels[2, 0]
+
+
+def test_the_debug_picture_draws_the_plan_into_the_front_view():
+    waypoints = np.array([[4.0 * (i + 2), 0.0] for i in range(8)])
+    model_image = np.full((270, 1920, 3), 90, np.uint8)
+    picture = render_plan(model_image, waypoints, np.zeros(8), front_view=nuplan_front_view())
+    view = front_camera_view(model_image, waypoints, nuplan_front_view())
+    pixels, seen = nuplan_front_view().project(waypoints)
+    column, row = np.round((pixels[seen][-1] + 0.5) * FRONT_VIEW_SCALE - 0.5).astype(int)
+    np.testing.assert_array_equal(view[row, column], (255, 64, 32))  # the plan's colour
+    assert not np.array_equal(picture, render_plan(model_image, waypoints, np.zeros(8)))
+    # A stitched input of 1080 rows fits the picture (it did not: a ValueError in the node).
+    assert render_plan(np.zeros((1080, 1920, 3), np.uint8), waypoints, np.zeros(8)).shape == (640, 1920, 3)

@@ -24,9 +24,9 @@ def perception_flags(planner, monkeypatch):
     flags = []
     original = planner.plan
 
-    def spy(observation, perception=False):
+    def spy(observation, perception=False, reprojection=None):
         flags.append(perception)
-        return original(observation, perception=perception)
+        return original(observation, perception=perception, reprojection=reprojection)
 
     monkeypatch.setattr(planner, "plan", spy)
     return flags

@@ -4,6 +4,7 @@ wrong size is refused naming the rig, an unreadable rig fails configure in one l
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -276,3 +277,32 @@ def test_evaluate_bag_reads_camera_info_from_the_bag(tmp_path, planner, rig_file
     assert sorted(paths) == frames[1:]
     for waypoints in paths.values():
         np.testing.assert_allclose(waypoints[:, :2], expected.waypoints, atol=1e-4)
+
+
+def test_predict_and_evaluate_bag_take_the_rig_from_the_command_line(tmp_path, capsys, planner, navsim_weights,
+                                                                     rig_file, cameras):  # fmt: skip
+    paths = []
+    for name, image in cameras.items():
+        paths.append(str(tmp_path / f"{name}.png"))
+        cv2.imwrite(paths[-1], image[..., ::-1])
+    argv = ["predict", "--weights", str(navsim_weights), "--device", "cpu", "--cameras", *paths, "--speed", "4",
+            "--accel", "0", "--command", "left"]  # fmt: skip
+    assert main([*argv, "--camera-rig", str(rig_file)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = planner.plan(Observation(4.0, 0.0, Command.LEFT, cameras=tuple(cameras.values())),
+                            reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
+    np.testing.assert_allclose(printed["waypoints_iso8855"], expected.waypoints, atol=1e-4)
+    assert main(argv) == 2  # 4:3 cameras without a rig
+    assert "camera l0: 640x480 pixels; expected a 16:9 camera" in capsys.readouterr().err
+    # evaluate-bag: the same 4:3 drive is refused without the rig and planned with it.
+    bag = BagSpec()
+    for j in range(-10, 10):
+        bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 3.0))
+    for name, image in cameras.items():
+        bag.add(START + 1, name, "sensor_msgs/msg/Image", raw_image(image, START))
+    path = bag.write(tmp_path / "bag")
+    for option, planned in (([], 0), (["--camera-rig", str(rig_file)], 1)):
+        out = tmp_path / f"out{planned}"
+        main(["evaluate-bag", str(path), "--weights", str(navsim_weights), "--device", "cpu", "--out", str(out),
+              "--no-pictures", *option])  # fmt: skip
+        assert json.loads(capsys.readouterr().out)["planned"] == planned

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -118,6 +119,33 @@ class CameraReprojection:
         return view, seen
 
 
+@dataclass(frozen=True, eq=False)
+class FrontView:
+    """Where ``base_link`` ground points appear in the f0 share of the model input: through the
+    virtual f0 camera (its orientation, intrinsics, distortion) placed at the real f0 camera's
+    position (the reprojection rotates about the real camera's optical centre)."""
+
+    camera: RigCamera
+    position: np.ndarray
+    ground_z: float
+
+    def project(self, points_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 2) ground points (x, y in base_link) -> (N, 2) pixel coordinates in the 480x270
+        f0 view and the mask of those the camera sees."""
+        points = np.asarray(points_xy, np.float64).reshape(-1, 2)
+        world = np.column_stack((points, np.full(len(points), self.ground_z)))
+        rays = (world - self.position) @ self.camera.rotation  # base_link -> optical: R^T (p - c)
+        pixels, seen = self.camera.calibration.project(rays)
+        return (pixels + 0.5) / (VIRTUAL_WIDTH / MODEL_VIEW_WIDTH) - 0.5, seen
+
+
+@cache
+def nuplan_front_view(virtual_distortion: str = "nuplan") -> FrontView:
+    """The trained f0 camera itself (no rig: the cameras are taken to be nuPlan's)."""
+    rig = virtual_rig(virtual_distortion)
+    return FrontView(rig.cameras["f0"], rig.cameras["f0"].position, rig.ground_z)
+
+
 class Reprojection:
     """The four cameras of a rig, each reprojected into its nuPlan camera."""
 
@@ -157,6 +185,11 @@ class Reprojection:
         # Fixed-point maps (what initUndistortRectifyMap gives by default): remap is ~2x faster.
         maps = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
         return CameraReprojection(real, virtual, maps, float(seen.mean()))
+
+    def front_view(self) -> FrontView:
+        """The f0 view for drawing the plan (``FrontView``)."""
+        front = self.cameras["f0"]
+        return FrontView(front.virtual, front.real.position, self.rig.ground_z)
 
     def with_calibration(self, name: str, calibration: CameraCalibration) -> Reprojection:
         """This reprojection with one camera's calibration replaced: only its table is rebuilt."""

@@ -41,6 +41,7 @@ from std_msgs.msg import Float64, UInt8
 from visualization_msgs.msg import MarkerArray
 
 from lead_ros.cameras.calibrations import RigCalibrations
+from lead_ros.cameras.reprojection import nuplan_front_view
 from lead_ros.inputs.frame_queue import LatestFrameQueue
 from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import PARAMETERS, NodeConfig, ParamSpec
@@ -503,7 +504,8 @@ class LeadPlannerNode(LifecycleNode):
         try:
             observation, filled = frame_to_observation(frame, command, self.intake.policy.fill_missing_cameras)
             wanted = bool(perception) or self.debug_image_pub is not None
-            plan = self.planner.plan(observation, perception=wanted, reprojection=self._reprojection())
+            reprojection = self._reprojection()  # once: a changed CameraInfo may replace it meanwhile
+            plan = self.planner.plan(observation, perception=wanted, reprojection=reprojection)
         except ValueError as error:  # image/observation errors name their input
             reason = CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT
             self._fail(reason, str(error), "worker", _status(item.ready, SKIPPED))
@@ -538,8 +540,11 @@ class LeadPlannerNode(LifecycleNode):
             caption = f"{command.name.lower()}  v={frame.speed_mps:.1f} m/s  a={frame.acceleration_mps2:.1f} m/s2"
             perceived = plan.perception
             boxes = perceived.boxes_above(self.config.detection_score_threshold)
+            front = None
+            if self.config.camera_mode == "navsim_4cam":
+                front = reprojection.front_view() if reprojection else nuplan_front_view(self.config.virtual_distortion)
             picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.planner.info.untrained,
-                                  bev_labels=perceived.bev_labels, boxes=boxes)  # fmt: skip
+                                  bev_labels=perceived.bev_labels, boxes=boxes, front_view=front)  # fmt: skip
             self.debug_image_pub.publish(array_to_image(picture, frame.stamp_ns, self.config.frame_id))
 
     def _reprojection(self):
