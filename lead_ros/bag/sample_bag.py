@@ -7,7 +7,12 @@ The vehicle follows the route's centerline exactly: a straight, a left curve, a 
 curve (``ROUTE_SEGMENTS``). With NAVSIM's rule (``lead_ros.inputs.route``) the derived command goes
 straight -> left -> right over the frames; the UInt8 command topic carries the same
 sequence for ``command_input: topic``. Deterministic: regenerating it gives the same bytes
-(rosbags' CDR writer, fixed stamps, OpenCV JPEG)."""
+(rosbags' CDR writer, fixed stamps, OpenCV JPEG).
+
+With a camera rig (``make-sample-bag --rig``) the same drive is written as that rig's cameras
+would see it: each nuPlan camera image warped into the rig's camera (rotation only, black where
+the nuPlan camera saw nothing), written losslessly (PNG) so that only interpolation separates
+the two, with the rig's CameraInfo on each camera's ``camera_info`` topic."""
 
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore
 
 from lead_ros.bag.reader import default_topics
+from lead_ros.cameras.reprojection import remap_tables, virtual_rig
+from lead_ros.cameras.rig import CameraRig
 from lead_ros.ros.distro import PORTABLE_BAG_VERSION, RUNNING
 
 START_NS = 1_700_000_000 * 1_000_000_000
@@ -113,10 +120,26 @@ def draw_camera(index: int, t: float, size: tuple[int, int] = CAMERA_SIZE) -> np
     return image
 
 
-def write_sample_bag(out: Path, duration_s: float = DURATION_S) -> Path:
-    """Write the bag directory ``out`` (it must not exist yet); longer drives for benchmarks.
-    In the rosbag2 metadata version that every supported distribution's ``ros2 bag`` reads
+def rig_warps(rig: CameraRig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per camera, the float maps that take a nuPlan camera image (the drawn one) to what the
+    rig's camera sees: each rig pixel's ray, rotated into the nuPlan camera and projected there."""
+    nuplan = virtual_rig("nuplan")
+    warps = {}
+    for name, camera in rig.cameras.items():
+        width, height = rig.size(name)
+        columns, rows = np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)
+        warps[name], _ = remap_tables(nuplan.cameras[name], camera, columns, rows)
+    return warps
+
+
+def write_sample_bag(out: Path, duration_s: float = DURATION_S, rig: CameraRig | None = None) -> Path:
+    """Write the bag directory ``out`` (it must not exist yet); longer drives for benchmarks;
+    with ``rig``, as that rig's cameras see the drive (see the module doc). In the rosbag2
+    metadata version that every supported distribution's ``ros2 bag`` reads
     (``PORTABLE_BAG_VERSION``): the sample is for all of them."""
+    if rig is not None and rig.from_topics:
+        raise ValueError(f"--rig: {', '.join(rig.from_topics)} take their calibration from CameraInfo; the sample "
+                         "needs every camera's calibration in the rig file")  # fmt: skip
     typestore = get_typestore(RUNNING.typestore)
     types = typestore.types
     Time, Header = types["builtin_interfaces/msg/Time"], types["std_msgs/msg/Header"]
@@ -125,16 +148,25 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S) -> Path:
     def header(ns: int, frame: str):
         return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=frame)
 
+    warps = rig_warps(rig) if rig is not None else {}
     events = []  # (record time, topic, message type, message)
     for i in range(round(duration_s * CAMERA_RATE_HZ)):
         t = i / CAMERA_RATE_HZ
         ns = START_NS + round(t * 1e9)
         for k, name in enumerate(("l0", "f0", "r0", "b0")):
-            ok, jpeg = cv2.imencode(".jpg", draw_camera(k, t)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            image = draw_camera(k, t)[..., ::-1]  # BGR, as OpenCV encodes
+            if rig is None:
+                ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                encoding = "rgb8; jpeg compressed bgr8"
+            else:
+                warped = cv2.remap(image, *warps[name], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                ok, data = cv2.imencode(".png", warped)
+                encoding = "rgb8; png compressed bgr8"
+                events.append((ns + k, topics[f"{name}_camera_info"], "sensor_msgs/msg/CameraInfo",
+                               _camera_info(types, header(ns, f"cam_{name}"), rig, name)))  # fmt: skip
             assert ok
-            msg = types["sensor_msgs/msg/CompressedImage"](
-                header=header(ns, f"cam_{name}"), format="rgb8; jpeg compressed bgr8", data=jpeg.ravel()
-            )
+            msg = types["sensor_msgs/msg/CompressedImage"](header=header(ns, f"cam_{name}"), format=encoding,
+                                                           data=data.ravel())  # fmt: skip
             events.append((ns + k, topics[name], "sensor_msgs/msg/CompressedImage", msg))
     vector3, quaternion = types["geometry_msgs/msg/Vector3"], types["geometry_msgs/msg/Quaternion"]
     point, pose = types["geometry_msgs/msg/Point"], types["geometry_msgs/msg/Pose"]
@@ -185,3 +217,17 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S) -> Path:
         for ns, topic, msgtype, msg in events:
             writer.write(connections[topic], ns, typestore.serialize_cdr(msg, msgtype))
     return out
+
+
+def _camera_info(types, header, rig: CameraRig, name: str):
+    """The rig camera's calibration as a CameraInfo (rosbags' message class)."""
+    calibration = rig.cameras[name].calibration
+    projection = np.zeros((3, 4))
+    projection[:, :3] = calibration.camera_matrix
+    return types["sensor_msgs/msg/CameraInfo"](
+        header=header, height=calibration.height, width=calibration.width,
+        distortion_model=calibration.distortion_model, d=calibration.distortion.copy(),
+        k=calibration.camera_matrix.ravel().copy(), r=np.eye(3).ravel(), p=projection.ravel(), binning_x=0,
+        binning_y=0, roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                                    do_rectify=False),
+    )  # fmt: skip

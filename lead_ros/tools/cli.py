@@ -329,7 +329,12 @@ def cmd_make_sample_bag(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         raise ValueError(f"{out} exists; remove it first (the bag is regenerated whole)")
-    write_sample_bag(out, DURATION_S if args.duration_s is None else args.duration_s)
+    rig = None
+    if args.rig:
+        from lead_ros.cameras.rig import load_rig
+
+        rig = load_rig(args.rig)
+    write_sample_bag(out, DURATION_S if args.duration_s is None else args.duration_s, rig)
     print(out)
     return 0
 
@@ -599,6 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="bag directory to create")
     sample.add_argument("--duration-s", type=finite_float, default=None,
                         help="camera seconds; default gives data/sample_bag")
+    sample.add_argument("--rig", metavar="RIG.yaml", default=None,
+                        help="the drive as this camera rig's cameras see it (PNG images, CameraInfo topics)")
     sample.set_defaults(func=cmd_make_sample_bag)
 
     export = sub.add_parser("export", help="export the model for other runtimes").add_subparsers(
