@@ -48,7 +48,7 @@ COMMANDS = _commands()
 def test_every_command_is_listed():
     names = {" ".join(c) for c in COMMANDS}
     assert {"predict", "bench", "selftest", "weights synth", "export onnx", "evaluate-bag", "replay", "record-path",
-            "make-sample-bag", "bench-node", "bench-bag", "compare-evaluations"} <= names  # fmt: skip
+            "make-sample-bag", "bench-node", "bench-bag", "compare-evaluations", "rig-check"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
@@ -91,6 +91,7 @@ def _required_arguments(command: list[str]) -> list[str]:
         "replay": ["bag"],
         "record-path": ["--topic", "/p", "--out", "o"],
         "make-sample-bag": ["--out", "o"],
+        "rig-check": ["--camera-rig", "r.yaml", "--images", "a", "b", "c", "d", "--out", "o"],
         "bench-node": ["--weights", "w"],
         "bench-bag": ["--weights", "w"],
     }.get(" ".join(command), [])
