@@ -245,6 +245,16 @@ class LeadPlannerNode(LifecycleNode):
             else self.create_subscription(UInt8, "~/input/command", self._guarded("command", self._on_command),
                                           COMMAND_QOS, callback_group=self._input_group)
         ]  # fmt: skip
+        # A rig camera with camera_info: topic: its calibration (planning waits for it). Made
+        # before the cameras, so a CameraInfo ready together with an image is taken first, as
+        # offline evaluation, which reads the bag in order, takes it.
+        calibrations = self.intake.calibrations
+        for name in calibrations.from_topics if calibrations is not None else ():
+            self.stats.track(f"{name}_camera_info")
+            callback = self._guarded(f"{name} camera_info", lambda msg, n=name: self._on_camera_info(n, msg))
+            self._inputs.append(self.create_subscription(CameraInfo, f"~/input/cameras/{name}/camera_info", callback,
+                                                         CAMERA_INFO_QOS[self.config.camera_info_qos],
+                                                         callback_group=self._input_group))  # fmt: skip
         # Cameras arrive serialized (raw=True) and are deserialized only for planned frames.
         self._inputs += [
             self.create_subscription(
@@ -257,14 +267,6 @@ class LeadPlannerNode(LifecycleNode):
             )
             for name in cameras
         ]
-        # A rig camera with camera_info: topic: its calibration (planning waits for it).
-        calibrations = self.intake.calibrations
-        for name in calibrations.from_topics if calibrations is not None else ():
-            self.stats.track(f"{name}_camera_info")
-            callback = self._guarded(f"{name} camera_info", lambda msg, n=name: self._on_camera_info(n, msg))
-            self._inputs.append(self.create_subscription(CameraInfo, f"~/input/cameras/{name}/camera_info", callback,
-                                                         CAMERA_INFO_QOS[self.config.camera_info_qos],
-                                                         callback_group=self._input_group))  # fmt: skip
         subscriptions = [(Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS)]
         if self.config.acceleration_source == "imu":
             subscriptions.append((Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data))

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from lead_ros.weights.source import OFFICIAL_SOURCE
@@ -51,11 +52,13 @@ def resolve_weights(requested: str | None, out: Path) -> tuple[str, bool]:
     return str(synthetic), True
 
 
-def _start_node(weights: str, device: str, log_path: Path) -> subprocess.Popen:
+def _start_node(weights: str, device: str, log_path: Path, rig: str | None) -> subprocess.Popen:
     command = [str(Path(sys.executable).with_name("lead_planner")), "--ros-args"]
     for params in PARAMS:
         command += ["--params-file", str(params)]
     command += ["-p", f"weights:={weights}", "-p", f"device:={device}", "-p", "use_sim_time:=true"]
+    if rig:  # CameraInfo reliable: lockstep waits for reliable subscribers to acknowledge each message
+        command += ["-p", f"camera_rig_file:={rig}", "-p", "camera_info_qos:=transient_local"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"}
     return subprocess.Popen(command, stdout=log_path.open("w"), stderr=subprocess.STDOUT, env=env)
 
@@ -71,7 +74,7 @@ def _wait_for_line(path: Path, text: str, process: subprocess.Popen, timeout_s: 
     raise RuntimeError(f"the node did not get ready within {timeout_s:.0f} s; see {path}")
 
 
-def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dict, list]:
+def run_live(bag: Path, weights: str, device: str, out: Path, rig: str | None = None) -> tuple[Path, dict, list]:
     """Node process + lockstep replay with /clock + path recording; returns the recorded bag,
     the replay counts and the node's frame statuses."""
     import rclpy
@@ -82,7 +85,7 @@ def run_live(bag: Path, weights: str, device: str, out: Path) -> tuple[Path, dic
     from lead_ros.ros.frame_status import PLANNED
 
     node_log = out / "node.log"
-    process = _start_node(weights, device, node_log)
+    process = _start_node(weights, device, node_log, rig)
     recorded = out / "live_paths"
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=os.environ.get("LEAD_ROS_WEIGHTS"), help="weights source")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--bag", default=str(SAMPLE_BAG), help="bag to drive with (default: the sample)")
+    parser.add_argument("--camera-rig", default=None, help="camera rig of the bag's cameras (node and offline)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(name)s: %(message)s", stream=sys.stderr)
 
@@ -196,11 +200,13 @@ def _demo(args: argparse.Namespace, out: Path, bag: Path) -> int:
     if synthetic:
         print(f"\n*** {banner} ***\n", flush=True)
     print(f"[1/3] live: lead_planner + lockstep replay of {bag} with /clock, recording {PATH_TOPIC}", flush=True)
-    recorded, live, statuses = run_live(bag, weights, args.device, out)
+    recorded, live, statuses = run_live(bag, weights, args.device, out, args.camera_rig)
     print(f"      {live['anchors']} frames replayed, {live['recorded_paths']} paths recorded", flush=True)
 
     print("[2/3] offline: evaluate-bag on the same bag, with the node's rules", flush=True)
     config = NodeConfig.from_yaml(PARAMS[1])
+    if args.camera_rig:
+        config = replace(config, camera_rig_file=args.camera_rig, camera_info_qos="transient_local")
     # The node's input age limit too (evaluate-bag leaves it off unless asked): same rules.
     options = EvaluationOptions(config=config, topics=default_topics(), progress=False,
                                 max_input_age_s=config.max_input_age_s)  # fmt: skip
