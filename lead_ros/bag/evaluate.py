@@ -191,9 +191,8 @@ class _Evaluation:
         start = time.perf_counter()
         try:
             observation, filled = frame_to_observation(frame, ready.command, self.intake.policy.fill_missing_cameras)
-            calibrations = self.intake.calibrations
-            reprojection = calibrations.reprojection if calibrations is not None else None
-            plan = self.planner.plan(observation, perception=self.options.perception, reprojection=reprojection)
+            plan = self.planner.plan(observation, perception=self.options.perception,
+                                     reprojection=self.intake.reprojection)  # fmt: skip
         except ValueError as error:
             self._skip(frame.stamp_ns, CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT, str(error))
             return

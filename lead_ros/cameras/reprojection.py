@@ -108,7 +108,6 @@ class CameraReprojection:
                                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
         return cv2.resize(grid, (MODEL_VIEW_WIDTH, MODEL_VIEW_HEIGHT), interpolation=cv2.INTER_LINEAR)
 
-
     def virtual_view(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The whole 1920x1080 virtual image of a camera image and the mask of the pixels the
         real camera sees (for looking at a rig: tables built for this call, not kept)."""
@@ -199,10 +198,6 @@ class Reprojection:
     @property
     def coverage(self) -> dict[str, float]:
         return {name: camera.coverage for name, camera in self.cameras.items()}
-
-    def sizes(self) -> dict[str, tuple[int, int]]:
-        """(width, height) each camera's images must have."""
-        return {name: self.rig.size(name) for name in CAMERA_NAMES}
 
     def model_views(self, images: Sequence[np.ndarray | None]) -> list[np.ndarray]:
         """(l0, f0, r0, b0) images -> their four 480x270 shares of the model input."""

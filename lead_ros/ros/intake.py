@@ -16,6 +16,7 @@ from sensor_msgs.msg import CameraInfo, Imu
 from std_msgs.msg import UInt8
 
 from lead_ros.cameras.calibrations import RigCalibrations
+from lead_ros.cameras.reprojection import Reprojection
 from lead_ros.cameras.rig import calibration_from_fields
 from lead_ros.inputs.command import CommandState, CommandTracker
 from lead_ros.inputs.route import MAX_POINTS as MAX_ROUTE_POINTS
@@ -133,6 +134,13 @@ class InputIntake:
             elif (expected := calibrations.size(name)) is not None and size != expected:
                 width, height = expected
                 raise ImageInputError(f"{label}: {size[0]}x{size[1]} pixels; the camera rig says {width}x{height}")
+
+    @property
+    def reprojection(self) -> Reprojection | None:
+        """The camera rig's reprojection in force (None without a rig, or while a CameraInfo
+        is awaited); read once per frame, since a changed CameraInfo replaces it."""
+        calibrations = self.calibrations
+        return calibrations.reprojection if calibrations is not None else None
 
     def camera_info(self, name: str, msg: CameraInfo) -> list[Event]:
         """A camera's CameraInfo (rig cameras with ``camera_info: topic``): in force from now; a

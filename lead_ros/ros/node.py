@@ -506,7 +506,7 @@ class LeadPlannerNode(LifecycleNode):
         try:
             observation, filled = frame_to_observation(frame, command, self.intake.policy.fill_missing_cameras)
             wanted = bool(perception) or self.debug_image_pub is not None
-            reprojection = self._reprojection()  # once: a changed CameraInfo may replace it meanwhile
+            reprojection = self.intake.reprojection  # once: a changed CameraInfo may replace it meanwhile
             plan = self.planner.plan(observation, perception=wanted, reprojection=reprojection)
         except ValueError as error:  # image/observation errors name their input
             reason = CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT
@@ -548,11 +548,6 @@ class LeadPlannerNode(LifecycleNode):
             picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.planner.info.untrained,
                                   bev_labels=perceived.bev_labels, boxes=boxes, front_view=front)  # fmt: skip
             self.debug_image_pub.publish(array_to_image(picture, frame.stamp_ns, self.config.frame_id))
-
-    def _reprojection(self):
-        """The camera rig's reprojection in force (None without a rig)."""
-        calibrations = self.intake.calibrations
-        return calibrations.reprojection if calibrations is not None else None
 
     def _perception_wanted(self) -> list:
         """The perception publishers to feed this frame: all with ``publish_perception``,

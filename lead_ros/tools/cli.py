@@ -113,9 +113,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         cameras = tuple(_read_rgb(p) for p in args.cameras)
         observation = Observation(args.speed, args.accel, command, cameras=cameras)
-    reprojection = None
     if args.camera_rig and args.image:
         raise ValueError("--camera-rig: applies to --cameras (a stitched --image is used as it is)")
+    reprojection = None
     if args.camera_rig:
         from lead_ros.cameras.reprojection import Reprojection
         from lead_ros.cameras.rig import load_rig
@@ -247,9 +247,9 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     values = params_file_values(Path(args.params_file) if args.params_file else _packaged_params_file())
     # A setting the user states (an option, or in a params file they pass) is kept; the
     # others follow each bag's camera connections.
-    options = (("camera_mode", args.camera_mode), ("image_transport", args.image_transport),
-               ("camera_rig_file", args.camera_rig), ("virtual_distortion", args.virtual_distortion))  # fmt: skip
-    stated = {k: v for k, v in options if v}
+    given = (("camera_mode", args.camera_mode), ("image_transport", args.image_transport),
+             ("camera_rig_file", args.camera_rig), ("virtual_distortion", args.virtual_distortion))  # fmt: skip
+    stated = {k: v for k, v in given if v}
     config = NodeConfig.from_values({**values, **stated})
     follow = tuple(k for k in FOLLOWABLE if k not in stated and not (args.params_file and k in values))
     options = EvaluationOptions(
