@@ -147,6 +147,9 @@ class Planner:
             config=checkpoint.config,
             ensemble_size=len(self.models),
         )
+        # The checkpoint's state dicts (one model's worth of memory per member) were copied
+        # into the models: dropped before the runtime builds its sessions, not after.
+        del checkpoint
         self._cuda = self.device.type == "cuda"
         self.closed = False
         self._onnx = (

@@ -3,6 +3,7 @@ guard that refuses to start rclpy without loopback-only discovery."""
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import shutil
@@ -52,12 +53,25 @@ _PEAK_RSS_AFTER: dict[str, float] = {}  # test id -> the process's peak RSS (GB)
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item):
-    """After a test's fixtures are gone, hand the heap pages they freed back to the OS (as
-    ``Planner.close`` does), so one test's garbage does not raise the next one's peak."""
+def pytest_runtest_teardown(item, nextitem):
+    """After a test's fixtures are gone, collect its reference cycles and hand the heap pages
+    they freed back to the OS (as ``Planner.close`` does), so one test's garbage does not
+    raise the next one's peak. (``pytest.raises`` inside a helper is such a cycle: the
+    traceback holds the helper's frame, whose local holds the traceback; with it every
+    tensor the failed call had loaded, 0.2-0.4 GB per weights test, until Python's
+    collector happens to run.)
+
+    A full collection walks every object (torch, rclpy, Ray: 190 ms here, minutes over the
+    suite), so what survives a test is frozen and the next collection walks only what the
+    next test made; at the end of a module, whose fixtures are gone then, everything is
+    unfrozen and collected once."""
     yield
     from lead_ros.model.heap import return_free_heap
 
+    if nextitem is None or nextitem.module is not item.module:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
     return_free_heap()
     _PEAK_RSS_AFTER[item.nodeid] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
