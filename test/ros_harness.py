@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 import time
 
 import cv2
@@ -14,12 +13,12 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, Imu
 from std_msgs.msg import UInt8
 
+from lead_ros.ros.background_spin import BackgroundSpin
 from lead_ros.ros.conversions import array_to_image, ns_to_stamp
 from lead_ros.ros.frame_status import FrameStatus
 from lead_ros.ros.node import LeadPlannerNode
@@ -85,12 +84,8 @@ class Harness:
         # The node spun as the shipped process spins it (its own SingleThreadedExecutor, so a
         # lifecycle transition never destroys entities that another thread is waiting on),
         # the driver apart.
-        self.executors = [SingleThreadedExecutor(context=context) for _ in range(2)]
-        self.executors[0].add_node(self.node)
-        self.executors[1].add_node(self.driver)
-        self._threads = [threading.Thread(target=e.spin, daemon=True) for e in self.executors]
-        for thread in self._threads:
-            thread.start()
+        self.spins = [BackgroundSpin(node, name=f"harness_{name}") for node, name in ((self.node, "node"),
+                                                                                     (self.driver, "driver"))]
         if bring_up:
             self.wait_for_subscribers()
 
@@ -183,10 +178,8 @@ class Harness:
 
     def close(self) -> None:
         self.node.close()
-        for executor, thread, node in zip(self.executors, self._threads, (self.node, self.driver), strict=True):
-            executor.shutdown(timeout_sec=5)
-            thread.join(5)
-            executor.remove_node(node)
+        for spin, node in zip(self.spins, (self.node, self.driver), strict=True):
+            spin.close()
             node.destroy_node()
         escaped = self.node.stats.snapshot()["exceptions"]
         assert self.expect_exceptions or not escaped, f"exceptions escaped in the node: {escaped}"

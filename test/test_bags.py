@@ -492,16 +492,15 @@ def test_lockstep_replay_without_an_answering_node_says_what_is_missing(ros_cont
 
 def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_path, planner, sample_evaluation):
     """At real-time rate a CPU node drops frames; each frame it plans equals its offline twin."""
-    import threading
     import time
 
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from lead_ros.bag.compare import compare_paths
     from lead_ros.bag.record import PathRecorder
     from lead_ros.bag.replay import BagReplayer
+    from lead_ros.ros.background_spin import BackgroundSpin
     from lead_ros.ros.node import LeadPlannerNode
 
     overrides = [Parameter("image_transport", value="compressed"), Parameter("command_input", value="route"),
@@ -514,11 +513,7 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     replayer = BagReplayer(driver, REPO / "data" / "sample_bag", rate=1.0, clock=True)
     # The node spun as the shipped process spins it (its own SingleThreadedExecutor), the
     # driver apart: rclpy's MultiThreadedExecutor busy-loops and can starve the intake.
-    executors = [SingleThreadedExecutor(context=ros_context) for _ in range(2)]
-    executors[0].add_node(node)
-    executors[1].add_node(driver)
-    for spinning in executors:
-        threading.Thread(target=spinning.spin, daemon=True).start()
+    spins = [BackgroundSpin(node), BackgroundSpin(driver)]
     try:
         inputs = [t for k, t in default_topics().items() if k not in ("image", "imu", "command")]
         assert replayer.wait_for_subscribers(20, inputs) and recorder.matched
@@ -532,8 +527,8 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     finally:
         replayer.close()
         node.close()
-        for spinning in executors:
-            spinning.shutdown(timeout_sec=5)
+        for spin in spins:
+            spin.close()
         recorder.close()
         node.destroy_node()
         driver.destroy_node()

@@ -90,8 +90,9 @@ class Feeder:
     def __init__(self, context, namespace: str) -> None:
         import rclpy
         from nav_msgs.msg import Odometry, Path
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image
+
+        from lead_ros.ros.background_spin import BackgroundSpin
 
         self.node = rclpy.create_node("feeder", namespace=namespace, context=context)
         base = f"{namespace}/lead_planner"
@@ -102,12 +103,9 @@ class Feeder:
         self._odometry_type = Odometry
         self._picture = np.random.default_rng(0).integers(0, 256, (256, 1920, 3), dtype=np.uint8)
         self._stop = threading.Event()
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self._threads = [threading.Thread(target=self.executor.spin, daemon=True),
-                         threading.Thread(target=self._publish, daemon=True)]  # fmt: skip
-        for thread in self._threads:
-            thread.start()
+        self.spin = BackgroundSpin(self.node)
+        self._publisher = threading.Thread(target=self._publish, daemon=True)
+        self._publisher.start()
 
     def _publish(self) -> None:
         while not self._stop.is_set():
@@ -123,9 +121,8 @@ class Feeder:
 
     def close(self) -> None:
         self._stop.set()
-        self.executor.shutdown(timeout_sec=5)
-        for thread in self._threads:
-            thread.join(5)
+        self._publisher.join(5)
+        self.spin.close()
         self.node.destroy_node()
 
 

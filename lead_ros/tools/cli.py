@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -339,29 +338,12 @@ def cmd_make_sample_bag(args: argparse.Namespace) -> int:
     return 0
 
 
-class _BackgroundSpin:
-    """A node spun by its own executor in a thread, stopped and joined by ``close``: a spin
-    thread still inside rcl when the interpreter exits aborts the process ("terminate called
-    without an active exception")."""
-
-    def __init__(self, node) -> None:
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.executor = SingleThreadedExecutor(context=node.context)
-        self.executor.add_node(node)
-        self.thread = threading.Thread(target=self.executor.spin, name="lead_ros_spin")
-        self.thread.start()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(timeout=10.0)
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
     from lead_ros.bag.replay import BagReplayer
+    from lead_ros.ros.background_spin import BackgroundSpin
 
     remaps = {}
     for pair in args.remap:
@@ -373,7 +355,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     node = rclpy.create_node("lead_ros_replay")
     replayer = BagReplayer(node, Path(args.bag), rate=args.rate, loop=args.loop, clock=args.clock, remaps=remaps,
                            lockstep_topic=args.lockstep, lockstep_timeout_s=args.lockstep_timeout_s)  # fmt: skip
-    spin = _BackgroundSpin(node)
+    spin = BackgroundSpin(node)
     try:
         if (problem := replayer.wait_until_ready(args.wait_s)) is not None:
             if replayer.lockstep:  # its promise cannot hold: say what is missing instead
@@ -399,6 +381,7 @@ def cmd_record_path(args: argparse.Namespace) -> int:
     from rclpy.signals import SignalHandlerOptions
 
     from lead_ros.bag.record import PathRecorder
+    from lead_ros.ros.background_spin import BackgroundSpin
 
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # ours: lead_ros.tools.interrupts
     node = rclpy.create_node("lead_ros_record_path")
@@ -406,7 +389,7 @@ def cmd_record_path(args: argparse.Namespace) -> int:
     code = 0
     try:
         recorder = PathRecorder(node, args.topic, Path(args.out))  # closes its bag if interrupted while made
-        spin = _BackgroundSpin(node)
+        spin = BackgroundSpin(node)
         deadline = time.monotonic() + args.duration_s if args.duration_s else None
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.1)

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -78,10 +77,10 @@ def run_live(bag: Path, weights: str, device: str, out: Path, rig: str | None = 
     """Node process + lockstep replay with /clock + path recording; returns the recorded bag,
     the replay counts and the node's frame statuses."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     from lead_ros.bag.record import PathRecorder
     from lead_ros.bag.replay import BagReplayer, wait_until
+    from lead_ros.ros.background_spin import BackgroundSpin
     from lead_ros.ros.frame_status import PLANNED
 
     node_log = out / "node.log"
@@ -90,10 +89,7 @@ def run_live(bag: Path, weights: str, device: str, out: Path, rig: str | None = 
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("lead_ros_demo", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spin = BackgroundSpin(node)
     try:
         _wait_for_line(node_log, "active: planning", process, 300)
         recorder = PathRecorder(node, [PATH_TOPIC], recorded)
@@ -112,7 +108,7 @@ def run_live(bag: Path, weights: str, device: str, out: Path, rig: str | None = 
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)
-        executor.shutdown()
+        spin.close()
         node.destroy_node()
         context.try_shutdown()
     if code != 0:

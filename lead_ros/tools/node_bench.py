@@ -21,10 +21,10 @@ import numpy as np
 import psutil
 import rclpy
 from nav_msgs.msg import Odometry
-from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import UInt8
 
 from lead_ros.planner import Planner
+from lead_ros.ros.background_spin import BackgroundSpin
 from lead_ros.ros.conversions import array_to_image, ns_to_stamp
 from lead_ros.ros.node import COMMAND_QOS, WORKER_THREAD_NAME, LeadPlannerNode
 from lead_ros.tools.bench import run_bench
@@ -143,11 +143,7 @@ def bench_rate(
     driver = rclpy.create_node("bench_driver", context=context)
     # The shipped process spins the node with a SingleThreadedExecutor; so does the benchmark
     # (rclpy's MultiThreadedExecutor busy-loops while a mutually exclusive group is busy).
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    executor.add_node(driver)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spin = BackgroundSpin(node, driver)
     if separate_publisher:
         spawn = multiprocessing.get_context("spawn")
         stop, published = spawn.Event(), spawn.Value("i", 0)
@@ -208,7 +204,7 @@ def bench_rate(
         rss_end_mib=round(rss_end, 1),
         rss_timeline_mib=timeline,
     )
-    executor.shutdown(timeout_sec=5)
+    spin.close()
     node.destroy_node()
     driver.destroy_node()
     return report
