@@ -470,6 +470,44 @@ def test_lockstep_live_run_equals_offline_evaluation(ros_context, tmp_path, navs
     assert "result: OK, live and offline agree" in out
 
 
+def test_lockstep_waits_for_the_answering_nodes_name(ros_context, monkeypatch):
+    """A publisher is discovered before its node's name: rmw reports "_NODE_NAME_UNKNOWN_" in
+    "_NODE_NAMESPACE_UNKNOWN_" meanwhile, and querying that node's subscriptions raised RCLError
+    out of the demo (seen once in the suite). Such a publisher is not taken as the answerer; a
+    named one that leaves the graph leaves its topics unmatched."""
+    from types import SimpleNamespace
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from rclpy.node import NodeNameNonExistentError
+
+    from lead_ros.bag.replay import BagReplayer
+
+    driver = rclpy.create_node("replayer_of_unnamed", context=ros_context)
+    answerer = rclpy.create_node("answerer", namespace="/named", context=ros_context)
+    topic = "/named/debug/frame_status"
+    answerer.create_publisher(DiagnosticStatus, topic, 10)
+    try:
+        replayer = BagReplayer(driver, REPO / "data" / "sample_bag", clock=True, lockstep_topic=topic)
+        unnamed = SimpleNamespace(node_name="_NODE_NAME_UNKNOWN_", node_namespace="_NODE_NAMESPACE_UNKNOWN_",
+                                  topic_type="diagnostic_msgs/msg/DiagnosticStatus")  # fmt: skip
+        monkeypatch.setattr(driver, "get_publishers_info_by_topic", lambda topic: [unnamed])
+        assert replayer.wait_until_ready(0.3) == f"no node publishes the lockstep topic {topic} after 0.3 s"
+        monkeypatch.undo()
+
+        def gone(*args, **kwargs):
+            raise NodeNameNonExistentError("the node left")
+
+        monkeypatch.setattr(driver, "get_subscriber_names_and_types_by_node", gone)
+        missing = replayer.wait_until_ready(5.0)
+        assert missing.startswith("lockstep: /named/answerer's topics not matched after 5 s:"), missing
+        assert "(not subscribed by /named/answerer)" in missing
+        replayer.close()
+    finally:
+        answerer.destroy_node()
+        driver.destroy_node()
+
+
 def test_lockstep_replay_without_an_answering_node_says_what_is_missing(ros_context):
     """Lockstep's promise needs the node: without one, run() refuses and the wait names the topic."""
     import rclpy

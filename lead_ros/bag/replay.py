@@ -29,7 +29,7 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticStatus
 from nav_msgs.msg import Path as PathMsg
 from rclpy.duration import Duration
-from rclpy.node import Node
+from rclpy.node import Node, NodeNameNonExistentError
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import QosDurability, QosReliability
@@ -147,9 +147,17 @@ class BagReplayer:
             ok = self.wait_for_subscribers(timeout_s)
             return None if ok else f"no subscriber on {self.anchor_topic} after {timeout_s:g} s"
         deadline = time.monotonic() + timeout_s
-        if not wait_until(lambda: self.node.get_publishers_info_by_topic(self.lockstep_topic), timeout_s, self._stop):
+
+        def named_answerers() -> list:
+            """Publishers of the lockstep topic whose node is known. A publisher is discovered
+            before its node's name is: until then rmw names it "_NODE_NAME_UNKNOWN_" in
+            "_NODE_NAMESPACE_UNKNOWN_", which graph queries refuse (RCLError)."""
+            infos = self.node.get_publishers_info_by_topic(self.lockstep_topic)
+            return [info for info in infos if info.node_namespace.startswith("/")]
+
+        if not wait_until(named_answerers, timeout_s, self._stop):
             return f"no node publishes the lockstep topic {self.lockstep_topic} after {timeout_s:g} s"
-        answerer = self.node.get_publishers_info_by_topic(self.lockstep_topic)[0]
+        answerer = named_answerers()[0]
         answer_type = ANSWER_TYPES.get(answerer.topic_type)
         if answer_type is None:
             expected = ", ".join(ANSWER_TYPES)
@@ -160,8 +168,11 @@ class BagReplayer:
         who = f"{answerer.node_namespace.rstrip('/')}/{answerer.node_name}"
 
         def node_inputs() -> dict:
-            names = {name for name, _ in self.node.get_subscriber_names_and_types_by_node(
-                answerer.node_name, answerer.node_namespace)}  # fmt: skip
+            try:
+                names = {name for name, _ in self.node.get_subscriber_names_and_types_by_node(
+                    answerer.node_name, answerer.node_namespace)}  # fmt: skip
+            except NodeNameNonExistentError:  # it left the graph meanwhile: nothing is matched
+                return {}
             wanted = {t: p for t, p in self.publishers.items() if self.remaps.get(t, t) in names}
             if self.clock_pub is not None and CLOCK_TOPIC in names:
                 wanted[CLOCK_TOPIC] = self.clock_pub
