@@ -125,13 +125,13 @@ def test_runtime_choice_and_refusals():
 def test_input_buffers_are_kept_for_a_bounded_number_of_heights(eager_planner):
     from lead_ros.planner import MAX_HEIGHTS
 
-    assert MAX_HEIGHTS == 3
+    assert MAX_HEIGHTS == 2
     images = {h: np.random.default_rng(h).integers(0, 256, (h, 1920, 3), dtype=np.uint8) for h in range(300, 306)}
     for image in images.values():  # a stream whose height keeps changing
         eager_planner.infer(image, 4.0, 0.5, 1)
-    assert eager_planner.heights == (303, 304, 305)
-    eager_planner.infer(images[303], 4.0, 0.5, 1)
-    assert eager_planner.heights == (304, 305, 303)  # least recently used first
+    assert eager_planner.heights == (304, 305)
+    eager_planner.infer(images[304], 4.0, 0.5, 1)
+    assert eager_planner.heights == (305, 304)  # least recently used first
 
 
 def test_a_closed_planner_holds_nothing_and_refuses_work(navsim_weights):

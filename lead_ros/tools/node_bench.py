@@ -21,6 +21,7 @@ import numpy as np
 import psutil
 import rclpy
 from nav_msgs.msg import Odometry
+from rclpy.parameter import Parameter
 from std_msgs.msg import UInt8
 
 from lead_ros.planner import Planner
@@ -138,7 +139,11 @@ def bench_rate(
     context, planner: Planner, rate_hz: float, duration_s: float, separate_publisher: bool = True
 ) -> RateReport:
     process = psutil.Process()
-    node = LeadPlannerNode(planner=planner, context=context)
+    # Reliable cameras: best effort (the default, sensor_data) loses most raw 1080p images in
+    # transport here (a plain subscriber received 24-64 of 96 per camera), which left the
+    # node almost nothing to plan; reliable delivers every one the node can take.
+    node = LeadPlannerNode(planner=planner, context=context, parameter_overrides=[Parameter("camera_qos",
+                                                                                           value="reliable")])
     node.bring_up()
     driver = rclpy.create_node("bench_driver", context=context)
     # The shipped process spins the node with a SingleThreadedExecutor; so does the benchmark
