@@ -178,8 +178,9 @@ class Harness:
 
     def close(self) -> None:
         self.node.close()
-        for spin, node in zip(self.spins, (self.node, self.driver), strict=True):
+        for spin in self.spins:  # both stopped before either node goes: the driver's callbacks read the node
             spin.close()
-            node.destroy_node()
+        self.node.destroy_node()
+        self.driver.destroy_node()
         escaped = self.node.stats.snapshot()["exceptions"]
         assert self.expect_exceptions or not escaped, f"exceptions escaped in the node: {escaped}"

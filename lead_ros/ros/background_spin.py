@@ -6,9 +6,10 @@ called from another thread while ``spin()`` runs sets the executor's guard condi
 None while the spinning thread may be building a wait set with it: that thread then dies
 with "AttributeError: 'NoneType' object has no attribute 'handle'" (seen in the test
 suite, rclpy 7.1.6), and a spin thread still inside rcl when the interpreter exits aborts
-the process ("terminate called without an active exception"). Spinning until a future is
-done, which ``close`` completes (the future's callback wakes the executor), lets the thread
-leave rcl on its own first.
+the process ("terminate called without an active exception"). So the thread spins one
+callback at a time until ``close`` asks it to stop (and wakes the executor), and the executor
+is shut down once the thread has left rcl. (Not ``spin_until_future_complete``: rclpy adds a
+callback to the future on every turn, a list that grows for as long as a recorder runs.)
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 import threading
 
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.task import Future
 
 JOIN_TIMEOUT_S = 10.0
+# Longest wait of one turn: close also wakes the executor, this only bounds a missed wake-up.
+SPIN_PERIOD_S = 0.1
 
 
 class BackgroundSpin:
@@ -29,13 +31,17 @@ class BackgroundSpin:
         self.executor = SingleThreadedExecutor(context=nodes[0].context)
         for node in nodes:
             self.executor.add_node(node)
-        self._stop = Future()
-        self.thread = threading.Thread(target=self.executor.spin_until_future_complete, args=(self._stop,), name=name)
+        self._stopping = threading.Event()
+        self.thread = threading.Thread(target=self._spin, name=name)
         self.thread.start()
+
+    def _spin(self) -> None:
+        while not self._stopping.is_set() and self.executor.context.ok():
+            self.executor.spin_once(timeout_sec=SPIN_PERIOD_S)
 
     def close(self) -> None:
         """Stop spinning (a callback in progress finishes first), then shut the executor down."""
-        if not self._stop.done():
-            self._stop.set_result(None)
+        self._stopping.set()
+        self.executor.wake()
         self.thread.join(JOIN_TIMEOUT_S)
         self.executor.shutdown(timeout_sec=JOIN_TIMEOUT_S)

@@ -142,8 +142,8 @@ def bench_rate(
     # Reliable cameras: best effort (the default, sensor_data) loses most raw 1080p images in
     # transport here (a plain subscriber received 24-64 of 96 per camera), which left the
     # node almost nothing to plan; reliable delivers every one the node can take.
-    node = LeadPlannerNode(planner=planner, context=context, parameter_overrides=[Parameter("camera_qos",
-                                                                                           value="reliable")])
+    reliable = [Parameter("camera_qos", value="reliable")]
+    node = LeadPlannerNode(planner=planner, context=context, parameter_overrides=reliable)
     node.bring_up()
     driver = rclpy.create_node("bench_driver", context=context)
     # The shipped process spins the node with a SingleThreadedExecutor; so does the benchmark
