@@ -17,6 +17,8 @@ import contextlib
 import io
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -76,13 +78,19 @@ def _quiet_loggers():
             logger.setLevel(level)
 
 
-def export_planning_graph(model: LTFv6, height: int, width: int, path: Path, perception: bool = False) -> None:
+def export_planning_graph(
+    model: LTFv6, height: int, width: int, path: Path, perception: bool = False, external_data: bool = False
+) -> None:
     """Write ``model``'s fp32 planning forward for (1, 3, height, width) inputs to ``path``
-    (with the auxiliary heads when ``perception``).
+    (with the auxiliary heads when ``perception``). With ``external_data`` the weights go to
+    ``<path>.data`` beside the graph: saving then needs no serialized copy of them (0.4 GB
+    less at the peak here), and ONNX Runtime makes a session from it with 0.2 GB less at its
+    peak; a single file is what other runtimes' tools expect.
 
-    Written to a temporary name first and renamed, so that processes sharing a cache
-    directory never read half a file. The exporter's progress lines and warnings are
-    kept out of the caller's output (a node's log, a CLI's stdout) and logged at debug level.
+    Written into a directory of its own first and moved into place, the graph file last, so
+    that processes sharing a cache directory never read half a file or a graph without its
+    weights. The exporter's progress lines and warnings are kept out of the caller's output
+    (a node's log, a CLI's stdout) and logged at debug level.
     """
     example = example_inputs(height, width)
     with torch.inference_mode(False), torch.no_grad():
@@ -97,9 +105,12 @@ def export_planning_graph(model: LTFv6, height: int, width: int, path: Path, per
             )  # fmt: skip
     logging.getLogger(__name__).debug("exporter: %s", chatter.getvalue().strip())
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:
-        program.save(str(partial), external_data=False)
-        os.replace(partial, path)
+        program.save(str(staging / path.name), external_data=external_data)
+        data = staging / f"{path.name}.data"
+        if data.exists():
+            os.replace(data, path.with_name(data.name))
+        os.replace(staging / path.name, path)
     finally:
-        partial.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)

@@ -128,7 +128,7 @@ class OnnxPlanning:
         path = self.graph_path(member, height)
         if not path.exists():
             start = time.perf_counter()
-            export_planning_graph(self._models[member], height, MODEL_IMAGE_WIDTH, path)
+            export_planning_graph(self._models[member], height, MODEL_IMAGE_WIDTH, path, external_data=True)
             log.info("onnxruntime: exported the %d-row graph of member %d in %.1f s to %s",
                      height, member, time.perf_counter() - start, path)  # fmt: skip
         return open_session(path)
