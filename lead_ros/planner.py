@@ -23,6 +23,7 @@ from lead_ros.model import LTFv6Config
 from lead_ros.model.aux_heads import CENTERNET_OUTPUTS
 from lead_ros.model.heap import return_free_heap
 from lead_ros.model.inference import optimize_for_inference
+from lead_ros.model.ltfv6 import LTFv6, PerceptionHeads
 from lead_ros.model.onnx_runtime import MAX_HEIGHTS, OnnxPlanning
 from lead_ros.node_config import RUNTIMES, NodeConfig
 from lead_ros.observation import Observation, Plan, PlanTimings
@@ -152,16 +153,30 @@ class Planner:
         del checkpoint
         self._cuda = self.device.type == "cuda"
         self.closed = False
-        self._onnx = (
-            OnnxPlanning(self.models, self.info.weights_sha256, Path(runtime_cache_dir) if runtime_cache_dir else None)
-            if runtime == "onnxruntime"
-            else None
-        )
+        self._perception_heads = PerceptionHeads(self.models[0])
+        self._onnx = None
+        if runtime == "onnxruntime":
+            sha256 = self.info.weights_sha256
+
+            def load_models() -> list[LTFv6]:
+                """The same files again (their sha256 checked), for exporting another height."""
+                again = load_checkpoint(weights, ensemble_size=len(sha256), cache_dir=cache_dir, expected_sha256=sha256)
+                return [optimize_for_inference(m) for m in build_models(again)]
+
+            cache = Path(runtime_cache_dir) if runtime_cache_dir else None
+            self._onnx = OnnxPlanning(self.models, sha256, cache, load_models=load_models)
         self._heights: OrderedDict[int, _HeightState] = OrderedDict()  # least recently used first
         self._speed = torch.zeros(1, 1, device=self.device)
         self._acceleration = torch.zeros(1, 1, device=self.device)
         self._command = torch.zeros(1, 4, device=self.device)
         self.infer(np.zeros((WARMUP_HEIGHT, MODEL_IMAGE_WIDTH, 3), np.uint8), 0.0, 0.0, 3)
+        if self._onnx is not None:
+            # The sessions hold their own copy of the weights: the PyTorch models (208 MB per
+            # member) are dropped, all but the perception heads (1 MB). ``models`` is empty.
+            self._onnx.release_models()
+            self.models.clear()
+            gc.collect()
+            return_free_heap()
         log.info(
             "planner ready: weights %s (sha256 %s), device %s, precision %s, runtime %s%s",
             self.info.weights,
@@ -251,7 +266,7 @@ class Planner:
             total = joined if total is None else total + joined
         # One device-to-host copy per frame: the only synchronisation point (perception,
         # when asked for, adds the copies of its own results).
-        result = (total / len(self.models))[0].double().cpu().numpy()
+        result = (total / self.info.ensemble_size)[0].double().cpu().numpy()
         return result[:, :2], result[:, 2], self._perceive(outputs[0][2]) if perception else None
 
     def _forward(self, rgb: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
@@ -265,7 +280,7 @@ class Planner:
     def _perceive(self, bev_features: torch.Tensor) -> Perception:
         """The auxiliary heads on the first member's BEV features, always in float32 (LEAD
         runs its output heads in float32 under autocast too), eagerly: about 4 % of a forward."""
-        aux = self.models[0].auxiliary(bev_features.float())
+        aux = self._perception_heads(bev_features.float())
         heads = {name: aux[f"centernet_{name}_head"] for name in CENTERNET_OUTPUTS}
         return perceive(aux["bev_semantic_logits_pre_upsample"], aux["bev_semantic_logits"], heads)
 
@@ -286,6 +301,7 @@ class Planner:
         if self._onnx is not None:
             self._onnx.close()
         self.models.clear()
+        self._perception_heads = None
         self._heights.clear()
         self.closed = True
         gc.collect()

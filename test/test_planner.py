@@ -139,9 +139,9 @@ def test_a_closed_planner_holds_nothing_and_refuses_work(navsim_weights):
     import weakref
 
     planner = Planner(str(navsim_weights), "cpu")
-    model, sessions = weakref.ref(planner.models[0]), [weakref.ref(s) for s in planner._onnx._sessions[270]]
+    heads, sessions = weakref.ref(planner._perception_heads), [weakref.ref(s) for s in planner._onnx._sessions[270]]
     planner.close()
     gc.collect()
-    assert model() is None and all(s() is None for s in sessions) and planner.heights == ()
+    assert heads() is None and all(s() is None for s in sessions) and planner.heights == ()
     with pytest.raises(RuntimeError, match="this planner was closed; create a new one"):
         planner.infer(IMAGE, 1.0, 0.0, 1)

@@ -5,6 +5,7 @@ test_model_parity.py; memory over configure/cleanup cycles: test_reconfigure_mem
 from __future__ import annotations
 
 import gc
+import shutil
 import weakref
 
 import numpy as np
@@ -21,7 +22,7 @@ def _inputs(height: int, width: int = 1920) -> tuple[torch.Tensor, ...]:
 
 
 def test_sessions_beyond_the_bound_are_dropped_and_reloaded_from_the_graph_cache(planner, eager_planner):
-    onnx = OnnxPlanning(planner.models, planner.info.weights_sha256, max_heights=1)
+    onnx = OnnxPlanning(eager_planner.models, planner.info.weights_sha256, max_heights=1)
     onnx.run(_inputs(270))  # the session planner exported this height's graph already
     first = weakref.ref(onnx._sessions[270][0])
     graph_270 = onnx.graph_path(0, 270)
@@ -45,6 +46,43 @@ def test_sessions_beyond_the_bound_are_dropped_and_reloaded_from_the_graph_cache
     assert onnx.heights == ()
 
 
+def test_the_planner_keeps_no_pytorch_trunk_and_builds_it_again_only_to_export_a_height(
+    planner, eager_planner, tmp_path
+):
+    """The sessions hold the weights: an ONNX Runtime planner drops its PyTorch models once
+    they exist (208 MB per member), and builds them again only for a height whose graph is
+    not cached yet."""
+    assert planner.models == [] and len(eager_planner.models) == 1
+    built = []
+
+    def load_models():
+        built.append(len(built))
+        return eager_planner.models  # the same weights, built
+
+    sha256 = planner.info.weights_sha256
+    cached_270 = OnnxPlanning([], sha256).graph_path(0, 270)  # the session planner's
+    onnx = OnnxPlanning([], sha256, tmp_path, max_heights=1, load_models=load_models)
+    onnx.graph_path(0, 270).parent.mkdir(parents=True)
+    for source in (cached_270, cached_270.with_name(f"{cached_270.name}.data")):
+        shutil.copy(source, onnx.graph_path(0, 270).parent / source.name)
+    onnx.run(_inputs(270))
+    assert built == []  # cached: nothing to build
+    waypoints, headings, _ = onnx.run(_inputs(256))[0]
+    assert built == [0] and onnx.graph_path(0, 256).exists()
+    with torch.inference_mode():
+        expected = eager_planner.models[0](*_inputs(256))
+    np.testing.assert_allclose(waypoints.numpy(), expected.waypoints.numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(headings.numpy(), expected.headings.numpy(), rtol=0, atol=1e-4)
+    onnx.run(_inputs(270))
+    assert built == [0]
+    onnx.close()
+
+
+def test_models_are_kept_without_a_way_to_build_them_again(planner):
+    with pytest.raises(ValueError, match="release_models needs load_models"):
+        OnnxPlanning([], planner.info.weights_sha256).release_models()
+
+
 def test_the_graph_cache_key_changes_with_weights_shape_and_versions(monkeypatch):
     import lead_ros
 
@@ -60,7 +98,7 @@ def test_the_graph_cache_key_changes_with_weights_shape_and_versions(monkeypatch
 
 
 def test_an_input_of_the_wrong_shape_is_one_clear_error(planner):
-    onnx = OnnxPlanning(planner.models, planner.info.weights_sha256)
+    onnx = OnnxPlanning([], planner.info.weights_sha256)  # the session planner exported the 270-row graph
     rgb, speed, acceleration, command = _inputs(270)
     with pytest.raises(ValueError, match=r"input 'rgb': float32 of shape \[1, 3, 270, 1000\]; the graph expects "
                                          r"float32 of shape \[1, 3, 270, 1920\]"):  # fmt: skip

@@ -107,10 +107,3 @@ class TransfuserBackbone(nn.Module):
             # The fused image features of the last stage are not used by the planner.
             image, bev = self.fuse(index, image, bev, update_image=index < last)
         return bev
-
-    def top_down(self, bev_features: torch.Tensor) -> torch.Tensor:
-        """Auxiliary BEV decoder: (B, 512, 8, 8) -> (B, 64, 64, 64)."""
-        p5 = F.relu(self.c5_conv(bev_features))
-        p4 = F.relu(self.up_conv5(F.interpolate(p5, scale_factor=2, mode="bilinear", align_corners=False)))
-        size = (LTF_GRID_SIZE // 4, LTF_GRID_SIZE // 4)
-        return F.relu(self.up_conv4(F.interpolate(p4, size=size, mode="bilinear", align_corners=False)))

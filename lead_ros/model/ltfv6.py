@@ -6,10 +6,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lead_ros.model.aux_heads import BEVSemanticDecoder, CenterNetDecoder
-from lead_ros.model.backbone import TransfuserBackbone
+from lead_ros.model.backbone import LTF_GRID_SIZE, TransfuserBackbone
 from lead_ros.model.config import LTFv6Config
 from lead_ros.model.planning_decoder import PlanningDecoder
 
@@ -60,12 +61,38 @@ class LTFv6(nn.Module):
         return PlanningOutput(waypoints=waypoints, headings=headings, bev_features=bev)
 
     def auxiliary(self, bev_features: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Auxiliary outputs from the BEV features (run in float32 by the caller): the 64x64
-        grid, the semantic logits before and after the upsampling, the CenterNet heads."""
-        grid = self.backbone.top_down(bev_features)
-        semantic = self.bev_semantic_decoder_navsim
-        pre_upsample = semantic.net(grid)
+        """Auxiliary outputs from the BEV features (run in float32 by the caller): see
+        ``PerceptionHeads``."""
+        return PerceptionHeads(self)(bev_features)
+
+
+class PerceptionHeads(nn.Module):
+    """The auxiliary (perception) part of an LTFv6: the backbone's top-down BEV decoder
+    (``backbone.c5_conv``, ``up_conv5``, ``up_conv4``), the BEV semantic decoder and CenterNet,
+    about 1 MB of the model's 208. It holds those modules only, so a runtime that plans
+    without the PyTorch trunk (ONNX Runtime) keeps this and lets the rest go. Not a
+    submodule of ``LTFv6``: the state dict keeps LEAD's keys."""
+
+    def __init__(self, model: LTFv6) -> None:
+        super().__init__()
+        backbone = model.backbone
+        self.c5_conv, self.up_conv5, self.up_conv4 = backbone.c5_conv, backbone.up_conv5, backbone.up_conv4
+        self.semantic = model.bev_semantic_decoder_navsim
+        self.centernet = model.center_net_decoder_navsim
+
+    def top_down(self, bev_features: torch.Tensor) -> torch.Tensor:
+        """(B, 512, 8, 8) fused BEV features -> the (B, 64, 64, 64) grid of the heads."""
+        p5 = F.relu(self.c5_conv(bev_features))
+        p4 = F.relu(self.up_conv5(F.interpolate(p5, scale_factor=2, mode="bilinear", align_corners=False)))
+        size = (LTF_GRID_SIZE // 4, LTF_GRID_SIZE // 4)
+        return F.relu(self.up_conv4(F.interpolate(p4, size=size, mode="bilinear", align_corners=False)))
+
+    def forward(self, bev_features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The 64x64 grid, the semantic logits before and after the upsampling, the CenterNet
+        heads."""
+        grid = self.top_down(bev_features)
+        pre_upsample = self.semantic.net(grid)
         outputs = {"bev_feature_grid": grid, "bev_semantic_logits_pre_upsample": pre_upsample,
-                   "bev_semantic_logits": semantic.upsample(pre_upsample)}  # fmt: skip
-        outputs.update({f"centernet_{k}_head": v for k, v in self.center_net_decoder_navsim(grid).items()})
+                   "bev_semantic_logits": self.semantic.upsample(pre_upsample)}  # fmt: skip
+        outputs.update({f"centernet_{k}_head": v for k, v in self.centernet(grid).items()})
         return outputs

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,13 +90,19 @@ def check_feed(session: onnxruntime.InferenceSession, feed: dict[str, np.ndarray
 
 
 class OnnxPlanning:
-    """The planning forward of each ensemble member in ONNX Runtime."""
+    """The planning forward of each ensemble member in ONNX Runtime.
+
+    ``models`` are what graphs are exported from. Once the sessions of the first height
+    exist, ``release_models`` lets them go (the sessions hold their own copy of the
+    weights); a height whose graph is not cached yet then has the members built again with
+    ``load_models``, for that export only."""
 
     def __init__(
         self, models: Sequence[LTFv6], weights_sha256: Sequence[str], cache_dir: Path | None = None,
-        max_heights: int = MAX_HEIGHTS,
+        max_heights: int = MAX_HEIGHTS, load_models: Callable[[], list[LTFv6]] | None = None,
     ) -> None:  # fmt: skip
         self._models = list(models)
+        self._load_models = load_models
         self._sha256 = list(weights_sha256)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.max_heights = max_heights
@@ -110,6 +116,12 @@ class OnnxPlanning:
     def graph_path(self, member: int, height: int) -> Path:
         return self.cache_dir / "onnx" / f"ltfv6_{graph_key(self._sha256[member], height, MODEL_IMAGE_WIDTH)}.onnx"
 
+    def release_models(self) -> None:
+        """Drop the PyTorch models (208 MB per member); needs ``load_models`` for later exports."""
+        if self._load_models is None:
+            raise ValueError("release_models needs load_models, to export the graphs of other heights")
+        self._models.clear()
+
     def _sessions_for(self, height: int) -> list[onnxruntime.InferenceSession]:
         sessions = self._sessions.get(height)
         if sessions is not None:
@@ -119,19 +131,23 @@ class OnnxPlanning:
             evicted, _ = self._sessions.popitem(last=False)
             log.info("onnxruntime: dropped the sessions of height %d (at most %d heights kept)", evicted,
                      self.max_heights)  # fmt: skip
-        sessions = [self._session(member, height) for member in range(len(self._models))]
-        return_free_heap()  # the parsed model files, and any dropped sessions
+        models = self._models  # built again below only if a graph must be exported
+        sessions = []
+        for member, sha256 in enumerate(self._sha256):
+            path = self.graph_path(member, height)
+            if not path.exists():
+                if not models:
+                    log.info("onnxruntime: loading the weights again to export the %d-row graph", height)
+                    models = self._load_models()
+                start = time.perf_counter()
+                export_planning_graph(models[member], height, MODEL_IMAGE_WIDTH, path, external_data=True)
+                log.info("onnxruntime: exported the %d-row graph of member %d (%s) in %.1f s to %s",
+                         height, member, sha256[:12], time.perf_counter() - start, path)  # fmt: skip
+            sessions.append(open_session(path))
+        del models
+        return_free_heap()  # the parsed model files, models built for an export, dropped sessions
         self._sessions[height] = sessions
         return sessions
-
-    def _session(self, member: int, height: int) -> onnxruntime.InferenceSession:
-        path = self.graph_path(member, height)
-        if not path.exists():
-            start = time.perf_counter()
-            export_planning_graph(self._models[member], height, MODEL_IMAGE_WIDTH, path, external_data=True)
-            log.info("onnxruntime: exported the %d-row graph of member %d in %.1f s to %s",
-                     height, member, time.perf_counter() - start, path)  # fmt: skip
-        return open_session(path)
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
         """Each member's (waypoints, headings, bev_features) for CPU float32 tensors shaped as
