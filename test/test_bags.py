@@ -508,6 +508,26 @@ def test_lockstep_waits_for_the_answering_nodes_name(ros_context, monkeypatch):
         driver.destroy_node()
 
 
+def test_lockstep_publishers_keep_one_message_and_plain_replay_ten(ros_context):
+    """Lockstep waits until each message is acknowledged, and Fast DDS has a reliable reader
+    acknowledge at once only when the writer's history is full (else at the next periodic
+    heartbeat, 3 s later): with 10 places each of the first messages of a topic waited 3 s
+    (27 s of the demo), between processes only, so the suite's lockstep runs showed it as time."""
+    import rclpy
+
+    from lead_ros.bag.replay import BagReplayer
+
+    for lockstep_topic, depth in ((None, 10), ("/lead_planner/debug/frame_status", 1)):
+        driver = rclpy.create_node("replayer_depth", context=ros_context)
+        try:
+            replayer = BagReplayer(driver, REPO / "data" / "sample_bag", clock=True, lockstep_topic=lockstep_topic)
+            publishers = [*replayer.publishers.values(), replayer.clock_pub]
+            assert len(publishers) > 2 and {p.qos_profile.depth for p in publishers} == {depth}
+            replayer.close()
+        finally:
+            driver.destroy_node()
+
+
 def test_lockstep_replay_without_an_answering_node_says_what_is_missing(ros_context):
     """Lockstep's promise needs the node: without one, run() refuses and the wait names the topic."""
     import rclpy

@@ -67,11 +67,20 @@ def wait_until(condition, timeout_s: float, stop: threading.Event | None = None)
     return True
 
 
-def _qos(connection) -> QoSProfile:
+# Publisher history. Lockstep sends one message at a time and waits until it is acknowledged,
+# and Fast DDS makes a reliable reader acknowledge at once only when the writer's history is
+# full (it then sends a heartbeat with the data); otherwise the reader answers the periodic
+# heartbeat, 3 s later. With 10 places each of the first messages of a topic waited those
+# 3 s (27 s of the demo's 50, before its first frame); with 1 place every message is
+# acknowledged within milliseconds.
+REPLAY_DEPTH, LOCKSTEP_DEPTH = 10, 1
+
+
+def _qos(connection, depth: int) -> QoSProfile:
     """The recorded QoS where known; otherwise reliable + transient local, which every
     subscriber (reliable or best effort, volatile or transient local) accepts."""
     profiles = getattr(connection.ext, "offered_qos_profiles", None) or []
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     if profiles and not isinstance(profiles, str):
         recorded = profiles[0]
         if recorded.reliability == QosReliability.BEST_EFFORT:
@@ -105,7 +114,8 @@ class BagReplayer:
         self._answers = 0
         self._answered = threading.Condition()
         self._answer_sub = None
-        self.clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, 10) if clock else None
+        depth = LOCKSTEP_DEPTH if lockstep_topic else REPLAY_DEPTH
+        self.clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, depth) if clock else None
         self.reader = AnyReader([self.bag], default_typestore=get_typestore(RUNNING.typestore))
         try:
             self.reader.open()
@@ -118,7 +128,7 @@ class BagReplayer:
                 self.stats.skipped_topics.append(f"{connection.topic} ({connection.msgtype})")
                 continue
             topic = self.remaps.get(connection.topic, connection.topic)
-            self.publishers[connection.topic] = node.create_publisher(cls, topic, _qos(connection))
+            self.publishers[connection.topic] = node.create_publisher(cls, topic, _qos(connection, depth))
         topics = [c.topic for c in self.reader.connections]
         self.anchor_topic = anchor_topic or next((t for t in topics if t.endswith(ANCHOR_SUFFIXES)), None)
         if lockstep_topic and self.anchor_topic is None:
