@@ -173,9 +173,9 @@ class Planner:
         if self._onnx is not None:
             # The sessions hold their own copy of the weights: the PyTorch models (208 MB per
             # member) are dropped, all but the perception heads (1 MB). ``models`` is empty.
+            # (Freed by reference counting: a model holds no reference cycle, so no collection.)
             self._onnx.release_models()
             self.models.clear()
-            gc.collect()
             return_free_heap()
         log.info(
             "planner ready: weights %s (sha256 %s), device %s, precision %s, runtime %s%s",

@@ -29,7 +29,7 @@ def test_sessions_beyond_the_bound_are_dropped_and_reloaded_from_the_graph_cache
     written = graph_270.stat().st_mtime_ns
     # The weights beside the graph (less memory to save it and to make its session), nothing
     # left of the staging directory.
-    assert sorted(p.name for p in graph_270.parent.iterdir() if p.name.startswith(f"{graph_270.name}")) == [
+    assert sorted(p.name for p in graph_270.parent.iterdir() if p.name.startswith(graph_270.name)) == [
         graph_270.name, f"{graph_270.name}.data"]  # fmt: skip
     assert not [p for p in graph_270.parent.iterdir() if p.name.endswith(".partial")]
     waypoints, headings, bev = onnx.run(_inputs(256))[0]

@@ -71,7 +71,7 @@ def wait_until(condition, timeout_s: float, stop: threading.Event | None = None)
 # and Fast DDS makes a reliable reader acknowledge at once only when the writer's history is
 # full (it then sends a heartbeat with the data); otherwise the reader answers the periodic
 # heartbeat, 3 s later. With 10 places each of the first messages of a topic waited those
-# 3 s (27 s of the demo's 50, before its first frame); with 1 place every message is
+# 3 s (27 s of the demo's 66, before its first frame); with 1 place every message is
 # acknowledged within milliseconds.
 REPLAY_DEPTH, LOCKSTEP_DEPTH = 10, 1
 
