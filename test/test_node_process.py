@@ -303,6 +303,38 @@ def test_double_sigint_while_planning_ten_times_in_a_row(ros_context, exported_n
     print("double SIGINT while planning, seconds to exit:", ", ".join(f"{s:.2f}" for s in stops))
 
 
+# --- the supervisor and its node process ----------------------------------------------------------
+
+
+def _node_process_of(process: NodeProcess):
+    """The node process the ``lead_planner`` supervisor started, once it is loading weights."""
+    import psutil
+
+    process.wait_for_line("configuring: loading the weights")
+    (child,) = psutil.Process(process.process.pid).children()
+    return child
+
+
+def test_the_node_process_dies_with_its_supervisor(ros_context, exported_navsim_weights):
+    """``ros2 launch`` SIGKILLs a node that ignores its signals: no node process may stay behind."""
+    process = NodeProcess(*NODE_ARGS, "-p", f"weights:={exported_navsim_weights}")
+    child = _node_process_of(process)
+    import psutil
+
+    os.kill(process.process.pid, signal.SIGKILL)
+    process.finish()
+    deadline = time.monotonic() + 60  # catches a node process that lives on, however slow the machine
+    while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:  # a zombie: dead, not yet reaped
+        assert time.monotonic() < deadline, f"the node process {child.pid} outlived its supervisor"
+        time.sleep(0.05)
+
+
+def test_a_node_process_killed_under_the_supervisor_is_one_fatal_line_and_exit_1(ros_context, navsim_weights):
+    process = NodeProcess(*NODE_ARGS, "-p", f"weights:={navsim_weights}")
+    _node_process_of(process).kill()  # as the OOM killer would
+    _assert_one_line_failure(process, "the node process was killed by SIGKILL")
+
+
 def test_an_oversized_params_file_fails_fast_before_rcl_parses_it(ros_context, tmp_path):
     """A 50 MB params file kept the node inside rclpy.init for over five minutes."""
     big = tmp_path / "big.yaml"

@@ -1,24 +1,38 @@
-"""The ``lead_planner`` process: signals, start-up checks and the lifecycle bootstrap.
+"""The ``lead_planner`` process: a small supervisor, and the node process it starts.
 
-The main thread only installs the SIGINT/SIGTERM handlers and waits; everything else
-(importing rclpy and torch, checking the params files, ``rclpy.init``, creating the node,
-loading the weights, building the inference runtime, lifecycle transitions, spinning) runs
-in the ``lead_planner_main`` thread. A Python signal handler runs only in the main thread,
-and only between bytecodes: when that thread itself was inside a long call (an import, a
-weights load, an ONNX export, a configure requested by a lifecycle manager), a signal
-waited for the call to end, tens of seconds on a loaded machine, and ``ros2 launch`` kills
-a node that has not exited 10 s after Ctrl-C. A free main thread handles it at once.
+Why two processes: a Python signal handler runs only in the main thread, and only once that
+thread holds the GIL. The node's work holds the GIL for up to a second at a time in calls
+nothing can interrupt (measured on the quiet development machine: ``torch.onnx.export``
+0.7-1.1 s, creating an ONNX Runtime session 0.5-0.9 s, the garbage collection after an
+export 0.7-1.0 s), several times that on a busy machine: a CI run measured 3.7 s from
+SIGTERM to exit during an export, and ``ros2 launch`` kills a node that has not exited 10 s
+after Ctrl-C. The supervisor (``main``, the ``lead_planner`` executable) imports nothing
+heavy and runs no work of its own, so it answers a signal at once, whatever the node does.
 
-On the first signal the main thread logs one line saying which signal, asks the node
-thread to close the node (shutdown transition, planner released), and waits for it at most
-``STOP_GRACE_S``; if the node thread is still busy then (a load or an export under way, a
-forward in flight), the process leaves without it: before the node serves nothing is lost,
-while planning the frame in flight is dropped. Either way it exits 0 without a traceback,
-through ``os._exit`` (nothing is left to flush but stdio).
-Further signals are ignored by the OS (``ros2 launch`` delivers Ctrl-C twice: to the process
-group, then forwarded). rclpy's own signal handlers are off: they shut the context down under
-the worker thread ("publisher's context is invalid") and raise KeyboardInterrupt in whatever
-the main thread is doing.
+Supervisor: handles SIGINT/SIGTERM, starts the node process (``python -m
+lead_ros.ros.process`` with the same arguments, the same stdout and stderr) and waits. On
+the first signal it logs one line saying which signal, passes SIGTERM on, and gives the node
+process ``KILL_AFTER_S`` to close before it kills it; it then exits 0. When the node process
+ends by itself, its exit code is the supervisor's (1: it could not start, the reason already
+logged); killed by something else (the OOM killer), one line and exit 1.
+
+Node process (``serve``): its main thread only handles signals (SIGINT from the terminal's
+process group, SIGTERM from the supervisor) and waits; imports, the params-file checks,
+``rclpy.init``, the node, its transitions and spinning run in the ``lead_planner_main``
+thread. On the first signal that thread closes the node (shutdown transition, planner
+released); if it is still busy ``STOP_GRACE_S`` later (a load or an export under way, a
+forward in flight), the process leaves without it through ``os._exit(0)``: before the node
+serves nothing is lost, while planning the frame in flight is dropped. rclpy's own signal
+handlers are off: they shut the context down under the node thread ("publisher's context is
+invalid"). The node process dies with the supervisor (``PR_SET_PDEATHSIG``): a supervisor
+killed by ``ros2 launch`` leaves no node behind.
+
+In both processes only the first signal counts (``ros2 launch`` delivers Ctrl-C twice, to the
+process group, then forwarded; the supervisor passes one on), and a signalled process leaves
+through ``os._exit``: the interpreter's teardown would reset the handlers to the default,
+where a late SIGINT would end a clean exit with -2. The node process is started with SIGINT
+and SIGTERM blocked and unblocks them once its handlers are in place, so a signal during its
+start-up is handled, never a KeyboardInterrupt traceback.
 
 Exit codes: 0 after a signal, 1 when the node cannot start (bad parameters or params file,
 weights that fail to load with ``autostart``).
@@ -26,38 +40,47 @@ weights that fail to load with ``autostart``).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
+from typing import NoReturn
 
 SPIN_PERIOD_S = 0.1  # how often the node thread looks at the stop flag
-# From the first signal: how long the node thread may take to close the node before the
-# process leaves without it (the requirement: exit within 2 s, 3 s on a loaded machine).
+# From the first signal (the requirement: exit within 2 s, 3 s on a loaded machine): how long
+# the node thread may take to close the node before the node process leaves without it, and
+# when the supervisor kills a node process that has still not exited.
 STOP_GRACE_S = 1.2
-NODE_NAME = "lead_planner"  # as lead_ros.ros.node.NODE_NAME, which the main thread must not import
+KILL_AFTER_S = 1.6
+NODE_NAME = "lead_planner"  # as lead_ros.ros.node.NODE_NAME, which neither main thread may import
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+SUPERVISOR_PID_ENV = "LEAD_PLANNER_SUPERVISOR_PID"
+PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 
 
 class StopRequest:
-    """Set by the first SIGINT/SIGTERM. Further ones are then ignored by the OS (SIG_IGN): a
-    Python handler would be reset to the default during interpreter teardown, where a late
-    forwarded SIGINT would kill the process with -2 after a clean shutdown."""
+    """Set by the first SIGINT/SIGTERM; later ones change nothing. The handler stays
+    installed: setting SIG_IGN from inside it raced a second signal already pending (both
+    arrive together when they were blocked, and ``ros2 launch`` sends Ctrl-C twice), which
+    CPython reports with an OSError traceback. A process that was signalled leaves through
+    ``os._exit``, so the interpreter's teardown never resets the handler to the default."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self.signal_name = ""
 
     def install(self) -> StopRequest:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
         return self
 
     def _on_signal(self, signum: int, frame) -> None:
-        for other in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(other, signal.SIG_IGN)
-        self.signal_name = signal.Signals(signum).name
-        self._event.set()
+        if not self._event.is_set():
+            self.signal_name = signal.Signals(signum).name
+            self._event.set()
 
     @property
     def requested(self) -> bool:
@@ -156,23 +179,84 @@ class NodeThread(threading.Thread):
             executor.shutdown()
 
 
-def main(args: list[str] | None = None) -> int:
-    """Run ``lead_planner`` until SIGINT/SIGTERM; see the module docstring for exit codes."""
+def _die_with_supervisor() -> bool:
+    """Have the kernel kill this process when the supervisor dies (Linux); False when the
+    supervisor is already gone."""
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+    if supervisor is None:
+        return True  # started by hand, without a supervisor
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the supervisor kills it on its own exit paths
+        pass
+    return os.getppid() == int(supervisor)
+
+
+def serve(argv: list[str]) -> int:
+    """The node process: the node thread until a signal, then its orderly close for at most
+    ``STOP_GRACE_S``; see the module docstring."""
     stop = StopRequest().install()
-    node_thread = NodeThread(list(sys.argv if args is None else args), stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the supervisor until now
+    if not _die_with_supervisor() or stop.requested:
+        return 0
+    node_thread = NodeThread(argv, stop)
     node_thread.start()
     while node_thread.is_alive() and not stop.wait(SPIN_PERIOD_S):
         pass
     if not stop.requested:
         return node_thread.code  # ended by itself: it could not start
-    log_line("INFO", f"{stop.signal_name}: shutting down")
     node_thread.join(STOP_GRACE_S)  # still loading, exporting or finishing a forward after it: leave without it
     # The node is closed (or need not be): skip the interpreter's teardown of torch and the
     # runtime's sessions, which alone took a second on a loaded machine.
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown (see ``StopRequest``)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
+
+
+def _start_node_process(argv: list[str]) -> subprocess.Popen:
+    """The node process with this process's arguments, output and environment, started with
+    SIGINT and SIGTERM blocked (it unblocks them once its handlers are in place; a signal
+    meanwhile waits for it, here and there)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lead_ros.ros.process", *argv[1:]],
+            env={**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())},
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def main(args: list[str] | None = None) -> int:
+    """``lead_planner``: supervise the node process until SIGINT/SIGTERM; see the module
+    docstring for exit codes."""
+    stop = StopRequest().install()
+    node_process = _start_node_process(list(sys.argv if args is None else args))
+    while node_process.poll() is None and not stop.wait(SPIN_PERIOD_S):
+        pass
+    if not stop.requested:
+        code = node_process.returncode
+        if code < 0:
+            log_line("FATAL", f"the node process was killed by {signal.Signals(-code).name}")
+            return 1
+        if code == 0:  # it was signalled on its own, not through this process
+            log_line("INFO", "the node process ended: shutting down")
+        return code  # 1: it could not start, and said why
+    log_line("INFO", f"{stop.signal_name}: shutting down")
+    if node_process.poll() is None:
+        node_process.send_signal(signal.SIGTERM)
+        try:
+            node_process.wait(KILL_AFTER_S)
+        except subprocess.TimeoutExpired:  # still inside a call that holds its GIL
+            node_process.kill()
+            node_process.wait()
+    _exit_now(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(sys.argv))
