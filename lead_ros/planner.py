@@ -24,7 +24,7 @@ from lead_ros.model.aux_heads import CENTERNET_OUTPUTS
 from lead_ros.model.heap import return_free_heap
 from lead_ros.model.inference import optimize_for_inference
 from lead_ros.model.ltfv6 import LTFv6, PerceptionHeads
-from lead_ros.model.onnx_runtime import MAX_HEIGHTS, OnnxPlanning
+from lead_ros.model.onnx_runtime import MAX_HEIGHTS, OnnxPlanning, default_cache_dir, graph_file
 from lead_ros.node_config import RUNTIMES, NodeConfig
 from lead_ros.observation import Observation, Plan, PlanTimings
 from lead_ros.perception.outputs import Perception, perceive
@@ -137,33 +137,40 @@ class Planner:
         checkpoint = load_checkpoint(
             weights, ensemble_size=ensemble_size, cache_dir=cache_dir, expected_sha256=expected_sha256
         )
-        self.models = [optimize_for_inference(m).to(self.device) for m in build_models(checkpoint)]
+        sha256 = tuple(f.sha256 for f in checkpoint.files)
         self.info = PlannerInfo(
             weights=checkpoint.source,
-            weights_sha256=tuple(f.sha256 for f in checkpoint.files),
+            weights_sha256=sha256,
             device=str(self.device),
             precision=precision,
             runtime=runtime,
             untrained=checkpoint.untrained,
             config=checkpoint.config,
-            ensemble_size=len(self.models),
+            ensemble_size=len(sha256),
         )
+        cache = Path(runtime_cache_dir) if runtime_cache_dir else default_cache_dir()
+        if runtime == "onnxruntime" and all(graph_file(cache, s, WARMUP_HEIGHT).exists() for s in sha256):
+            # The graphs these exact files were exported to are cached (the files were checked
+            # against the model then): no PyTorch trunk is built, only the perception heads.
+            self.models: list[LTFv6] = []
+            heads = PerceptionHeads.from_state_dict(checkpoint.state_dicts[0])
+            self._perception_heads = heads.to(memory_format=torch.channels_last)  # as optimize_for_inference
+        else:
+            self.models = [optimize_for_inference(m).to(self.device) for m in build_models(checkpoint)]
+            self._perception_heads = PerceptionHeads.of(self.models[0])
         # The checkpoint's state dicts (one model's worth of memory per member) were copied
         # into the models: dropped before the runtime builds its sessions, not after.
         del checkpoint
         self._cuda = self.device.type == "cuda"
         self.closed = False
-        self._perception_heads = PerceptionHeads(self.models[0])
         self._onnx = None
         if runtime == "onnxruntime":
-            sha256 = self.info.weights_sha256
 
             def load_models() -> list[LTFv6]:
                 """The same files again (their sha256 checked), for exporting another height."""
                 again = load_checkpoint(weights, ensemble_size=len(sha256), cache_dir=cache_dir, expected_sha256=sha256)
                 return [optimize_for_inference(m) for m in build_models(again)]
 
-            cache = Path(runtime_cache_dir) if runtime_cache_dir else None
             self._onnx = OnnxPlanning(self.models, sha256, cache, load_models=load_models)
         self._heights: OrderedDict[int, _HeightState] = OrderedDict()  # least recently used first
         self._speed = torch.zeros(1, 1, device=self.device)

@@ -3,7 +3,6 @@ constant coordinate grid, fused after every stage by a GPT (SPEC §4.1-4.5)."""
 
 from __future__ import annotations
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,11 +14,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LTF_GRID_SIZE = 256
 STAGE_WIDTHS = (64, 128, 256, 512)
 _STAGES = (("maxpool", "layer1"), ("layer2",), ("layer3",), ("layer4",))
+TOP_DOWN_CONVS = ("up_conv5", "up_conv4", "c5_conv")
 
 
 def _resnet34(in_chans: int) -> nn.Module:
-    # pretrained=False: building the model never touches the network.
+    # Imported here: timm brings torchvision and torch._dynamo (2.5 s), which a planner that
+    # runs a cached ONNX graph never needs. pretrained=False: never touches the network.
+    import timm
+
     return timm.create_model("resnet34", pretrained=False, features_only=True, in_chans=in_chans)
+
+
+def top_down_convs() -> dict[str, nn.Conv2d]:
+    """The top-down BEV decoder that feeds the auxiliary heads, by LEAD's attribute names
+    (``TOP_DOWN_CONVS``; the backbone holds them, for checkpoint compatibility)."""
+    convs = (nn.Conv2d(64, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1), nn.Conv2d(512, 64, 1))
+    return dict(zip(TOP_DOWN_CONVS, convs, strict=True))
 
 
 def _ltf_grid() -> torch.Tensor:
@@ -50,10 +60,8 @@ class TransfuserBackbone(nn.Module):
         self.lidar_channel_to_img = nn.ModuleList(nn.Conv2d(c, c, 1) for c in STAGE_WIDTHS)
         self.img_channel_to_lidar = nn.ModuleList(nn.Conv2d(c, c, 1) for c in STAGE_WIDTHS)
         self.transformers = nn.ModuleList(GPT(c) for c in STAGE_WIDTHS)
-        # Top-down BEV decoder feeding the auxiliary heads (checkpoint compatibility).
-        self.up_conv5 = nn.Conv2d(64, 64, 3, padding=1)
-        self.up_conv4 = nn.Conv2d(64, 64, 3, padding=1)
-        self.c5_conv = nn.Conv2d(512, 64, 1)
+        for name, conv in top_down_convs().items():
+            self.add_module(name, conv)
         self.register_buffer("ltf_grid", _ltf_grid(), persistent=False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

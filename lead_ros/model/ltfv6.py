@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lead_ros.model.aux_heads import BEVSemanticDecoder, CenterNetDecoder
-from lead_ros.model.backbone import LTF_GRID_SIZE, TransfuserBackbone
+from lead_ros.model.backbone import LTF_GRID_SIZE, TOP_DOWN_CONVS, TransfuserBackbone, top_down_convs
 from lead_ros.model.config import LTFv6Config
 from lead_ros.model.planning_decoder import PlanningDecoder
 
@@ -63,22 +63,41 @@ class LTFv6(nn.Module):
     def auxiliary(self, bev_features: torch.Tensor) -> dict[str, torch.Tensor]:
         """Auxiliary outputs from the BEV features (run in float32 by the caller): see
         ``PerceptionHeads``."""
-        return PerceptionHeads(self)(bev_features)
+        return PerceptionHeads.of(self)(bev_features)
 
 
 class PerceptionHeads(nn.Module):
     """The auxiliary (perception) part of an LTFv6: the backbone's top-down BEV decoder
     (``backbone.c5_conv``, ``up_conv5``, ``up_conv4``), the BEV semantic decoder and CenterNet,
-    about 1 MB of the model's 208. It holds those modules only, so a runtime that plans
-    without the PyTorch trunk (ONNX Runtime) keeps this and lets the rest go. Not a
-    submodule of ``LTFv6``: the state dict keeps LEAD's keys."""
+    about 1 MB of the model's 208. A runtime that plans without the PyTorch trunk (ONNX
+    Runtime) keeps this alone: ``of`` shares a built model's modules, ``from_state_dict``
+    builds them from a checkpoint without the trunk. Not a submodule of ``LTFv6``: the
+    model's state dict keeps LEAD's keys."""
 
-    def __init__(self, model: LTFv6) -> None:
+    # Model state-dict prefix -> this module's.
+    STATE_PREFIXES = {f"backbone.{name}.": f"{name}." for name in TOP_DOWN_CONVS} | {
+        "bev_semantic_decoder_navsim.": "semantic.", "center_net_decoder_navsim.": "centernet."}  # fmt: skip
+
+    def __init__(self, convs: dict[str, nn.Conv2d], semantic: BEVSemanticDecoder, centernet: CenterNetDecoder) -> None:
         super().__init__()
+        self.c5_conv, self.up_conv5, self.up_conv4 = convs["c5_conv"], convs["up_conv5"], convs["up_conv4"]
+        self.semantic, self.centernet = semantic, centernet
+
+    @classmethod
+    def of(cls, model: LTFv6) -> PerceptionHeads:
+        """The heads of ``model`` (its modules, shared)."""
         backbone = model.backbone
-        self.c5_conv, self.up_conv5, self.up_conv4 = backbone.c5_conv, backbone.up_conv5, backbone.up_conv4
-        self.semantic = model.bev_semantic_decoder_navsim
-        self.centernet = model.center_net_decoder_navsim
+        convs = {name: getattr(backbone, name) for name in TOP_DOWN_CONVS}
+        return cls(convs, model.bev_semantic_decoder_navsim, model.center_net_decoder_navsim)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> PerceptionHeads:
+        """Eval-mode heads loaded strictly from an LTFv6 state dict (LEAD's keys)."""
+        heads = cls(top_down_convs(), BEVSemanticDecoder(), CenterNetDecoder())
+        own = {new + key[len(old):]: value for key, value in state.items()
+               for old, new in cls.STATE_PREFIXES.items() if key.startswith(old)}  # fmt: skip
+        heads.load_state_dict(own, strict=True)
+        return heads.eval().requires_grad_(False)
 
     def top_down(self, bev_features: torch.Tensor) -> torch.Tensor:
         """(B, 512, 8, 8) fused BEV features -> the (B, 64, 64, 64) grid of the heads."""

@@ -16,6 +16,7 @@ second. At most ``MAX_HEIGHTS`` heights keep sessions; the least recently used i
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import logging
 import os
 import time
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
-import onnxscript
 import torch
 
 import lead_ros
@@ -53,9 +53,17 @@ def default_cache_dir() -> Path:
 def graph_key(weights_sha256: str, height: int, width: int) -> str:
     """What an exported graph depends on: the weights, the input shape, and the versions of
     the exporter and of lead_ros' model code. (The ONNX file holds no CPU-specific code;
-    ONNX Runtime optimises for the CPU when it creates the session.)"""
-    parts = (weights_sha256, f"{height}x{width}", torch.__version__, onnxscript.__version__, lead_ros.__version__)
+    ONNX Runtime optimises for the CPU when it creates the session.) The exporter's version is
+    read from its package metadata: importing onnxscript takes a second that a start with a
+    cached graph does not need."""
+    exporter = importlib.metadata.version("onnxscript")
+    parts = (weights_sha256, f"{height}x{width}", torch.__version__, exporter, lead_ros.__version__)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def graph_file(cache_dir: Path, weights_sha256: str, height: int) -> Path:
+    """Where the cache keeps the planning graph of these weights at this input height."""
+    return cache_dir / "onnx" / f"ltfv6_{graph_key(weights_sha256, height, MODEL_IMAGE_WIDTH)}.onnx"
 
 
 def session_options(threads: int) -> onnxruntime.SessionOptions:
@@ -114,7 +122,7 @@ class OnnxPlanning:
         return tuple(self._sessions)
 
     def graph_path(self, member: int, height: int) -> Path:
-        return self.cache_dir / "onnx" / f"ltfv6_{graph_key(self._sha256[member], height, MODEL_IMAGE_WIDTH)}.onnx"
+        return graph_file(self.cache_dir, self._sha256[member], height)
 
     def release_models(self) -> None:
         """Drop the PyTorch models (208 MB per member); needs ``load_models`` for later exports."""
