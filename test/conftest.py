@@ -3,12 +3,15 @@ guard that refuses to start rclpy without loopback-only discovery."""
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
+import re
 import resource
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -38,15 +41,60 @@ def dds_settings_problems() -> list[str]:
     return problems
 
 
+SHARED_MEMORY = Path("/dev/shm")
+# A DDS participant's shared-memory segment (Jazzy's Fast DDS names it fastrtps_, Kilted's
+# fastdds_) and the lock file its owner holds (flock) for as long as it lives.
+PARTICIPANT_SEGMENT = re.compile(r"(fastrtps|fastdds)_[0-9a-f]{16}")
+SEGMENT_SETTLE_S = 10.0  # younger files may belong to a participant still being created
+
+
 def pytest_configure(config):
     """Exported ONNX graphs go to a cache of this run's own (shared with the processes the
     tests start), so every run exports from scratch and leaves nothing behind."""
     config.lead_ros_cache = tempfile.mkdtemp(prefix="lead_ros_test_cache_")
     os.environ["LEAD_ROS_CACHE_DIR"] = config.lead_ros_cache
+    config.lead_ros_started = time.time()
 
 
 def pytest_unconfigure(config):
     shutil.rmtree(getattr(config, "lead_ros_cache", ""), ignore_errors=True)
+    remove_dead_participant_segments(getattr(config, "lead_ros_started", time.time()))
+
+
+def _owner_alive(lock: Path) -> bool:
+    descriptor = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+
+
+def remove_dead_participant_segments(since: float, settle_s: float = SEGMENT_SETTLE_S) -> list[str]:
+    """Remove the shared-memory segments (0.5-35 MB each, in RAM) that DDS participants
+    created since ``since`` and left behind: node processes a test stopped while they were
+    still busy leave through ``os._exit`` or are killed, so Fast DDS never removes them. A
+    segment whose owner lives (its lock held) or that is younger than ``settle_s`` is kept;
+    this is what ``fastdds shm clean`` does, limited to this run's segments. Returns the
+    names removed."""
+    removed = []
+    settled = time.time() - settle_s
+    for lock in SHARED_MEMORY.glob("*_el") if SHARED_MEMORY.is_dir() else ():
+        segment = lock.with_name(lock.name[: -len("_el")])
+        try:
+            created = lock.stat().st_mtime
+            if not PARTICIPANT_SEGMENT.fullmatch(segment.name) or not since <= created <= settled:
+                continue
+            if not _owner_alive(lock):
+                segment.unlink(missing_ok=True)
+                lock.unlink()
+                removed.append(segment.name)
+        except FileNotFoundError:  # its owner removed it meanwhile
+            continue
+    return removed
 
 
 _PEAK_RSS_AFTER: dict[str, float] = {}  # test id -> the process's peak RSS (GB) once it had run
