@@ -92,7 +92,7 @@ def remove_dead_participant_segments(since: float, settle_s: float = SEGMENT_SET
                 segment.unlink(missing_ok=True)
                 lock.unlink()
                 removed.append(segment.name)
-        except FileNotFoundError:  # its owner removed it meanwhile
+        except OSError:  # removed by its owner meanwhile, or another user's: not this run's to clean
             continue
     return removed
 
