@@ -177,9 +177,9 @@ class Harness:
         return self.node.stats.snapshot()["failures"]
 
     def close(self) -> None:
-        self.node.close()
-        for spin in self.spins:  # both stopped before either node goes: the driver's callbacks read the node
+        for spin in self.spins:  # both stopped before the node closes: the driver's callbacks read the node
             spin.close()
+        self.node.close()
         self.node.destroy_node()
         self.driver.destroy_node()
         escaped = self.node.stats.snapshot()["exceptions"]

@@ -584,9 +584,9 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
             time.sleep(0.05)  # the last paths reach the recorder
     finally:
         replayer.close()
-        node.close()
         for spin in spins:
             spin.close()
+        node.close()
         recorder.close()
         node.destroy_node()
         driver.destroy_node()

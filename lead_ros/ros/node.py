@@ -606,7 +606,10 @@ class LeadPlannerNode(LifecycleNode):
 
     def close(self) -> None:
         """Leave the lifecycle (shutdown transition unless already finalized) and stop the
-        worker; the frame in flight finishes unpublished. Call before ``destroy_node``."""
+        worker; the frame in flight finishes unpublished. Call before ``destroy_node``, from
+        the thread that spins the node or once its executor has stopped: the transition
+        destroys publishers and subscriptions that a spinning thread's wait set may hold
+        (rclpy then raises InvalidHandle in that thread)."""
         if self.lifecycle_state != "finalized":
             self.trigger_shutdown()
         self._stop.set()

@@ -180,6 +180,7 @@ def bench_rate(
     stop.set()
     publisher.join()
     time.sleep(2.0)  # let the frame in flight finish
+    spin.close()
     node.close()
     rss_end = process.memory_info().rss / 2**20
     snapshot = node.stats.snapshot()
@@ -209,7 +210,6 @@ def bench_rate(
         rss_end_mib=round(rss_end, 1),
         rss_timeline_mib=timeline,
     )
-    spin.close()
     node.destroy_node()
     driver.destroy_node()
     return report
