@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from conftest import default_signal_disposition
@@ -26,7 +27,11 @@ from lead_ros.ros.conversions import array_to_image, ns_to_stamp
 EXECUTABLE = Path(sys.executable).with_name("lead_planner")
 MS = 1_000_000
 FRAME_PERIOD_S = 0.25
-IMPORTING_DELAY_S = 0.3  # after the start: the process is still importing rclpy and torch
+# After the supervisor started its node process: that process is still importing rclpy and
+# torch. (From the supervisor's start it is not: on a busy CI machine the supervisor's own
+# interpreter was not yet running Python code 0.3 s after the start, and a process dies by
+# a signal that comes before it could install a handler.)
+IMPORTING_DELAY_S = 0.3
 _NAMESPACES = itertools.count()
 
 
@@ -234,6 +239,18 @@ def _configure_by_client(context, namespace: str):
     return client_node
 
 
+def _started_node_process(process: NodeProcess, timeout: float = 120.0):
+    """The node process of the ``lead_planner`` supervisor ``process``, once it has started
+    one (the supervisor installs its signal handlers before it does)."""
+    deadline = time.monotonic() + timeout
+    while not (children := psutil.Process(process.process.pid).children()):
+        assert process.process.poll() is None, f"exited {process.process.returncode}:\n{process.output}"
+        assert time.monotonic() < deadline, f"no node process within {timeout} s:\n{process.output}"
+        time.sleep(0.01)
+    (child,) = children
+    return child
+
+
 def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, tmp_path: Path, gap_s: float = 0.03) -> float:
     ros_args = [*NODE_ARGS, "-p", f"weights:={weights}"]
     if moment == "params_file":
@@ -249,6 +266,7 @@ def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, tmp_pat
     fifo_end = client_node = None
     try:
         if moment == "importing":
+            _started_node_process(process)
             time.sleep(IMPORTING_DELAY_S)
         elif moment == "params_file":
             fifo_end = _half_written_params_file(fifo, weights)
@@ -308,19 +326,14 @@ def test_double_sigint_while_planning_ten_times_in_a_row(ros_context, exported_n
 
 def _node_process_of(process: NodeProcess):
     """The node process the ``lead_planner`` supervisor started, once it is loading weights."""
-    import psutil
-
     process.wait_for_line("configuring: loading the weights")
-    (child,) = psutil.Process(process.process.pid).children()
-    return child
+    return _started_node_process(process)
 
 
 def test_the_node_process_dies_with_its_supervisor(ros_context, exported_navsim_weights):
     """``ros2 launch`` SIGKILLs a node that ignores its signals: no node process may stay behind."""
     process = NodeProcess(*NODE_ARGS, "-p", f"weights:={exported_navsim_weights}")
     child = _node_process_of(process)
-    import psutil
-
     os.kill(process.process.pid, signal.SIGKILL)
     process.finish()
     deadline = time.monotonic() + 60  # catches a node process that lives on, however slow the machine
