@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import gc
 import os
-import re
 import resource
 import shutil
 import signal
@@ -20,6 +19,7 @@ import pytest
 
 from lead_ros.golden import GOLDEN_DIR as DATA  # noqa: F401 (re-exported for the tests)
 from lead_ros.golden import load_cases  # noqa: F401
+from lead_ros.ros.dds_segments import LOCK_SUFFIX, PARTICIPANT_SEGMENT, SHARED_MEMORY, remove_segments
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK_PROFILE_MARKERS = ("<useBuiltinTransports>false</useBuiltinTransports>", "127.0.0.1")
@@ -41,10 +41,6 @@ def dds_settings_problems() -> list[str]:
     return problems
 
 
-SHARED_MEMORY = Path("/dev/shm")
-# A DDS participant's shared-memory segment (Jazzy's Fast DDS names it fastrtps_, Kilted's
-# fastdds_) and the lock file its owner holds (flock) for as long as it lives.
-PARTICIPANT_SEGMENT = re.compile(r"(fastrtps|fastdds)_[0-9a-f]{16}")
 SEGMENT_SETTLE_S = 10.0  # younger files may belong to a participant still being created
 
 
@@ -75,22 +71,22 @@ def _owner_alive(lock: Path) -> bool:
 
 def remove_dead_participant_segments(since: float, settle_s: float = SEGMENT_SETTLE_S) -> list[str]:
     """Remove the shared-memory segments (0.5-35 MB each, in RAM) that DDS participants
-    created since ``since`` and left behind: node processes a test stopped while they were
-    still busy leave through ``os._exit`` or are killed, so Fast DDS never removes them. A
-    segment whose owner lives (its lock held) or that is younger than ``settle_s`` is kept;
-    this is what ``fastdds shm clean`` does, limited to this run's segments. Returns the
-    names removed."""
+    created since ``since`` and left behind: processes the tests kill (a node process "killed
+    by the OOM killer", a supervisor killed with its node process) close nothing, and
+    ``lead_planner`` removes only the segments of a node process that it stops. A segment
+    whose owner lives (its lock held) or that is younger than ``settle_s`` is kept; this is
+    what ``fastdds shm clean`` does, limited to this run's segments. Returns the names
+    removed."""
     removed = []
     settled = time.time() - settle_s
-    for lock in SHARED_MEMORY.glob("*_el") if SHARED_MEMORY.is_dir() else ():
-        segment = lock.with_name(lock.name[: -len("_el")])
+    for lock in SHARED_MEMORY.glob(f"*{LOCK_SUFFIX}") if SHARED_MEMORY.is_dir() else ():
+        segment = lock.with_name(lock.name[: -len(LOCK_SUFFIX)])
         try:
             created = lock.stat().st_mtime
             if not PARTICIPANT_SEGMENT.fullmatch(segment.name) or not since <= created <= settled:
                 continue
             if not _owner_alive(lock):
-                segment.unlink(missing_ok=True)
-                lock.unlink()
+                remove_segments([segment])
                 removed.append(segment.name)
         except OSError:  # removed by its owner meanwhile, or another user's: not this run's to clean
             continue

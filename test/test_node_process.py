@@ -23,6 +23,7 @@ import pytest
 
 from conftest import default_signal_disposition
 from lead_ros.ros.conversions import array_to_image, ns_to_stamp
+from lead_ros.ros.dds_segments import owned_segments
 
 EXECUTABLE = Path(sys.executable).with_name("lead_planner")
 MS = 1_000_000
@@ -265,8 +266,8 @@ def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, tmp_pat
     feeder = Feeder(ros_context, process.namespace) if moment == "planning" else None
     fifo_end = client_node = None
     try:
+        node_process = _started_node_process(process)
         if moment == "importing":
-            _started_node_process(process)
             time.sleep(IMPORTING_DELAY_S)
         elif moment == "params_file":
             fifo_end = _half_written_params_file(fifo, weights)
@@ -286,6 +287,7 @@ def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, tmp_pat
                 assert time.monotonic() < deadline, process.output
                 time.sleep(0.01)
             time.sleep(0.2)  # the next frame is in flight now (a forward takes ~0.5 s here)
+        segments = owned_segments(node_process.pid)  # its DDS participant's, once rclpy.init ran
         process.send(kind, gap_s)
         code, output, stopped_s = process.finish()
     finally:
@@ -301,6 +303,10 @@ def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, tmp_pat
     assert not [line for line in output.splitlines() if "[ERROR]" in line or "[FATAL]" in line], context
     assert stopped_s < STOP_WITHIN_S, f"took {stopped_s:.1f} s: {context}"
     assert output.count("shutting down") == 1, context  # every exit path says why, in one line
+    if moment not in ("importing", "params_file"):  # after rclpy.init
+        assert segments, f"no DDS segment owned by the node process: {context}"
+    # Closed, or (still busy at the grace's end, or killed) removed: none left in RAM.
+    assert not [segment for segment in segments if segment.exists()], f"left {segments} behind: {context}"
     if moment in ("importing", "params_file", "loading", "exporting", "configure_client"):
         assert "LTFv6 planner ready" not in output, context  # stopped before the planner was ready
     return stopped_s
@@ -340,6 +346,28 @@ def test_the_node_process_dies_with_its_supervisor(ros_context, exported_navsim_
     while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:  # a zombie: dead, not yet reaped
         assert time.monotonic() < deadline, f"the node process {child.pid} outlived its supervisor"
         time.sleep(0.05)
+
+
+STUCK_PARTICIPANT = ("import rclpy, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); rclpy.init(); "
+                     "node = rclpy.create_node('stuck'); print('up', flush=True); time.sleep(120)")
+
+
+def test_a_node_process_the_supervisor_has_to_kill_leaves_no_shared_memory():
+    """A node process that does not exit on SIGTERM (here: it ignores it; in life: a call
+    holding its GIL) is killed, and its DDS participant's segments are removed."""
+    from lead_ros.ros.process import stop_node_process
+
+    stuck = subprocess.Popen([sys.executable, "-c", STUCK_PARTICIPANT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert stuck.stdout.readline() == "up\n"
+        segments = owned_segments(stuck.pid)
+        assert segments and all(segment.exists() for segment in segments)
+        stop_node_process(stuck, kill_after_s=0.5)
+        assert stuck.returncode == -signal.SIGKILL
+        assert not [segment for segment in segments if segment.exists()], segments
+    finally:
+        stuck.kill()
+        stuck.wait()
 
 
 def test_a_node_process_killed_under_the_supervisor_is_one_fatal_line_and_exit_1(ros_context, navsim_weights):

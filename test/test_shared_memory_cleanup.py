@@ -1,15 +1,14 @@
-"""The suite removes the DDS shared-memory segments that the node processes it stopped left
-behind (0.5-35 MB of RAM each), and never a live participant's."""
+"""The suite removes the DDS shared-memory segments that the processes it kills leave behind
+(0.5-35 MB of RAM each), and never a live participant's."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from conftest import PARTICIPANT_SEGMENT, SHARED_MEMORY, dds_settings_problems, remove_dead_participant_segments
+from conftest import dds_settings_problems, remove_dead_participant_segments
+from lead_ros.ros.dds_segments import SHARED_MEMORY, owned_segments
 
 PARTICIPANT = ("import rclpy, time; rclpy.init(); node = rclpy.create_node('{}'); print('up', flush=True); "
                "time.sleep(120)")
@@ -21,31 +20,17 @@ def _participant(name: str) -> subprocess.Popen:
     return process
 
 
-def _participant_segments_of(process: subprocess.Popen) -> set[str]:
-    """The participant segments ``process`` owns: those whose lock file (``<segment>_el``)
-    it holds, as /proc/locks lists them. One with Jazzy's Fast DDS, two with Kilted's. (Not
-    the segments it maps: a participant maps its peers' too; not "the new ones": another
-    process may make some meanwhile.)"""
-    held = {line.split()[5] for line in Path("/proc/locks").read_text().splitlines()
-            if line.split()[1] == "FLOCK" and line.split()[4] == str(process.pid)}  # fmt: skip
-    segments = set()
-    for lock in SHARED_MEMORY.glob("*_el"):
-        segment = lock.name[: -len("_el")]
-        stat = lock.stat()
-        device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
-        if device in held and PARTICIPANT_SEGMENT.fullmatch(segment):
-            segments.add(segment)
-    assert segments, f"participant {process.pid} holds the lock of no segment in {SHARED_MEMORY}"
-    return segments
-
-
 def test_the_segments_of_a_killed_participant_are_removed_and_a_live_ones_kept():
     assert not dds_settings_problems()
     since = time.time() - 1
     killed, alive = _participant("killed"), _participant("alive")
     try:
-        made_by_killed, made_by_alive = _participant_segments_of(killed), _participant_segments_of(alive)
-        killed.kill()  # as a node process that leaves by os._exit: Fast DDS removes nothing
+        # Owned: their lock is held by that process (a participant maps its peers' segments
+        # too); one per participant with Jazzy's Fast DDS, two with Kilted's.
+        made_by_killed = {segment.name for segment in owned_segments(killed.pid)}
+        made_by_alive = {segment.name for segment in owned_segments(alive.pid)}
+        assert made_by_killed and made_by_alive and not made_by_killed & made_by_alive
+        killed.kill()  # as the OOM killer would: Fast DDS removes nothing
         killed.wait()
         assert all((SHARED_MEMORY / name).exists() for name in made_by_killed)
         removed = set(remove_dead_participant_segments(since, settle_s=0))

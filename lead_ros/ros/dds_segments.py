@@ -1,0 +1,68 @@
+"""The Fast DDS shared-memory segments a process owns, and their removal.
+
+Each DDS participant keeps a segment in ``/dev/shm`` (0.5-35 MB, in RAM) and a lock file
+beside it (``<segment>_el``) that it holds with ``flock`` while it lives; Fast DDS removes
+both when the participant is closed. A process that leaves without closing it (``os._exit``,
+SIGKILL) leaves them behind until ``fastdds shm clean`` or a reboot. ``lead_planner`` closes
+its participant on an orderly stop; when its node process has to leave without that (still
+busy after a signal) the segments it owns are removed here. Owned means "its lock is held by
+that process", as ``/proc/locks`` lists it: a participant also maps its peers' segments, and
+those are not its to remove. Standard library only: the supervisor imports this.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+SHARED_MEMORY = Path("/dev/shm")
+# Jazzy's Fast DDS names a participant's segment fastrtps_<16 hex>, Kilted's fastdds_<16 hex>
+# (two per participant); the shared port segments (fastdds_port7000) are not a participant's.
+PARTICIPANT_SEGMENT = re.compile(r"(fastrtps|fastdds)_[0-9a-f]{16}")
+LOCK_SUFFIX = "_el"
+PROC_LOCKS = Path("/proc/locks")
+
+
+def _flocks_held_by(pid: int) -> set[str]:
+    """``MAJ:MIN:INODE`` of every flock ``pid`` holds (lines such as ``1: FLOCK ADVISORY WRITE
+    4242 00:1a:23845 0 EOF``; a waiting lock's line has a ``->`` and is not held)."""
+    held = set()
+    for line in PROC_LOCKS.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[4] == str(pid):
+            held.add(fields[5])
+    return held
+
+
+def owned_segments(pid: int) -> list[Path]:
+    """The participant segments whose lock ``pid`` holds; empty where there is no
+    ``/proc/locks`` or ``/dev/shm`` (not Linux) or nothing can be read."""
+    try:
+        held = _flocks_held_by(pid)
+        if not held:
+            return []
+        owned = []
+        for lock in SHARED_MEMORY.glob(f"*{LOCK_SUFFIX}"):
+            segment = lock.with_name(lock.name[: -len(LOCK_SUFFIX)])
+            try:
+                stat = lock.stat()
+            except OSError:  # removed meanwhile
+                continue
+            key = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+            if key in held and PARTICIPANT_SEGMENT.fullmatch(segment.name):
+                owned.append(segment)
+        return owned
+    except OSError:
+        return []
+
+
+def remove_segments(segments: list[Path]) -> None:
+    """Remove each segment and its lock file; one that is gone or cannot be removed is
+    skipped (peers that mapped a segment keep their mapping until they drop it)."""
+    for segment in segments:
+        for path in (segment, segment.with_name(segment.name + LOCK_SUFFIX)):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                continue
