@@ -3,11 +3,12 @@
 Each DDS participant keeps a segment in ``/dev/shm`` (0.5-35 MB, in RAM) and a lock file
 beside it (``<segment>_el``) that it holds with ``flock`` while it lives; Fast DDS removes
 both when the participant is closed. A process that leaves without closing it (``os._exit``,
-SIGKILL) leaves them behind until ``fastdds shm clean`` or a reboot. ``lead_planner`` closes
-its participant on an orderly stop; when its node process has to leave without that (still
-busy after a signal) the segments it owns are removed here. Owned means "its lock is held by
-that process", as ``/proc/locks`` lists it: a participant also maps its peers' segments, and
-those are not its to remove. Standard library only: the supervisor imports this.
+SIGKILL) leaves them behind until ``fastdds shm clean`` or a reboot. ``lead_planner``'s node
+process leaves through ``os._exit`` after a signal (see ``lead_ros.ros.process``), which
+finalizes no participant, so it removes the segments it owns first; its supervisor does the
+same for a node process it has to kill. Owned means "its lock is held by that process", as
+``/proc/locks`` lists it: a participant also maps its peers' segments, and those are not its
+to remove. Standard library only: the supervisor imports this.
 """
 
 from __future__ import annotations
