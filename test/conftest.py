@@ -19,7 +19,7 @@ import pytest
 
 from lead_ros.golden import GOLDEN_DIR as DATA  # noqa: F401 (re-exported for the tests)
 from lead_ros.golden import load_cases  # noqa: F401
-from lead_ros.ros.dds_segments import LOCK_SUFFIX, PARTICIPANT_SEGMENT, SHARED_MEMORY, remove_segments
+from lead_ros.ros.dds_segments import lock_file, participant_segments, remove_segments
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK_PROFILE_MARKERS = ("<useBuiltinTransports>false</useBuiltinTransports>", "127.0.0.1")
@@ -79,13 +79,11 @@ def remove_dead_participant_segments(since: float, settle_s: float = SEGMENT_SET
     removed."""
     removed = []
     settled = time.time() - settle_s
-    for lock in SHARED_MEMORY.glob(f"*{LOCK_SUFFIX}") if SHARED_MEMORY.is_dir() else ():
-        segment = lock.with_name(lock.name[: -len(LOCK_SUFFIX)])
+    for segment, lock in participant_segments():
+        if not since <= lock.st_mtime <= settled:
+            continue
         try:
-            created = lock.stat().st_mtime
-            if not PARTICIPANT_SEGMENT.fullmatch(segment.name) or not since <= created <= settled:
-                continue
-            if not _owner_alive(lock):
+            if not _owner_alive(lock_file(segment)):
                 remove_segments([segment])
                 removed.append(segment.name)
         except OSError:  # removed by its owner meanwhile, or another user's: not this run's to clean

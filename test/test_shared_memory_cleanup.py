@@ -8,7 +8,7 @@ import sys
 import time
 
 from conftest import dds_settings_problems, remove_dead_participant_segments
-from lead_ros.ros.dds_segments import SHARED_MEMORY, owned_segments
+from lead_ros.ros.dds_segments import SHARED_MEMORY, lock_file, owned_segments
 
 PARTICIPANT = ("import rclpy, time; rclpy.init(); node = rclpy.create_node('{}'); print('up', flush=True); "
                "time.sleep(120)")
@@ -36,7 +36,7 @@ def test_the_segments_of_a_killed_participant_are_removed_and_a_live_ones_kept()
         removed = set(remove_dead_participant_segments(since, settle_s=0))
         assert made_by_killed <= removed
         assert not any((SHARED_MEMORY / name).exists() for name in made_by_killed)
-        assert not any((SHARED_MEMORY / f"{name}_el").exists() for name in made_by_killed)
+        assert not any(lock_file(SHARED_MEMORY / name).exists() for name in made_by_killed)
         assert not made_by_alive & removed
         assert all((SHARED_MEMORY / name).exists() for name in made_by_alive)
     finally:

@@ -36,33 +36,44 @@ def _flocks_held_by(pid: int) -> set[str]:
     return held
 
 
+def lock_file(segment: Path) -> Path:
+    """The file that the segment's owner holds locked (flock) while it lives."""
+    return segment.with_name(segment.name + LOCK_SUFFIX)
+
+
+def participant_segments() -> list[tuple[Path, os.stat_result]]:
+    """Every participant segment in ``SHARED_MEMORY`` with the ``stat`` of its lock file
+    (whose times are the segment's creation); none where there is no such directory (not
+    Linux); a file removed meanwhile is skipped."""
+    found: list[tuple[Path, os.stat_result]] = []
+    for lock in SHARED_MEMORY.glob(f"*{LOCK_SUFFIX}") if SHARED_MEMORY.is_dir() else ():
+        segment = lock.with_name(lock.name[: -len(LOCK_SUFFIX)])
+        if PARTICIPANT_SEGMENT.fullmatch(segment.name):
+            try:
+                found.append((segment, lock.stat()))
+            except OSError:
+                continue
+    return found
+
+
 def owned_segments(pid: int) -> list[Path]:
     """The participant segments whose lock ``pid`` holds; empty where there is no
-    ``/proc/locks`` or ``/dev/shm`` (not Linux) or nothing can be read."""
+    ``/proc/locks`` (not Linux) or it cannot be read."""
     try:
         held = _flocks_held_by(pid)
-        if not held:
-            return []
-        owned = []
-        for lock in SHARED_MEMORY.glob(f"*{LOCK_SUFFIX}"):
-            segment = lock.with_name(lock.name[: -len(LOCK_SUFFIX)])
-            try:
-                stat = lock.stat()
-            except OSError:  # removed meanwhile
-                continue
-            key = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
-            if key in held and PARTICIPANT_SEGMENT.fullmatch(segment.name):
-                owned.append(segment)
-        return owned
     except OSError:
         return []
+    if not held:
+        return []
+    return [segment for segment, lock in participant_segments()
+            if f"{os.major(lock.st_dev):02x}:{os.minor(lock.st_dev):02x}:{lock.st_ino}" in held]  # fmt: skip
 
 
 def remove_segments(segments: list[Path]) -> None:
     """Remove each segment and its lock file; one that is gone or cannot be removed is
     skipped (peers that mapped a segment keep their mapping until they drop it)."""
     for segment in segments:
-        for path in (segment, segment.with_name(segment.name + LOCK_SUFFIX)):
+        for path in (segment, lock_file(segment)):
             try:
                 path.unlink(missing_ok=True)
             except OSError:
