@@ -15,21 +15,14 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-# The node's private topics; each gets a <name>_topic launch argument to remap it.
-TOPICS = (
-    "input/cameras/l0", "input/cameras/f0", "input/cameras/r0", "input/cameras/b0", "input/image",
-    "input/cameras/l0/camera_info", "input/cameras/f0/camera_info", "input/cameras/r0/camera_info",
-    "input/cameras/b0/camera_info",
-    "input/odometry", "input/imu", "input/command", "input/route", "output/path", "output/path_odom",
-    "output/objects", "output/bev/unlabeled", "output/bev/road", "output/bev/walkways", "output/bev/centerline",
-    "output/bev/static_objects", "output/bev/vehicles", "output/bev/pedestrians", "debug/image", "debug/markers",
-    "debug/inference_time_ms", "debug/pipeline_latency_ms", "debug/frame_status",
-)  # fmt: skip
+from lead_ros.model.runtimes import runtime_choices
+from lead_ros.ros.topics import launch_argument, remappable_topics
+
+# The node's private topics (the topic table, lead_ros/ros/topics.py); each gets a
+# <name>_topic launch argument to remap it. All are declared, whatever the parameters: a
+# launch file cannot know camera_mode or command_input.
+TOPICS = remappable_topics()
 OVERRIDABLE = ("weights", "device", "precision", "runtime")
-
-
-def _topic_key(topic: str) -> str:
-    return topic.replace("/", "_") + "_topic"
 
 
 def _flag(context, name: str) -> bool:
@@ -49,7 +42,7 @@ def _launch_setup(context):
             name=LaunchConfiguration("node_name"),
             namespace=LaunchConfiguration("namespace"),
             parameters=[LaunchConfiguration("params_file"), overrides],
-            remappings=[(f"~/{t}", LaunchConfiguration(_topic_key(t))) for t in TOPICS],
+            remappings=[(t.name, LaunchConfiguration(launch_argument(t))) for t in TOPICS],
             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
             output="screen",
             emulate_tty=True,
@@ -77,7 +70,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("precision", default_value="",
                               description="fp32, fp16 or bf16; empty keeps the params file's."),
         DeclareLaunchArgument("runtime", default_value="",
-                              description="auto, onnxruntime or eager; empty keeps the params file's."),
+                              description=f"{', '.join(runtime_choices())}; empty keeps the params file's."),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
         DeclareLaunchArgument("node_name", default_value="lead_planner", description="Name of the node."),
         DeclareLaunchArgument("autostart", default_value="true",
@@ -91,6 +84,7 @@ def generate_launch_description() -> LaunchDescription:
                               description="Also start rviz2 with config/lead_ros.rviz (when rviz2 is installed)."),
     ]  # fmt: skip
     arguments += [
-        DeclareLaunchArgument(_topic_key(t), default_value=f"~/{t}", description=f"Remap of ~/{t}.") for t in TOPICS
+        DeclareLaunchArgument(launch_argument(t), default_value=t.name, description=f"{t.name}: {t.description}")
+        for t in TOPICS
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=_launch_setup)])

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from lead_ros.model.runtimes import RUNTIME_CHOICES, runtimes_help
 from lead_ros.weights.source import OFFICIAL_SOURCE
 
 CAMERA_MODES = ("navsim_4cam", "stitched")
@@ -26,7 +27,7 @@ MISSING_CAMERA_POLICIES = ("skip", "fill_black")
 VIRTUAL_DISTORTIONS = ("nuplan", "none")
 CAMERA_INFO_QOS = ("sensor_data", "transient_local")
 PRECISIONS = ("fp32", "fp16", "bf16")
-RUNTIMES = ("auto", "onnxruntime", "eager")
+RUNTIMES = RUNTIME_CHOICES  # the registry's (lead_ros.model.runtimes), read when checked
 COMMAND_INPUTS = ("topic", "route")
 # BEV semantic classes (lead_ros.perception.bev.CLASS_NAMES) that can be published.
 BEV_CLASSES = ("unlabeled", "road", "walkways", "centerline", "static_objects", "vehicles", "pedestrians")
@@ -63,8 +64,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "auto", "Inference device: auto (CUDA when available), cpu, cuda or cuda:N."),
     ParamSpec("precision", "fp32", "fp32, fp16 (CUDA only) or bf16; output heads always run in fp32.",
               choices=PRECISIONS),
-    ParamSpec("runtime", "auto", "Inference runtime: auto (onnxruntime for fp32 on CPU, else eager), onnxruntime "
-              "(fp32, CPU) or eager (PyTorch).", choices=RUNTIMES),
+    ParamSpec("runtime", "auto", f"Inference runtime: {runtimes_help()}.", choices=RUNTIMES),
     ParamSpec("runtime_cache_dir", "", "Where exported ONNX graphs are kept between runs; empty = "
               "$LEAD_ROS_CACHE_DIR, else ~/.cache/lead_ros."),
     ParamSpec("camera_mode", "navsim_4cam",

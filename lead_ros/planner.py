@@ -12,29 +12,38 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lead_ros.camera_layout import MODEL_IMAGE_WIDTH
 from lead_ros.cameras.reprojection import Reprojection
 from lead_ros.frames import carla_to_iso8855
 from lead_ros.model import LTFv6Config
 from lead_ros.model.aux_heads import CENTERNET_OUTPUTS
 from lead_ros.model.heap import return_free_heap
 from lead_ros.model.inference import optimize_for_inference
-from lead_ros.model.ltfv6 import LTFv6, PerceptionHeads
-from lead_ros.model.onnx_runtime import MAX_HEIGHTS, OnnxPlanning, default_cache_dir, graph_file
-from lead_ros.node_config import RUNTIMES, NodeConfig
+from lead_ros.model.ltfv6 import LTFv6
+from lead_ros.model.runtimes import MAX_HEIGHTS, WARMUP_HEIGHT, Runtime, RuntimeRequest, choose_runtime
+from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Observation, Plan, PlanTimings
 from lead_ros.perception.outputs import Perception, perceive
-from lead_ros.preprocessing import MODEL_IMAGE_WIDTH, prepare_stitched, stitch_cameras
-from lead_ros.weights.loader import build_models, load_checkpoint
+from lead_ros.preprocessing import prepare_stitched, stitch_cameras
+from lead_ros.weights.loader import Checkpoint, build_models, load_checkpoint
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-WARMUP_HEIGHT = 270
+# Re-exported: the bound on kept heights is the runtimes' (their per-height state) and the
+# planner's (input buffers) alike.
+__all__ = ["MAX_HEIGHTS", "Planner", "PlannerConfigError", "resolve_runtime"]
+
+def _inference_models(checkpoint: Checkpoint) -> list[LTFv6]:
+    """A checkpoint's ensemble, built and rewritten for inference (on the CPU)."""
+    return [optimize_for_inference(m) for m in build_models(checkpoint)]
+
 
 class PlannerConfigError(ValueError):
     """A device or precision the planner cannot run with."""
@@ -56,19 +65,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_runtime(runtime: str, device: torch.device, autocast: torch.dtype | None) -> str:
-    """``auto`` resolved for a device and precision: ONNX Runtime for fp32 on the CPU (fastest
-    there, runs without the GIL, frees its memory: see ``lead_ros.model.onnx_runtime``),
-    eager PyTorch for bf16/fp16 (autocast) and CUDA. An impossible choice is refused."""
-    if runtime not in RUNTIMES:
-        raise PlannerConfigError(f"runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
-    if runtime == "auto":
-        return "onnxruntime" if device.type == "cpu" and autocast is None else "eager"
-    if runtime == "onnxruntime" and (device.type != "cpu" or autocast is not None):
-        raise PlannerConfigError(
-            f"runtime onnxruntime runs fp32 on the CPU only (got device {device}, precision "
-            f"{'fp32' if autocast is None else str(autocast).removeprefix('torch.')}); use runtime eager or auto"
-        )
-    return runtime
+    """The registered runtime (``lead_ros.model.runtimes``) that ``runtime`` means for a device
+    and precision; ``auto`` is the first that runs them (see the registry). An impossible choice
+    is refused in one line."""
+    precision = next(name for name, dtype in PRECISIONS.items() if dtype == autocast)
+    try:
+        return choose_runtime(runtime, device.type, precision).name
+    except ValueError as error:
+        raise PlannerConfigError(str(error)) from None
 
 
 def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -81,8 +85,8 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype | None:
 
 @dataclass
 class _HeightState:
-    """The input buffer of one height: (1, 3, H, 1920) float on the device (channels-last for
-    eager PyTorch, contiguous for ONNX Runtime), plus pinned and device uint8 staging on CUDA."""
+    """The input buffer of one height: (1, 3, H, 1920) float on the device (channels-last or
+    contiguous, as the runtime wants it), plus pinned and device uint8 staging on CUDA."""
 
     input: torch.Tensor
     staging: torch.Tensor | None
@@ -148,42 +152,28 @@ class Planner:
             config=checkpoint.config,
             ensemble_size=len(sha256),
         )
-        cache = Path(runtime_cache_dir) if runtime_cache_dir else default_cache_dir()
-        if runtime == "onnxruntime" and all(graph_file(cache, s, WARMUP_HEIGHT).exists() for s in sha256):
-            # The graphs these exact files were exported to are cached (the files were checked
-            # against the model then): no PyTorch trunk is built, only the perception heads.
-            self.models: list[LTFv6] = []
-            heads = PerceptionHeads.from_state_dict(checkpoint.state_dicts[0])
-            self._perception_heads = heads.to(memory_format=torch.channels_last)  # as optimize_for_inference
-        else:
-            self.models = [optimize_for_inference(m).to(self.device) for m in build_models(checkpoint)]
-            self._perception_heads = PerceptionHeads.of(self.models[0])
+
+        def reload_models() -> list[LTFv6]:
+            """The same files again (their sha256 checked), for a runtime that needs the models later."""
+            again = load_checkpoint(weights, ensemble_size=len(sha256), cache_dir=cache_dir, expected_sha256=sha256)
+            return _inference_models(again)
+
+        request = RuntimeRequest(checkpoint.state_dicts, sha256, self.device, self._autocast,
+                                 Path(runtime_cache_dir) if runtime_cache_dir else None,
+                                 partial(_inference_models, checkpoint), reload_models)  # fmt: skip
+        self.runtime: Runtime | None = choose_runtime(runtime, self.device.type, precision).create(request)
         # The checkpoint's state dicts (one model's worth of memory per member) were copied
-        # into the models: dropped before the runtime builds its sessions, not after.
-        del checkpoint
+        # into the runtime's models: dropped before the warm-up builds its state, not after.
+        del request, checkpoint
         self._cuda = self.device.type == "cuda"
         self.closed = False
-        self._onnx = None
-        if runtime == "onnxruntime":
-
-            def load_models() -> list[LTFv6]:
-                """The same files again (their sha256 checked), for exporting another height."""
-                again = load_checkpoint(weights, ensemble_size=len(sha256), cache_dir=cache_dir, expected_sha256=sha256)
-                return [optimize_for_inference(m) for m in build_models(again)]
-
-            self._onnx = OnnxPlanning(self.models, sha256, cache, load_models=load_models)
         self._heights: OrderedDict[int, _HeightState] = OrderedDict()  # least recently used first
         self._speed = torch.zeros(1, 1, device=self.device)
         self._acceleration = torch.zeros(1, 1, device=self.device)
         self._command = torch.zeros(1, 4, device=self.device)
         self.infer(np.zeros((WARMUP_HEIGHT, MODEL_IMAGE_WIDTH, 3), np.uint8), 0.0, 0.0, 3)
-        if self._onnx is not None:
-            # The sessions hold their own copy of the weights: the PyTorch models (208 MB per
-            # member) are dropped, all but the perception heads (1 MB). ``models`` is empty.
-            # (Freed by reference counting: a model holds no reference cycle, so no collection.)
-            self._onnx.release_models()
-            self.models.clear()
-            return_free_heap()
+        self.runtime.ready()  # after the warm-up: e.g. models whose weights the runtime copied
+        return_free_heap()
         log.info(
             "planner ready: weights %s (sha256 %s), device %s, precision %s, runtime %s%s",
             self.info.weights,
@@ -224,14 +214,14 @@ class Planner:
         return prepare_stitched(observation.image, observation.encoding)
 
     def _height_state(self, height: int) -> _HeightState:
-        """The input buffer of a height. Buffers (and, with ONNX Runtime, sessions) are kept for
+        """The input buffer of a height. Buffers (and the runtime's state of a height) are kept for
         at most ``MAX_HEIGHTS`` heights, least recently used dropped first, so a stream whose
         height keeps changing cannot grow memory without bound."""
         state = self._heights.get(height)
         if state is None:
             while len(self._heights) >= MAX_HEIGHTS:
                 self._heights.popitem(last=False)
-            state = _HeightState.allocate(height, self.device, channels_last=self._onnx is None)
+            state = _HeightState.allocate(height, self.device, channels_last=self.runtime.channels_last_input)
             self._heights[height] = state
         self._heights.move_to_end(height)
         return state
@@ -278,16 +268,19 @@ class Planner:
 
     def _forward(self, rgb: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
         """Each ensemble member's (waypoints, headings, bev_features)."""
-        inputs = (rgb, self._speed, self._acceleration, self._command)
-        if self._onnx is not None:
-            return self._onnx.run(inputs)
-        outs = [m(*inputs, autocast_dtype=self._autocast) for m in self.models]
-        return [(o.waypoints, o.headings, o.bev_features) for o in outs]
+        assert self.runtime is not None  # infer refuses a closed planner
+        return self.runtime.forward((rgb, self._speed, self._acceleration, self._command))
+
+    @property
+    def models(self) -> list[LTFv6]:
+        """The PyTorch models the runtime holds (none for a runtime that runs without them)."""
+        return self.runtime.models if self.runtime is not None else []
 
     def _perceive(self, bev_features: torch.Tensor) -> Perception:
         """The auxiliary heads on the first member's BEV features, always in float32 (LEAD
         runs its output heads in float32 under autocast too), eagerly: about 4 % of a forward."""
-        aux = self._perception_heads(bev_features.float())
+        assert self.runtime is not None
+        aux = self.runtime.perception_heads(bev_features.float())
         heads = {name: aux[f"centernet_{name}_head"] for name in CENTERNET_OUTPUTS}
         return perceive(aux["bev_semantic_logits_pre_upsample"], aux["bev_semantic_logits"], heads)
 
@@ -305,10 +298,9 @@ class Planner:
     def close(self) -> None:
         """Release everything this planner holds (models, sessions, buffers), leaving other
         planners in the process alone. The planner cannot be used afterwards."""
-        if self._onnx is not None:
-            self._onnx.close()
-        self.models.clear()
-        self._perception_heads = None
+        if self.runtime is not None:
+            self.runtime.close()
+        self.runtime = None
         self._heights.clear()
         self.closed = True
         gc.collect()

@@ -15,30 +15,29 @@ import cv2
 import numpy as np
 import simplejpeg
 
+from lead_ros.camera_layout import (
+    ANCHOR_CAMERA,
+    CAMERA_NAMES,
+    CAMERA_SLOT_WIDTH,
+    MODEL_IMAGE_WIDTH,
+    NAVSIM_LAYOUT,
+    CorruptImageError,
+    ImageInputError,
+)
+
 if TYPE_CHECKING:
     from lead_ros.cameras.reprojection import Reprojection
 
-MODEL_IMAGE_WIDTH = 1920
+# Re-exported: users import the image errors and the layout's widths from here.
+__all__ = ["CAMERA_NAMES", "MODEL_IMAGE_WIDTH", "CorruptImageError", "ImageInputError"]
 # The image trunk pools its last stage (H/32 rows) to 8 token rows.
 MIN_MODEL_IMAGE_HEIGHT = 256
 MAX_MODEL_IMAGE_HEIGHT = 1080
-CAMERA_NAMES = ("l0", "f0", "r0", "b0")
 SUPPORTED_ENCODINGS = ("rgb8", "bgr8")
 JPEG_QUALITY = 30
 MIN_CAMERA_WIDTH, MIN_CAMERA_HEIGHT = 960, 540
 CAMERA_ASPECT = 16 / 9
 CAMERA_ASPECT_TOLERANCE = 0.02  # relative: 1920x1080, 1280x720, 1600x900 pass; 4:3 does not
-_CAMERA_WIDTH = MODEL_IMAGE_WIDTH // len(CAMERA_NAMES)
-
-
-class ImageInputError(ValueError):
-    """An image that cannot become a model input; the message names it and what was expected."""
-
-
-class CorruptImageError(ImageInputError):
-    """Compressed data that decodes only because the decoder repaired it (libjpeg's
-    recoverable errors: a damaged entropy-coded segment, a premature end): part of the
-    picture is invented, so the frame is not planned."""
 
 
 JPEG_MAGIC = b"\xff\xd8"
@@ -73,7 +72,7 @@ def decode_compressed(data: bytes | memoryview, name: str) -> np.ndarray:
     return image
 
 
-def check_encoding(encoding: str, name: str = "image") -> None:
+def check_encoding(encoding: str, name: str) -> None:
     if encoding not in SUPPORTED_ENCODINGS:
         raise ImageInputError(f"{name}: unsupported encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
 
@@ -124,7 +123,7 @@ def _check_array(image: np.ndarray, name: str) -> None:
 
 def stitched_height(camera_height: int, camera_width: int) -> int:
     """Model-input height for four cameras of this size (270 for 1080x1920 cameras)."""
-    return round(camera_height * _CAMERA_WIDTH / camera_width)
+    return round(camera_height * CAMERA_SLOT_WIDTH / camera_width)
 
 
 def jpeg_roundtrip(image: np.ndarray) -> np.ndarray:
@@ -163,9 +162,11 @@ def stitch_cameras(
     """
     check_encoding(encoding, "cameras")
     if len(cameras) != len(CAMERA_NAMES):
-        raise ImageInputError(f"cameras: expected 4 images ({', '.join(CAMERA_NAMES)}), got {len(cameras)}")
-    if cameras[CAMERA_NAMES.index("f0")] is None:
-        raise ImageInputError("camera f0: missing; the front camera is never filled")
+        raise ImageInputError(
+            f"cameras: expected {len(CAMERA_NAMES)} images ({', '.join(CAMERA_NAMES)}), got {len(cameras)}"
+        )
+    if cameras[NAVSIM_LAYOUT.index(ANCHOR_CAMERA)] is None:
+        raise ImageInputError(f"camera {ANCHOR_CAMERA}: missing; the front camera is never filled")
     for name, image in zip(CAMERA_NAMES, cameras, strict=True):
         if image is not None:
             _check_array(image, f"camera {name}")
@@ -179,18 +180,18 @@ def stitch_cameras(
 
 
 def _stitch_nuplan_cameras(cameras: Sequence[np.ndarray | None]) -> np.ndarray:
-    front = cameras[CAMERA_NAMES.index("f0")]
+    front = cameras[NAVSIM_LAYOUT.index(ANCHOR_CAMERA)]
     cameras = [np.zeros_like(front) if image is None else image for image in cameras]
     for name, image in zip(CAMERA_NAMES, cameras, strict=True):
         check_camera_size(f"camera {name}", image.shape[1], image.shape[0])
     check_equal_sizes({n: (img.shape[1], img.shape[0]) for n, img in zip(CAMERA_NAMES, cameras, strict=True)})
     cam_h, cam_w = cameras[0].shape[:2]
     out_h = stitched_height(cam_h, cam_w)
-    if cam_w == 4 * _CAMERA_WIDTH and cam_h == 4 * out_h:
+    if cam_w == 4 * CAMERA_SLOT_WIDTH and cam_h == 4 * out_h:
         resized = np.empty((out_h, MODEL_IMAGE_WIDTH, 3), np.uint8)
         for k, image in enumerate(cameras):
-            resized[:, k * _CAMERA_WIDTH : (k + 1) * _CAMERA_WIDTH] = cv2.resize(
-                image, (_CAMERA_WIDTH, out_h), interpolation=cv2.INTER_LINEAR
+            resized[:, k * CAMERA_SLOT_WIDTH : (k + 1) * CAMERA_SLOT_WIDTH] = cv2.resize(
+                image, (CAMERA_SLOT_WIDTH, out_h), interpolation=cv2.INTER_LINEAR
             )
         return resized
     return cv2.resize(np.concatenate(cameras, axis=1), (MODEL_IMAGE_WIDTH, out_h), interpolation=cv2.INTER_LINEAR)

@@ -19,7 +19,7 @@ from sensor_msgs.msg import CompressedImage, Image, Imu
 from std_msgs.msg import UInt8
 
 from lead_ros.ros.background_spin import BackgroundSpin
-from lead_ros.ros.conversions import array_to_image, ns_to_stamp
+from lead_ros.ros.encoding import array_to_image, ns_to_stamp
 from lead_ros.ros.frame_status import FrameStatus
 from lead_ros.ros.node import LeadPlannerNode
 

@@ -74,7 +74,7 @@ def test_interrupt_exits_130(command, monkeypatch, capsys):
     def interrupted(_args):
         raise KeyboardInterrupt
 
-    args.func = interrupted
+    args.run = interrupted
     monkeypatch.setattr(cli, "build_parser", lambda: SimpleNamespace(parse_args=lambda argv: args))
     assert cli.main([]) == 130
     assert "interrupted" in capsys.readouterr().err

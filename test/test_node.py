@@ -351,7 +351,7 @@ def test_debug_image_and_markers(harness, ros_context):
     h.driver.create_subscription(ImageMsg, f"{base}/image", images.append, 5)
     h.driver.create_subscription(MarkerArray, f"{base}/markers", markers.append, 5)
     h.driver.create_subscription(Float64, f"{base}/inference_time_ms", inference.append, 5)
-    h.wait_for(lambda: h.node.markers_pub.get_subscription_count() > 0, what="markers subscription")
+    h.wait_for(lambda: h.node.outputs["markers"].get_subscription_count() > 0, what="markers subscription")
     stamp = h.now_ns()
     h.send_frame({"image": STITCHED}, stamp)
     h.wait_for(lambda: images and markers and inference, what="debug outputs")

@@ -9,7 +9,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 
-from lead_ros.ros.conversions import ns_to_stamp
+from lead_ros.ros.encoding import ns_to_stamp
 
 PERIOD_S = 0.2
 SIM_START_NS = 1_000 * 10**9

@@ -48,7 +48,7 @@ def test_perception_runs_only_while_subscribed(harness, perception_flags):
     h.wait_paths(1)
     assert perception_flags == [False]
     vehicles = _subscribe(h, OccupancyGrid, "bev/vehicles")
-    h.wait_for(lambda: h.node.bev_pubs["vehicles"].get_subscription_count() > 0, what="bev subscriber")
+    h.wait_for(lambda: h.node.outputs["bev/vehicles"].get_subscription_count() > 0, what="bev subscriber")
     h.send_frame({"image": STITCHED}, h.now_ns())
     h.wait_paths(2)
     h.wait_for(lambda: len(vehicles) == 1, what="a vehicles grid")
@@ -57,10 +57,10 @@ def test_perception_runs_only_while_subscribed(harness, perception_flags):
 
 def test_bev_grids_and_objects_match_the_planner(harness, planner, perception_flags):
     h = harness(camera_mode="stitched", perception_classes=["vehicles", "centerline"], detection_score_threshold=0.6)
-    assert set(h.node.bev_pubs) == {"vehicles", "centerline"}
+    assert {k.removeprefix("bev/") for k in h.node.outputs if k.startswith("bev/")} == {"vehicles", "centerline"}
     grids = {name: _subscribe(h, OccupancyGrid, f"bev/{name}") for name in ("vehicles", "centerline")}
     objects = _subscribe(h, MarkerArray, "objects")
-    h.wait_for(lambda: h.node.objects_pub.get_subscription_count() > 0, what="objects subscriber")
+    h.wait_for(lambda: h.node.outputs["objects"].get_subscription_count() > 0, what="objects subscriber")
     stamp = h.now_ns()
     h.send_frame({"image": STITCHED}, stamp, speed=5.0)
     (path,) = h.wait_paths(1)
@@ -89,7 +89,7 @@ def test_bev_grids_and_objects_match_the_planner(harness, planner, perception_fl
 def test_objects_are_cleared_when_boxes_disappear(harness):
     h = harness(camera_mode="stitched", detection_score_threshold=1.0)  # no score is above 1
     objects = _subscribe(h, MarkerArray, "objects")
-    h.wait_for(lambda: h.node.objects_pub.get_subscription_count() > 0, what="objects subscriber")
+    h.wait_for(lambda: h.node.outputs["objects"].get_subscription_count() > 0, what="objects subscriber")
     h.send_frame({"image": STITCHED}, h.now_ns())
     h.wait_for(lambda: len(objects) == 1, what="objects")
     assert [m.action for m in objects[0].markers] == [Marker.DELETEALL]
@@ -97,7 +97,7 @@ def test_objects_are_cleared_when_boxes_disappear(harness):
 
 def test_publish_perception_runs_it_without_subscribers(harness, perception_flags):
     h = harness(camera_mode="stitched", publish_perception=True, perception_classes=["road"])
-    assert set(h.node.bev_pubs) == {"road"}
+    assert {k.removeprefix("bev/") for k in h.node.outputs if k.startswith("bev/")} == {"road"}
     h.send_frame({"image": STITCHED}, h.now_ns())
     h.wait_paths(1)
     assert perception_flags == [True]

@@ -22,8 +22,8 @@ import psutil
 import pytest
 
 from conftest import default_signal_disposition
-from lead_ros.ros.conversions import array_to_image, ns_to_stamp
 from lead_ros.ros.dds_segments import owned_segments
+from lead_ros.ros.encoding import array_to_image, ns_to_stamp
 
 EXECUTABLE = Path(sys.executable).with_name("lead_planner")
 MS = 1_000_000

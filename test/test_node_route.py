@@ -77,7 +77,7 @@ def test_a_route_in_another_frame_is_rejected(harness, planner):
 
 def test_path_in_the_odometry_frame(harness):
     h = harness(camera_mode="stitched", record_odometry_paths=True, prepend_origin_pose=True)
-    h.wait_for(lambda: h.node.path_odom_pub.get_subscription_count() > 0, what="path_odom subscriber")
+    h.wait_for(lambda: h.node.outputs["path_odom"].get_subscription_count() > 0, what="path_odom subscriber")
     stamp = h.now_ns()
     x0, y0, yaw0 = -12.5, 40.0, 2.4  # rotated (beyond 90 degrees) and translated
     h.send_frame({"image": STITCHED}, stamp, pose=(x0, y0, yaw0), odometry_frame="odom_frame")
@@ -98,7 +98,7 @@ def test_path_in_the_odometry_frame(harness):
 
 def test_path_odom_is_not_computed_without_subscribers(harness):
     h = harness(camera_mode="stitched")
-    assert h.node.path_odom_pub.get_subscription_count() == 0
+    assert h.node.outputs["path_odom"].get_subscription_count() == 0
     h.send_frame({"image": STITCHED}, h.now_ns(), pose=(1.0, 2.0, 0.3))
     h.wait_paths(1)
     assert h.odometry_paths == []
@@ -133,7 +133,7 @@ def test_path_odom_is_never_blended_across_an_odometry_frame_change(harness, pla
     a camera frame: the base_link path is published, path_odom is not (counted, named); the
     next frame, all in odom2, gets its path_odom in odom2."""
     h = harness(camera_mode="stitched", record_odometry_paths=True)
-    h.wait_for(lambda: h.node.path_odom_pub.get_subscription_count() > 0, what="path_odom subscriber")
+    h.wait_for(lambda: h.node.outputs["path_odom"].get_subscription_count() > 0, what="path_odom subscriber")
     stamp = h.now_ns()
     for dt, frame, x in ((-300, "odom", 0.0), (-200, "odom", 0.5), (-100, "odom", 1.0), (20, "odom2", 101.6)):
         h.send_odometry(stamp + dt * MS, 5.0, pose=(x, 0.0, 0.0), frame_id=frame)

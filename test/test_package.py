@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import REPO
-from lead_ros.node_config import BEV_CLASSES
 
 EXEC_DEPENDS = {
     "rclpy", "sensor_msgs", "nav_msgs", "geometry_msgs", "std_msgs", "diagnostic_msgs",
@@ -92,21 +90,6 @@ def test_launch_file_declares_the_documented_arguments():
     arguments = _launch_arguments()
     assert set(arguments) >= LAUNCH_ARGUMENTS
     assert all(len(text) > 10 for text in arguments.values()), "every argument has a description"
-
-
-def test_launch_file_remaps_every_private_topic_of_the_node():
-    """Every ``~/...`` topic the node creates has a ``<topic>_topic`` remap argument."""
-    tree = ast.parse((REPO / "launch" / "lead_ros.launch.py").read_text())
-    remapped = next(ast.literal_eval(n.value) for n in ast.walk(tree)
-                    if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", None) == "TOPICS")  # fmt: skip
-    node_source = (REPO / "lead_ros" / "ros" / "node.py").read_text()
-    created = set(re.findall(r'"~/((?:input|output|debug)/[a-z0-9_/]+)"', node_source))
-    created |= {f"input/cameras/{name}" for name in ("l0", "f0", "r0", "b0")}  # made as f"~/input/cameras/{name}"
-    # made as f"~/input/cameras/{name}/camera_info" (rig cameras with camera_info: topic)
-    created |= {f"input/cameras/{name}/camera_info" for name in ("l0", "f0", "r0", "b0")}
-    created |= {f"output/bev/{name}" for name in BEV_CLASSES}  # made as f"~/output/bev/{name}"
-    assert {"input/route", "output/path_odom", "output/objects"} <= created
-    assert created == set(remapped)
 
 
 def test_only_the_launch_file_imports_launch_modules():

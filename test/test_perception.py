@@ -185,7 +185,7 @@ def _message_position(grid, index: int) -> tuple[float, float]:
 def test_occupancy_grid_cells_sit_where_lead_says(planner):
     """For chosen LEAD pixels (row r, column j): the message cell holding that pixel's value
     lies at SPEC_AUX's centre x = (j + 0.5) 0.25 - 32, y_ISO = 32 - (r + 0.5) 0.25."""
-    from lead_ros.ros.perception_msgs import bev_class_grid
+    from lead_ros.ros.encoding import bev_class_grid
 
     image = read_rgb((AUX / AUX_CASES[4]["image_file"]).resolve())
     perception = planner.plan(Observation(1.0, 0.0, 1, image=image), perception=True).perception
@@ -200,7 +200,7 @@ def test_occupancy_grid_cells_sit_where_lead_says(planner):
 
 
 def test_a_front_left_class_is_front_left_in_the_message():
-    from lead_ros.ros.perception_msgs import bev_class_grid
+    from lead_ros.ros.encoding import bev_class_grid
 
     perception = perceive(torch.zeros(1, 7, 64, 64), _one_hot_corner_logits(6), _empty_heads())
     grid = bev_class_grid(perception.bev_probabilities, "pedestrians", 1, "base_link")

@@ -114,7 +114,7 @@ def test_runtime_choice_and_refusals():
     assert resolve_runtime("auto", cpu, torch.bfloat16) == "eager"
     assert resolve_runtime("auto", cuda, None) == "eager"
     assert resolve_runtime("eager", cpu, None) == "eager"
-    with pytest.raises(PlannerConfigError, match=r"runtime onnxruntime runs fp32 on the CPU only .*precision bfloat16"):
+    with pytest.raises(PlannerConfigError, match=r"runtime onnxruntime runs fp32 on the CPU only .*precision bf16"):
         resolve_runtime("onnxruntime", cpu, torch.bfloat16)
     with pytest.raises(PlannerConfigError, match=r"runtime onnxruntime runs fp32 on the CPU only .*device cuda"):
         resolve_runtime("onnxruntime", cuda, None)
@@ -139,7 +139,8 @@ def test_a_closed_planner_holds_nothing_and_refuses_work(navsim_weights):
     import weakref
 
     planner = Planner(str(navsim_weights), "cpu")
-    heads, sessions = weakref.ref(planner._perception_heads), [weakref.ref(s) for s in planner._onnx._sessions[270]]
+    heads = weakref.ref(planner.runtime.perception_heads)
+    sessions = [weakref.ref(s) for s in planner.runtime._sessions[270]]
     planner.close()
     gc.collect()
     assert heads() is None and all(s() is None for s in sessions) and planner.heights == ()

@@ -72,7 +72,7 @@ def _jpeg_message(width: int, height: int, stamp_ns: int):
     import numpy as np
     from sensor_msgs.msg import CompressedImage
 
-    from lead_ros.ros.conversions import ns_to_stamp
+    from lead_ros.ros.encoding import ns_to_stamp
 
     ok, data = cv2.imencode(".jpg", np.zeros((height, width, 3), np.uint8))
     assert ok
@@ -91,7 +91,7 @@ def test_cameras_beyond_the_documented_maximum_are_refused_from_the_header(size,
     from lead_ros.ros.intake import InputIntake, InputRejected
 
     intake = InputIntake(NodeConfig.from_values({"image_transport": "compressed"}))
-    events = intake.camera("l0", _jpeg_message(*size, 10**18), 10**18)
+    events = intake.message("l0", _jpeg_message(*size, 10**18), 10**18)
     rejected = [e for e in events if isinstance(e, InputRejected)]
     if refused:
         (event,) = rejected
@@ -103,5 +103,5 @@ def test_cameras_beyond_the_documented_maximum_are_refused_from_the_header(size,
     else:
         assert rejected == []
     raised = InputIntake(NodeConfig.from_values({"max_camera_side_px": 8000, "max_camera_megapixels": 40.0}))
-    events = raised.camera("l0", _jpeg_message(7680, 4320, 10**18), 10**18)
+    events = raised.message("l0", _jpeg_message(7680, 4320, 10**18), 10**18)
     assert not [e for e in events if isinstance(e, InputRejected)], "the limits are parameters"

@@ -27,7 +27,7 @@ from lead_ros.cameras.rig import RigError, calibration_from_fields, load_rig
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import Command, Observation
 from lead_ros.preprocessing import CAMERA_NAMES, stitch_cameras
-from lead_ros.ros.conversions import camera_info_fields
+from lead_ros.ros.decoding import camera_info_fields
 from lead_ros.ros.diagnostics import CAMERA_INFO_WAIT_S, ERROR, OK, WARN, cameras_report
 from lead_ros.tools.cli import main
 from lead_ros.tools.rig_check import bag_frame

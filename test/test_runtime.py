@@ -95,7 +95,7 @@ def test_a_planner_whose_graph_is_cached_builds_no_trunk_and_perceives_as_the_bu
         assert cached.models == [] and cached.info.ensemble_size == 1
         bev = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 512, 8, 8)).astype(np.float32))
         with torch.inference_mode():
-            own = cached._perception_heads(bev)
+            own = cached.runtime.perception_heads(bev)
             built = PerceptionHeads.of(eager_planner.models[0])(bev)
         assert own.keys() == built.keys()
         for name in own:

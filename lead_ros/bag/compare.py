@@ -16,7 +16,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.typesys import get_typestore
 
 from lead_ros.frames import wrap_angle
-from lead_ros.ros.conversions import stamp_to_ns
+from lead_ros.ros.decoding import stamp_to_ns
 from lead_ros.ros.distro import RUNNING
 
 

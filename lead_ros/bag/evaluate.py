@@ -44,8 +44,6 @@ from lead_ros.bag.metrics import (
 from lead_ros.bag.output import BagOutputError, claim_output_dir, write_json
 from lead_ros.bag.pictures import Picture, PlanPictures, write_metrics_plot
 from lead_ros.bag.reader import (
-    CAMERA_INFO_KEYS,
-    TYPE_NAMES,
     BagInputError,
     ReadStats,
     bag_camera_settings,
@@ -53,6 +51,7 @@ from lead_ros.bag.reader import (
     check_bag_path,
     expected_classes,
     stream_messages,
+    type_name,
 )
 from lead_ros.cameras.calibrations import RigCalibrations
 from lead_ros.inputs.ego_state import PoseTrack
@@ -60,15 +59,15 @@ from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import NodeConfig
 from lead_ros.observation import WAYPOINT_TIMES_S
 from lead_ros.planner import Planner
-from lead_ros.preprocessing import CorruptImageError
-from lead_ros.ros.conversions import frame_to_observation, odometry_pose, plan_to_path, stamp_to_ns
+from lead_ros.ros.decoding import odometry_pose, stamp_to_ns
 from lead_ros.ros.distro import RUNNING
-from lead_ros.ros.intake import BAD_INPUT, CORRUPT_IMAGE, InputIntake, InputRejected, ReadyFrame
-from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
+from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
+from lead_ros.ros.outputs import BEV_PREFIX, OBJECTS, FrameNotPlanned, dispatch, plan_frame, plan_messages
+from lead_ros.ros.topics import BY_KEY
 
-OUTPUT_PATH_TOPIC = "/lead_planner/output/path"
-OUTPUT_OBJECTS_TOPIC = "/lead_planner/output/objects"
-OUTPUT_BEV_TOPIC = "/lead_planner/output/bev/{}"
+# The node's output topics under its default name: where the output bag holds the plans.
+OUTPUT_PATH_TOPIC = BY_KEY["path"].qualified()
+OUTPUT_OBJECTS_TOPIC = BY_KEY[OBJECTS].qualified()
 log = logging.getLogger("lead_ros.evaluate")
 PICTURE_FPS = 10.0
 FUTURE_NS = round(WAYPOINT_TIMES_S[-1] * 1e9)  # the last horizon a frame's metrics need
@@ -146,32 +145,34 @@ class _Evaluation:
         self.writer.open()
         self.writer_open = True
         typestore = get_typestore(RUNNING.typestore)
-        self.path_connection = self.writer.add_connection(OUTPUT_PATH_TOPIC, "nav_msgs/msg/Path", typestore=typestore)
-        self.perception_connections = {}
+        # The outputs written, by topic key: the plan, and with --perception what the model perceived.
+        self.outputs = ["path"]
         if self.options.perception:
-            add = self.writer.add_connection
-            self.perception_connections = {
-                name: add(OUTPUT_BEV_TOPIC.format(name), "nav_msgs/msg/OccupancyGrid", typestore=typestore)
-                for name in self.options.config.perception_classes
-            }
-            markers = "visualization_msgs/msg/MarkerArray"
-            self.objects_connection = add(OUTPUT_OBJECTS_TOPIC, markers, typestore=typestore)
+            self.outputs += [f"{BEV_PREFIX}{name}" for name in self.options.config.perception_classes] + [OBJECTS]
+        self.output_connections = {
+            key: self.writer.add_connection(BY_KEY[key].qualified(), BY_KEY[key].types[0], typestore=typestore)
+            for key in self.outputs
+        }
         self.input_connections = {}
         if self.options.write_inputs:
             for key, cls in expected_classes(self.options.config).items():
                 topic = self.options.topics[key]
-                self.input_connections[topic] = self.writer.add_connection(topic, TYPE_NAMES[cls], typestore=typestore)
+                self.input_connections[topic] = self.writer.add_connection(topic, type_name(cls), typestore=typestore)
 
     def handle(self, events, log_ns: int) -> None:
-        for event in events:
-            if isinstance(event, SyncFailure):
-                self._skip(event.stamp_ns, event.reason, event.detail)
-            elif isinstance(event, InputRejected):
-                self.rejected[f"{event.input}: {event.reason}"] += 1
-                if event.fails_frame:
-                    self._skip(event.stamp_ns, event.reason, event.detail)
-            else:
-                self._plan(event, log_ns)
+        self._log_ns = log_ns
+        dispatch(events, self)
+
+    def frame_failed(self, failure: SyncFailure) -> None:
+        self._skip(failure.stamp_ns, failure.reason, failure.detail)
+
+    def input_rejected(self, rejected: InputRejected) -> None:
+        self.rejected[f"{rejected.input}: {rejected.reason}"] += 1
+        if rejected.fails_frame:
+            self._skip(rejected.stamp_ns, rejected.reason, rejected.detail)
+
+    def frame_ready(self, ready: ReadyFrame) -> None:
+        self._plan(ready, self._log_ns)
 
     def add_logged_pose(self, msg) -> None:
         """An odometry message of the bag, as ground truth; releases the records it decides."""
@@ -189,25 +190,16 @@ class _Evaluation:
         self.synchronized += 1
         frame = ready.frame
         start = time.perf_counter()
-        try:
-            observation, filled = frame_to_observation(frame, ready.command, self.intake.policy.fill_missing_cameras)
-            plan = self.planner.plan(observation, perception=self.options.perception,
-                                     reprojection=self.intake.reprojection)  # fmt: skip
-        except ValueError as error:
-            self._skip(frame.stamp_ns, CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT, str(error))
+        result = plan_frame(self.planner, ready, self.options.config, self.intake.reprojection, self.options.perception)
+        if isinstance(result, FrameNotPlanned):
+            self._skip(frame.stamp_ns, result.reason, result.detail)
             return
+        plan, filled = result.plan, result.filled
         total_ms = 1e3 * (time.perf_counter() - start)
-        path = plan_to_path(plan, frame.stamp_ns, self.options.config.frame_id, self.options.config.prepend_origin_pose)
-        self._write_bag(self.writer.write, self.path_connection, log_ns, serialize_message(path))
-        boxes = ()
-        if plan.perception is not None:
-            config = self.options.config
-            boxes = plan.perception.boxes_above(config.detection_score_threshold)
-            for name, connection in self.perception_connections.items():
-                grid = bev_class_grid(plan.perception.bev_probabilities, name, frame.stamp_ns, config.frame_id)
-                self._write_bag(self.writer.write, connection, log_ns, serialize_message(grid))
-            markers = boxes_to_markers(boxes, frame.stamp_ns, config.frame_id)
-            self._write_bag(self.writer.write, self.objects_connection, log_ns, serialize_message(markers))
+        out = plan_messages(plan, ready, self.options.config, self.outputs)
+        for key, message in out.messages.items():
+            self._write_bag(self.writer.write, self.output_connections[key], log_ns, serialize_message(message))
+        boxes = out.boxes
         self.planned += 1
         self.timings["preprocess_ms"].append(plan.timings.preprocess_ms)
         self.timings["inference_ms"].append(plan.timings.inference_ms)
@@ -368,20 +360,10 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
         for message in progress:
             last_log_ns = message.log_ns
             evaluation.write_input(message.topic, message.log_ns, message.raw)
-            if message.key == "command":
-                events = intake.command(message.msg, message.log_ns)
-            elif message.key == "route":
-                events = intake.route_message(message.msg, message.log_ns)
-            elif message.key == "odometry":
+            if message.key == "odometry":
                 evaluation.add_logged_pose(message.msg)
-                events = intake.odometry(message.msg)
-            elif message.key == "imu":
-                events = intake.imu(message.msg)
-            elif message.key in CAMERA_INFO_KEYS:
-                events = intake.camera_info(CAMERA_INFO_KEYS[message.key], message.msg)
-            else:
-                frames_read += message.topic == anchor_topic
-                events = intake.camera(message.key, message.msg, message.log_ns)
+            frames_read += message.topic == anchor_topic
+            events = intake.message(message.key, message.msg, message.log_ns)
             evaluation.handle(events, message.log_ns)
             messages_done += 1
         evaluation.handle(intake.flush(), last_log_ns)

@@ -12,34 +12,26 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nav_msgs.msg import Odometry
-from nav_msgs.msg import Path as PathMsg
 from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import get_typestore
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu
-from std_msgs.msg import UInt8
+from sensor_msgs.msg import CompressedImage
 
+from lead_ros.camera_layout import anchor_input, camera_inputs
 from lead_ros.cameras.rig import load_rig
-from lead_ros.node_config import NodeConfig
-from lead_ros.ros.conversions import stamp_to_ns
+from lead_ros.node_config import CAMERA_MODES, NodeConfig
+from lead_ros.ros.decoding import stamp_to_ns
 from lead_ros.ros.distro import RUNNING
+from lead_ros.ros.interfaces import message_class
+from lead_ros.ros.topics import CAMERA_TYPES, INPUT, INPUT_KEYS, TOPICS, TopicContext, active_topics, default_topics
 
-CAMERA_INFO_KEYS = {f"{name}_camera_info": name for name in ("l0", "f0", "r0", "b0")}
-INPUT_KEYS = ("l0", "f0", "r0", "b0", "image", "odometry", "imu", "command", "route", *CAMERA_INFO_KEYS)
-MESSAGE_CLASSES = {
-    "sensor_msgs/msg/Image": Image,
-    "sensor_msgs/msg/CompressedImage": CompressedImage,
-    "nav_msgs/msg/Odometry": Odometry,
-    "sensor_msgs/msg/Imu": Imu,
-    "std_msgs/msg/UInt8": UInt8,
-    "nav_msgs/msg/Path": PathMsg,
-    "sensor_msgs/msg/CameraInfo": CameraInfo,
-}
+# Re-exported: the bag tools' input keys and default topics are the topic table's.
+__all__ = ["INPUT_KEYS", "default_topics"]
+# Every type an input can have (the topic table's), by ROS type name.
+MESSAGE_CLASSES = {name: message_class(name) for topic in TOPICS if topic.direction == INPUT for name in topic.types}
 TYPE_NAMES = {cls: name for name, cls in MESSAGE_CLASSES.items()}
-CAMERA_TRANSPORTS = {"sensor_msgs/msg/Image": "raw", "sensor_msgs/msg/CompressedImage": "compressed"}
-CAMERA_KEYS = {"navsim_4cam": ("l0", "f0", "r0", "b0"), "stitched": ("image",)}
+CAMERA_TRANSPORTS = {type_name: transport for transport, type_name in CAMERA_TYPES.items()}
 BAG_SUFFIXES = (".mcap", ".db3")
 
 
@@ -47,30 +39,19 @@ class BagInputError(ValueError):
     """A bag that cannot be evaluated; the message names the bag and what is wrong."""
 
 
-def default_topics(node_name: str = "lead_planner") -> dict[str, str]:
-    """The node's default fully qualified input topic names, by input key."""
-    base = f"/{node_name}/input"
-    topics = {k: f"{base}/cameras/{k}" for k in ("l0", "f0", "r0", "b0")}
-    topics.update({k: f"{base}/{k}" for k in ("image", "odometry", "imu", "command", "route")})
-    topics.update({k: f"{base}/cameras/{name}/camera_info" for k, name in CAMERA_INFO_KEYS.items()})
-    return topics
+def type_name(cls: type) -> str:
+    """The ROS type name of an input's message class."""
+    return TYPE_NAMES[cls]
 
 
 def expected_classes(config: NodeConfig) -> dict[str, type]:
-    """The inputs a configuration reads and the message class each must have."""
-    camera = CompressedImage if config.image_transport == "compressed" else Image
-    cameras = ("image",) if config.camera_mode == "stitched" else ("l0", "f0", "r0", "b0")
-    needed = {name: camera for name in cameras}
-    needed["odometry"] = Odometry
-    if config.command_input == "route":
-        needed["route"] = PathMsg
-    else:
-        needed["command"] = UInt8
-    if config.acceleration_source == "imu":
-        needed["imu"] = Imu
+    """The inputs a configuration reads (the node's subscriptions) and the message class each
+    must have, by topic key."""
+    from_topics = ()
     if config.camera_rig_file and config.camera_mode == "navsim_4cam":  # rig cameras calibrated by CameraInfo
-        needed.update({f"{name}_camera_info": CameraInfo for name in load_rig(config.camera_rig_file).from_topics})
-    return needed
+        from_topics = load_rig(config.camera_rig_file).from_topics
+    context = TopicContext(config, from_topics)
+    return {topic.key: message_class(topic.message_type(context)) for topic in active_topics(context, INPUT)}
 
 
 def check_bag_path(path: Path) -> Path:
@@ -151,7 +132,8 @@ def camera_settings(connection_types: dict[str, str], topics: dict[str, str]) ->
     """``camera_mode`` and ``image_transport`` as a bag's camera connections (topic -> type)
     tell them; a setting the bag does not tell is left out. Four cameras win over a
     stitched image when a bag has both."""
-    for mode, keys in CAMERA_KEYS.items():
+    for mode in CAMERA_MODES:
+        keys = camera_inputs(mode)
         found = {connection_types[topics[k]] for k in keys if topics[k] in connection_types}
         if found:
             transports = {CAMERA_TRANSPORTS.get(t) for t in found}
@@ -176,8 +158,8 @@ def _select(reader: AnyReader, bag: Path, topics: dict[str, str], classes: dict[
     when the configuration's cameras do not match the bag's (naming the setting that would)."""
     by_topic = {topics[key]: key for key in classes}
     told = camera_settings({c.topic: c.msgtype for c in reader.connections}, topics)
-    stitched = "image" in classes
-    transport = "compressed" if classes["image" if stitched else "f0"] is CompressedImage else "raw"
+    mode = "stitched" if anchor_input("stitched") in classes else "navsim_4cam"
+    transport = "compressed" if classes[anchor_input(mode)] is CompressedImage else "raw"
     selected = []
     for connection in reader.connections:
         key = by_topic.get(connection.topic)
@@ -191,8 +173,7 @@ def _select(reader: AnyReader, bag: Path, topics: dict[str, str], classes: dict[
             raise BagInputError(f"{bag}: topic {connection.topic} ({key}) has type {connection.msgtype}, "
                                 f"expected {expected} for this configuration{hint}")  # fmt: skip
         selected.append(connection)
-    mode = "stitched" if stitched else "navsim_4cam"
-    anchor = topics["image" if stitched else "f0"]
+    anchor = topics[anchor_input(mode)]
     if anchor not in {c.topic for c in selected} and told.get("camera_mode", mode) != mode:
         raise BagInputError(f"{bag}: camera_mode {mode} reads {anchor}, which the bag does not have; "
                             f"camera_mode: {told['camera_mode']} would work")  # fmt: skip

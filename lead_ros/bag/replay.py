@@ -38,8 +38,8 @@ from rosgraph_msgs.msg import Clock
 
 from lead_ros.bag.reader import MESSAGE_CLASSES, BagInputError, check_bag_path
 from lead_ros.inputs.sync import ARRIVAL_GRACE_NS
-from lead_ros.ros.conversions import ns_to_stamp
 from lead_ros.ros.distro import RUNNING
+from lead_ros.ros.encoding import ns_to_stamp
 from lead_ros.ros.frame_status import FrameStatus
 
 ANCHOR_SUFFIXES = ("/cameras/f0", "/input/image")

@@ -25,9 +25,11 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore
 
 from lead_ros.bag.reader import default_topics
+from lead_ros.camera_layout import CAMERA_NAMES
 from lead_ros.cameras.reprojection import remap_tables, virtual_rig
 from lead_ros.cameras.rig import CameraRig
 from lead_ros.ros.distro import PORTABLE_BAG_VERSION, RUNNING
+from lead_ros.ros.topics import CAMERA_INFO_SUFFIX
 
 START_NS = 1_700_000_000 * 1_000_000_000
 CAMERA_RATE_HZ = 10.0
@@ -153,7 +155,7 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S, rig: CameraRig |
     for i in range(round(duration_s * CAMERA_RATE_HZ)):
         t = i / CAMERA_RATE_HZ
         ns = START_NS + round(t * 1e9)
-        for k, name in enumerate(("l0", "f0", "r0", "b0")):
+        for k, name in enumerate(CAMERA_NAMES):
             image = draw_camera(k, t)[..., ::-1]  # BGR, as OpenCV encodes
             if rig is None:
                 ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
@@ -162,7 +164,7 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S, rig: CameraRig |
                 warped = cv2.remap(image, *warps[name], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                 ok, data = cv2.imencode(".png", warped)
                 encoding = "rgb8; png compressed bgr8"
-                events.append((ns + k, topics[f"{name}_camera_info"], "sensor_msgs/msg/CameraInfo",
+                events.append((ns + k, topics[f"{name}{CAMERA_INFO_SUFFIX}"], "sensor_msgs/msg/CameraInfo",
                                _camera_info(types, header(ns, f"cam_{name}"), rig, name)))  # fmt: skip
             assert ok
             msg = types["sensor_msgs/msg/CompressedImage"](header=header(ns, f"cam_{name}"), format=encoding,

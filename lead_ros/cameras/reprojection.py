@@ -23,10 +23,10 @@ from functools import cache
 import cv2
 import numpy as np
 
+from lead_ros.camera_layout import ANCHOR_CAMERA, CAMERA_NAMES, ImageInputError
 from lead_ros.cameras.calibration import CameraCalibration
 from lead_ros.cameras.rig import NUPLAN, CameraRig, RigCamera, RigError, load_rig
 from lead_ros.node_config import VIRTUAL_DISTORTIONS
-from lead_ros.preprocessing import CAMERA_NAMES, ImageInputError
 
 VIRTUAL_WIDTH, VIRTUAL_HEIGHT = 1920, 1080
 MODEL_VIEW_WIDTH, MODEL_VIEW_HEIGHT = VIRTUAL_WIDTH // 4, VIRTUAL_HEIGHT // 4
@@ -142,7 +142,7 @@ class FrontView:
 def nuplan_front_view(virtual_distortion: str = "nuplan") -> FrontView:
     """The trained f0 camera itself (no rig: the cameras are taken to be nuPlan's)."""
     rig = virtual_rig(virtual_distortion)
-    return FrontView(rig.cameras["f0"], rig.cameras["f0"].position, rig.ground_z)
+    return FrontView(rig.cameras[ANCHOR_CAMERA], rig.cameras[ANCHOR_CAMERA].position, rig.ground_z)
 
 
 class Reprojection:
@@ -187,7 +187,7 @@ class Reprojection:
 
     def front_view(self) -> FrontView:
         """The f0 view for drawing the plan (``FrontView``)."""
-        front = self.cameras["f0"]
+        front = self.cameras[ANCHOR_CAMERA]
         return FrontView(front.virtual, front.real.position, self.rig.ground_z)
 
     def with_calibration(self, name: str, calibration: CameraCalibration) -> Reprojection:

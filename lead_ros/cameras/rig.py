@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from lead_ros.camera_layout import CAMERA_NAMES
 from lead_ros.cameras.calibration import DISTORTION_MODELS, CameraCalibration
-from lead_ros.preprocessing import CAMERA_NAMES
 
 NUPLAN = "nuplan"
 CALIBRATION_KEYS = {"width", "height", "distortion_model", "k", "d", "p", "binning_x", "binning_y", "roi"}

@@ -20,11 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from lead_ros.camera_layout import SIDE_CAMERAS, anchor_input
 from lead_ros.inputs.ego_state import EgoPose, PoseTrack, SampleBuffer, odometry_acceleration
 
-SIDE_CAMERAS = ("l0", "r0", "b0")
-ANCHOR_CAMERA = "f0"
-STITCHED = "image"
 _CAMERA_BUFFER = 16
 # A side-camera message older than the newest of its camera by more than the tolerance plus
 # this is dropped even when no anchor has come to rule it out (a dead anchor camera).
@@ -62,7 +60,7 @@ class SyncPolicy:
 
     @property
     def anchor(self) -> str:
-        return STITCHED if self.camera_mode == "stitched" else ANCHOR_CAMERA
+        return anchor_input(self.camera_mode)
 
     @property
     def side_cameras(self) -> tuple[str, ...]:

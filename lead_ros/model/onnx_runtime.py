@@ -29,17 +29,16 @@ import onnxruntime
 import torch
 
 import lead_ros
+from lead_ros.camera_layout import MODEL_IMAGE_WIDTH
 from lead_ros.model.heap import return_free_heap
-from lead_ros.model.ltfv6 import LTFv6
+from lead_ros.model.ltfv6 import LTFv6, PerceptionHeads
 from lead_ros.model.onnx_export import INPUT_NAMES, export_planning_graph
-from lead_ros.preprocessing import MODEL_IMAGE_WIDTH
+from lead_ros.model.runtimes import MAX_HEIGHTS, WARMUP_HEIGHT, RuntimeRequest
 
 log = logging.getLogger(__name__)
 
-# Each kept height costs ~0.29 GB: ONNX Runtime's own copy of the weights, re-laid out for
-# its convolutions, and its activation arena. Two: a camera rig has one height, and the
-# golden cases and offline comparisons alternate 256 and 270 rows.
-MAX_HEIGHTS = 2
+# Each kept height (at most MAX_HEIGHTS) costs ~0.29 GB: ONNX Runtime's own copy of the
+# weights, re-laid out for its convolutions, and its activation arena.
 CACHE_ENV = "LEAD_ROS_CACHE_DIR"
 
 
@@ -172,3 +171,42 @@ class OnnxPlanning:
         """Drop every session (their memory goes back with them) and the models."""
         self._sessions.clear()
         self._models.clear()
+
+
+class OnnxRuntime(OnnxPlanning):
+    """``OnnxPlanning`` as a ``runtimes.Runtime``: made from cached graphs when every member's
+    graph at the warm-up height is cached (then no PyTorch trunk is built, only the
+    perception heads from the state dict), else from models built to export them; the models
+    are dropped once the first sessions exist (``ready``)."""
+
+    channels_last_input = False
+
+    def __init__(self, request: RuntimeRequest) -> None:
+        cache = request.cache_dir or default_cache_dir()
+        if all(graph_file(cache, sha256, WARMUP_HEIGHT).exists() for sha256 in request.weights_sha256):
+            # The graphs these exact files were exported to are cached (the files were checked
+            # against the model then): only the heads are built, laid out as the built model's.
+            models: list[LTFv6] = []
+            heads = PerceptionHeads.from_state_dict(request.state_dicts[0])
+            self.perception_heads = heads.to(memory_format=torch.channels_last)
+        else:
+            models = request.build_models()
+            self.perception_heads = PerceptionHeads.of(models[0])
+        super().__init__(models, request.weights_sha256, cache, load_models=request.reload_models)
+
+    @property
+    def models(self) -> list[LTFv6]:
+        return self._models
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+        return self.run(inputs)
+
+    def ready(self) -> None:
+        """The sessions hold their own copy of the weights: the PyTorch models (208 MB per
+        member) are dropped, all but the perception heads (1 MB). (Freed by reference
+        counting: a model holds no reference cycle, so no collection.)"""
+        self.release_models()
+
+
+def create_runtime(request: RuntimeRequest) -> OnnxRuntime:
+    return OnnxRuntime(request)

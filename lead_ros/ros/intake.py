@@ -32,7 +32,8 @@ from lead_ros.preprocessing import (
     check_equal_sizes,
     check_stitched_size,
 )
-from lead_ros.ros.conversions import (
+from lead_ros.ros.decoding import (
+    CameraView,
     camera_info_fields,
     imu_planar_acceleration,
     odometry_pose,
@@ -40,7 +41,7 @@ from lead_ros.ros.conversions import (
     path_points,
     stamp_to_ns,
 )
-from lead_ros.ros.serialized import SerializedCamera, camera_header, camera_size, read_serialized_camera
+from lead_ros.ros.topics import CAMERA_INFO_SUFFIX
 
 BAD_INPUT = "bad_input"
 CORRUPT_IMAGE = "corrupt_image"  # compressed data the decoder could only repair
@@ -100,9 +101,9 @@ class InputIntake:
     def camera_names(self) -> tuple[str, ...]:
         return (self.policy.anchor, *self.policy.side_cameras)
 
-    def camera(self, name: str, msg, now_ns: int) -> list[Event]:
-        """A camera message, deserialized or a ``SerializedCamera`` (the live node's)."""
-        stamp_ns, encoding = camera_header(msg)
+    def camera(self, name: str, camera: CameraView, now_ns: int) -> list[Event]:
+        """A camera message's view (``decoding.CameraView``): checked, then synchronized."""
+        stamp_ns, encoding = camera.stamp_ns, camera.encoding
         if stamp_ns <= 0:
             return [
                 self._bad_camera(name, f"camera {name}: header stamp {stamp_ns / 1e9:g} s is not set (must be > 0)")
@@ -110,18 +111,18 @@ class InputIntake:
         try:
             if encoding is not None:  # raw Image only; compressed data is checked on decode
                 check_encoding(encoding, f"camera {name}")
-            self._check_size(name, msg)
+            self._check_size(name, camera)
         except ImageInputError as error:
             return [self._bad_camera(name, error, stamp_ns)]
-        return self._wrap(self.sync.add_camera(name, stamp_ns, msg, now_ns))
+        return self._wrap(self.sync.add_camera(name, stamp_ns, camera, now_ns))
 
-    def _check_size(self, name: str, msg) -> None:
+    def _check_size(self, name: str, camera: CameraView) -> None:
         """Geometry at intake, from the message fields or the JPEG/PNG header (no decoding),
         so that frames the worker drops are checked and counted too."""
-        size = camera_size(msg)
+        size = camera.size
         label = f"camera {name}"
         if size is None:
-            empty = (msg.compressed_bytes if isinstance(msg, SerializedCamera) else len(msg.data)) == 0
+            empty = camera.compressed_bytes == 0
             what = "empty compressed data" if empty else "compressed data has no JPEG or PNG header (no image size)"
             raise ImageInputError(f"{label}: {what}")
         if self.policy.camera_mode == "stitched":
@@ -160,7 +161,7 @@ class InputIntake:
     def serialized_camera(self, name: str, data: bytes, message_type: type, now_ns: int) -> list[Event]:
         """A camera message as CDR bytes (``raw=True`` subscriptions): deserialized only if planned."""
         try:
-            camera = read_serialized_camera(data, message_type, f"camera {name}")
+            camera = CameraView.of_serialized(data, message_type, f"camera {name}")
         except ImageInputError as error:
             return [self._bad_camera(name, error)]
         return self.camera(name, camera, now_ns)
@@ -168,7 +169,7 @@ class InputIntake:
     @staticmethod
     def _unequal_sizes(frame: SyncedFrame) -> str | None:
         """Why a frame's cameras cannot be stitched (sizes differ), or None."""
-        sizes = {name: camera_size(msg) for name, msg in frame.cameras.items() if msg is not None}
+        sizes = {name: camera.size for name, camera in frame.cameras.items() if camera is not None}
         try:
             check_equal_sizes(sizes)
         except ImageInputError as error:
@@ -232,6 +233,21 @@ class InputIntake:
         if (problem := route_problem(points)) is not None:
             return [InputRejected("route", BAD_INPUT, f"{problem}; using default_command", False)]
         return []
+
+    def message(self, key: str, msg, now_ns: int) -> list[Event]:
+        """A deserialized input message by its topic key (``ros.topics``): what offline
+        evaluation reads from a bag, with the record time as ``now_ns``."""
+        if key == "command":
+            return self.command(msg, now_ns)
+        if key == "route":
+            return self.route_message(msg, now_ns)
+        if key == "odometry":
+            return self.odometry(msg)
+        if key == "imu":
+            return self.imu(msg)
+        if key.endswith(CAMERA_INFO_SUFFIX):
+            return self.camera_info(key.removesuffix(CAMERA_INFO_SUFFIX), msg)
+        return self.camera(key, CameraView.of_message(msg), now_ns)
 
     def command_state(self, now_ns: int) -> CommandState:
         """The command in force now (diagnostics): the topic's, or the route's at the last frame."""

@@ -22,39 +22,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from nav_msgs.msg import OccupancyGrid, Odometry
+from diagnostic_msgs.msg import DiagnosticStatus
+from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
-from sensor_msgs.msg import CameraInfo, Image, Imu
+from sensor_msgs.msg import CameraInfo, Imu
 from std_msgs.msg import Float64, UInt8
-from visualization_msgs.msg import MarkerArray
 
 from lead_ros.cameras.calibrations import RigCalibrations
-from lead_ros.cameras.reprojection import nuplan_front_view
 from lead_ros.inputs.frame_queue import LatestFrameQueue
 from lead_ros.inputs.sync import SyncFailure
 from lead_ros.node_config import PARAMETERS, NodeConfig, ParamSpec
 from lead_ros.planner import Planner
-from lead_ros.preprocessing import CorruptImageError
-from lead_ros.ros.conversions import (
-    array_to_image,
-    camera_message_type,
-    frame_to_observation,
-    plan_to_markers,
-    plan_to_odometry_path,
-    plan_to_path,
-)
 from lead_ros.ros.diagnostics import (
     ClockWatch,
     DiagnosticsContext,
@@ -64,9 +46,19 @@ from lead_ros.ros.diagnostics import (
 )
 from lead_ros.ros.distro import answer_invalid_transitions
 from lead_ros.ros.frame_status import DROPPED, PLANNED, SKIPPED, FrameStatus
-from lead_ros.ros.intake import BAD_INPUT, CORRUPT_IMAGE, Event, InputIntake, InputRejected, ReadyFrame
-from lead_ros.ros.perception_msgs import bev_class_grid, boxes_to_markers
-from lead_ros.visualization import render_plan
+from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
+from lead_ros.ros.interfaces import qos_profile, topic_class
+from lead_ros.ros.outputs import (
+    BEV_PREFIX,
+    OBJECTS,
+    PATH_ODOM,
+    FrameNotPlanned,
+    dispatch,
+    perception_wanted,
+    plan_frame,
+    plan_messages,
+)
+from lead_ros.ros.topics import BY_KEY, CAMERA_INFO_SUFFIX, INPUT, Topic, TopicContext, active_topics
 
 NODE_NAME = "lead_planner"
 # The inference worker's OS thread name (top -H, /proc): torch's OpenMP threads started from
@@ -77,19 +69,8 @@ WARNING_PERIOD_S = 5.0
 # Parameters rclpy itself handles; every other override must be one of ours.
 ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 ROS_OWN_PARAMETER_PREFIXES = ("qos_overrides.",)
-CAMERA_QOS_DEPTH = 5
-ODOMETRY_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-ROUTE_QOS = COMMAND_QOS  # the latest route, also to a node that starts after the planner published it
-# CameraInfo: best effort + volatile matches every publisher (reliable or not); transient_local
-# (reliable) also gets the one a latched publisher sent before the node subscribed.
-CAMERA_INFO_QOS = {
-    "sensor_data": qos_profile_sensor_data,
-    "transient_local": QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                  durability=DurabilityPolicy.TRANSIENT_LOCAL),
-}  # fmt: skip
-OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-PERCEPTION_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)  # volatile: only the newest matters
+# Outputs published only while someone subscribes (the rest always, when active).
+ON_DEMAND_OUTPUTS = ("path_odom", "markers")
 
 
 def name_os_thread(name: str) -> None:
@@ -179,11 +160,13 @@ class LeadPlannerNode(LifecycleNode):
         self._diagnostics_context = self._make_diagnostics_context(self.config.processing_budget_ms)
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._inputs: list = []  # subscriptions, made by configure
-        self._outputs: list = []  # lifecycle publishers, made by configure
+        self.outputs: dict = {}  # lifecycle publishers by topic key (ros.topics), made by configure
         self._active = threading.Event()
         self._in_flight = threading.Lock()  # held by the worker while it plans and publishes one frame
         # /diagnostics reports every lifecycle state, so it lives outside configure/cleanup.
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        context = TopicContext(self.config)
+        self.diagnostics_pub = self.create_publisher(topic_class(BY_KEY["diagnostics"], context), "/diagnostics",
+                                                     qos_profile(BY_KEY["diagnostics"].qos(context)))  # fmt: skip
         # On the steady clock: diagnostics must go on (and say so) when /clock stops.
         self._clock_watch = ClockWatch()
         self.create_timer(
@@ -225,80 +208,49 @@ class LeadPlannerNode(LifecycleNode):
             budget_auto=self.config.processing_budget_ms == 0,
         )
 
-    def _create_interfaces(self, cameras: tuple[str, ...]) -> None:
-        camera_type = camera_message_type(self.config.image_transport)
-        camera_qos = (
-            qos_profile_sensor_data
-            if self.config.camera_qos == "sensor_data"
-            else QoSProfile(depth=CAMERA_QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
-        )
-        self._camera_type = camera_type
-        # Creation order is the order in which rclpy's executor serves subscriptions that are
-        # ready at the same time: the route (or command) first, so a route that arrived before
-        # a frame's last input is in force for that frame, as in offline evaluation (lockstep
-        # replay delivers every message before the next one). /clock (rclpy's, made with the
-        # node) comes before all of them.
-        self._inputs = [
-            self.create_subscription(PathMsg, "~/input/route", self._guarded("route", self._on_route), ROUTE_QOS,
-                                     callback_group=self._input_group)
-            if self.config.command_input == "route"
-            else self.create_subscription(UInt8, "~/input/command", self._guarded("command", self._on_command),
-                                          COMMAND_QOS, callback_group=self._input_group)
-        ]  # fmt: skip
-        # A rig camera with camera_info: topic: its calibration (planning waits for it). Made
-        # before the cameras, so a CameraInfo ready together with an image is taken first, as
-        # offline evaluation, which reads the bag in order, takes it.
-        calibrations = self.intake.calibrations
-        for name in calibrations.from_topics if calibrations is not None else ():
-            self.stats.track(f"{name}_camera_info")
-            callback = self._guarded(f"{name} camera_info", lambda msg, n=name: self._on_camera_info(n, msg))
-            self._inputs.append(self.create_subscription(CameraInfo, f"~/input/cameras/{name}/camera_info", callback,
-                                                         CAMERA_INFO_QOS[self.config.camera_info_qos],
-                                                         callback_group=self._input_group))  # fmt: skip
-        # Cameras arrive serialized (raw=True) and are deserialized only for planned frames.
-        self._inputs += [
-            self.create_subscription(
-                camera_type,
-                "~/input/image" if name == "image" else f"~/input/cameras/{name}",
-                self._guarded(f"camera {name}", lambda data, n=name: self._on_camera(n, data)),
-                camera_qos,
-                callback_group=self._input_group,
-                raw=True,
-            )
-            for name in cameras
-        ]
-        subscriptions = [(Odometry, "~/input/odometry", self._on_odometry, ODOMETRY_QOS)]
-        if self.config.acceleration_source == "imu":
-            subscriptions.append((Imu, "~/input/imu", self._on_imu, qos_profile_sensor_data))
-        for kind, topic, callback, qos in subscriptions:
-            guarded = self._guarded(topic.rpartition("/")[2], callback)
-            self._inputs.append(self.create_subscription(kind, topic, guarded, qos, callback_group=self._input_group))
-        publish = self.create_lifecycle_publisher
-        self.path_pub = publish(PathMsg, "~/output/path", OUTPUT_QOS)
-        self.path_odom_pub = publish(PathMsg, "~/output/path_odom", OUTPUT_QOS)
-        self.inference_time_pub = publish(Float64, "~/debug/inference_time_ms", OUTPUT_QOS)
-        self.latency_pub = publish(Float64, "~/debug/pipeline_latency_ms", OUTPUT_QOS)
-        self.markers_pub = publish(MarkerArray, "~/debug/markers", OUTPUT_QOS)
-        self.frame_status_pub = publish(DiagnosticStatus, "~/debug/frame_status", OUTPUT_QOS)
-        self.debug_image_pub = publish(Image, "~/debug/image", OUTPUT_QOS) if self.config.publish_debug_image else None
-        self.bev_pubs = {name: publish(OccupancyGrid, f"~/output/bev/{name}", PERCEPTION_QOS)
-                         for name in self.config.perception_classes}  # fmt: skip
-        self.objects_pub = publish(MarkerArray, "~/output/objects", PERCEPTION_QOS)
-        outputs = (self.path_pub, self.path_odom_pub, self.inference_time_pub, self.latency_pub, self.markers_pub,
-                   self.frame_status_pub, self.debug_image_pub, self.objects_pub, *self.bev_pubs.values())  # fmt: skip
-        self._outputs = [p for p in outputs if p is not None]
+    def _create_interfaces(self, calibrations: RigCalibrations | None) -> None:
+        """The subscriptions and lifecycle publishers of the topic table (``ros.topics``), in
+        its order: the order in which rclpy's executor serves subscriptions that are ready
+        together, which keeps live planning equal to offline evaluation. Cameras arrive
+        serialized (raw=True) and are deserialized only for planned frames."""
+        context = TopicContext(self.config, calibrations.from_topics if calibrations is not None else ())
+        for topic in active_topics(context):
+            if not topic.managed:
+                continue
+            kind, qos = topic_class(topic, context), qos_profile(topic.qos(context))
+            if topic.direction == INPUT:
+                self._inputs.append(self._subscribe(topic, kind, qos))
+            else:
+                self.outputs[topic.key] = self.create_lifecycle_publisher(kind, topic.name, qos)
+        self._camera_type = topic_class(BY_KEY[self.intake.policy.anchor], context)
         # Pending anchors are resolved on their deadline even when no further message comes.
         self._flush_timer = self.create_timer(
             0.05, self._guarded("flush timer", self._on_flush_timer), callback_group=self._input_group
         )
 
+    def _subscribe(self, topic: Topic, kind: type, qos):
+        """One input's subscription, its callback guarded and counted under the topic's key."""
+        group = self._input_group
+        if topic.key.endswith(CAMERA_INFO_SUFFIX):
+            self.stats.track(topic.key)
+            name = topic.camera
+            callback = self._guarded(f"{name} camera_info", lambda msg, n=name: self._on_camera_info(n, msg))
+            return self.create_subscription(kind, topic.name, callback, qos, callback_group=group)
+        if topic.camera is not None:
+            name = topic.camera
+            callback = self._guarded(f"camera {name}", lambda data, n=name: self._on_camera(n, data))
+            return self.create_subscription(kind, topic.name, callback, qos, callback_group=group, raw=True)
+        handler = {"route": self._on_route, "command": self._on_command, "odometry": self._on_odometry,
+                   "imu": self._on_imu}[topic.key]  # fmt: skip
+        return self.create_subscription(kind, topic.name, self._guarded(topic.key, handler), qos, callback_group=group)
+
     def _destroy_interfaces(self) -> None:
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
-        for publisher in self._outputs:
+        for publisher in self.outputs.values():
             self.destroy_lifecycle_publisher(publisher)
         self.destroy_timer(self._flush_timer)
-        self._inputs, self._outputs = [], []
+        self._inputs, self.outputs = [], {}
 
     # --- lifecycle transitions ------------------------------------------------------------------
 
@@ -321,14 +273,14 @@ class LeadPlannerNode(LifecycleNode):
             self.get_logger().info(calibrations.summary())
         device_type = torch.device(planner.info.device).type
         self._diagnostics_context = self._make_diagnostics_context(self.config.processing_budget_for(device_type))
-        self._create_interfaces(self.intake.camera_names)
+        self._create_interfaces(calibrations)
         info = planner.info
         self.get_logger().info(
             f"LTFv6 planner ready: weights {info.weights} (sha256 {', '.join(s[:12] for s in info.weights_sha256)})"
             f"{' [UNTRAINED synthetic weights]' if info.untrained else ''}, device {info.device}, "
             f"precision {info.precision}, runtime {info.runtime}; "
             f"camera mode {self.config.camera_mode} ({self.config.image_transport}); "
-            f"inputs {', '.join(s.topic_name for s in self._inputs)}; output {self.path_pub.topic_name} "
+            f"inputs {', '.join(s.topic_name for s in self._inputs)}; output {self.outputs['path'].topic_name} "
             f"in frame {self.config.frame_id}; processing budget {self._diagnostics_context.budget_ms:.0f} ms"
         )
         return TransitionCallbackReturn.SUCCESS
@@ -451,31 +403,34 @@ class LeadPlannerNode(LifecycleNode):
         if self._active.is_set():
             self._handle(self.intake.flush(self._now_ns()))
 
-    def _handle(self, events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, SyncFailure):
-                self._fail(event.reason, event.detail, "sync", FrameStatus(event.stamp_ns, SKIPPED))
-            elif isinstance(event, InputRejected):
-                self.stats.rejected(event.input.removeprefix("camera "))
-                if event.fails_frame:
-                    self._fail(event.reason, event.detail, event.input, FrameStatus(event.stamp_ns, SKIPPED))
-                else:
-                    self.warnings.warn((event.input, event.reason), event.detail)
-            else:
-                if not event.frame.acceleration_estimated:
-                    self.warnings.warn(
-                        ("acceleration", "few_samples"),
-                        "acceleration: fewer than two odometry samples in the window; using 0 m/s^2",
-                    )
-                if event.command_source != "received":
-                    self.warnings.warn(
-                        ("command", event.command_source),
-                        f"command: using default {event.command.name.lower()} ({event.command_source})",
-                    )
-                displaced = self.queue.put(QueuedFrame(event, time.perf_counter()))
-                if displaced is not None:  # counted by the queue
-                    detail = "a newer frame was synchronized before the planner was free"
-                    self._publish_frame_status(_status(displaced.ready, SKIPPED, DROPPED, detail))
+    def _handle(self, events: list) -> None:
+        dispatch(events, self)
+
+    def frame_failed(self, failure: SyncFailure) -> None:
+        self._fail(failure.reason, failure.detail, "sync", FrameStatus(failure.stamp_ns, SKIPPED))
+
+    def input_rejected(self, rejected: InputRejected) -> None:
+        self.stats.rejected(rejected.input.removeprefix("camera "))
+        if rejected.fails_frame:
+            self._fail(rejected.reason, rejected.detail, rejected.input, FrameStatus(rejected.stamp_ns, SKIPPED))
+        else:
+            self.warnings.warn((rejected.input, rejected.reason), rejected.detail)
+
+    def frame_ready(self, ready: ReadyFrame) -> None:
+        if not ready.frame.acceleration_estimated:
+            self.warnings.warn(
+                ("acceleration", "few_samples"),
+                "acceleration: fewer than two odometry samples in the window; using 0 m/s^2",
+            )
+        if ready.command_source != "received":
+            self.warnings.warn(
+                ("command", ready.command_source),
+                f"command: using default {ready.command.name.lower()} ({ready.command_source})",
+            )
+        displaced = self.queue.put(QueuedFrame(ready, time.perf_counter()))
+        if displaced is not None:  # counted by the queue
+            detail = "a newer frame was synchronized before the planner was free"
+            self._publish_frame_status(_status(displaced.ready, SKIPPED, DROPPED, detail))
 
     def _fail(self, reason: str, detail: str, source: str, status: FrameStatus) -> None:
         """A frame not planned: counted, warned about (throttled) and answered on frame_status."""
@@ -485,7 +440,7 @@ class LeadPlannerNode(LifecycleNode):
 
     def _publish_frame_status(self, status: FrameStatus) -> None:
         if self._active.is_set():
-            self.frame_status_pub.publish(status.to_message(self.get_fully_qualified_name()))
+            self.outputs["frame_status"].publish(status.to_message(self.get_fully_qualified_name()))
 
     # --- worker -------------------------------------------------------------------------------
 
@@ -501,26 +456,30 @@ class LeadPlannerNode(LifecycleNode):
 
     def _process(self, item: QueuedFrame) -> None:
         picked = time.perf_counter()
-        frame, command = item.ready.frame, item.ready.command
-        perception = self._perception_wanted()
+        ready, frame = item.ready, item.ready.frame
+        wanted = self._outputs_wanted()
+        reprojection = self.intake.reprojection  # once: a changed CameraInfo may replace it meanwhile
         try:
-            observation, filled = frame_to_observation(frame, command, self.intake.policy.fill_missing_cameras)
-            wanted = bool(perception) or self.debug_image_pub is not None
-            reprojection = self.intake.reprojection  # once: a changed CameraInfo may replace it meanwhile
-            plan = self.planner.plan(observation, perception=wanted, reprojection=reprojection)
-        except ValueError as error:  # image/observation errors name their input
-            reason = CORRUPT_IMAGE if isinstance(error, CorruptImageError) else BAD_INPUT
-            self._fail(reason, str(error), "worker", _status(item.ready, SKIPPED))
-            return
+            result = plan_frame(self.planner, ready, self.config, reprojection, perception_wanted(wanted))
         except Exception as error:
-            self._fail("inference_error", f"{type(error).__name__}: {error}", "worker", _status(item.ready, SKIPPED))
+            self._fail("inference_error", f"{type(error).__name__}: {error}", "worker", _status(ready, SKIPPED))
+            return
+        if isinstance(result, FrameNotPlanned):
+            self._fail(result.reason, result.detail, "worker", _status(ready, SKIPPED))
             return
         if not self._active.is_set() or self._stop.is_set():  # deactivated or stopping meanwhile
             return
-        self.path_pub.publish(plan_to_path(plan, frame.stamp_ns, self.config.frame_id, self.config.prepend_origin_pose))
-        self._publish_frame_status(_status(item.ready, PLANNED))
-        if self.path_odom_pub.get_subscription_count():
-            self._publish_odometry_path(plan, item.ready)
+        plan = result.plan
+        out = plan_messages(plan, ready, self.config, wanted, untrained=self.planner.info.untrained,
+                            reprojection=reprojection)  # fmt: skip
+        publish, messages = self.outputs, out.messages
+        publish["path"].publish(messages.pop("path"))
+        self._publish_frame_status(_status(ready, PLANNED))
+        if out.path_odom_error is not None:  # counted: the base_link path of this frame is published
+            self.stats.degraded_frame("path_odom_no_pose")
+            self.warnings.warn(("path_odom", "no_pose"), out.path_odom_error)
+        if PATH_ODOM in messages:
+            publish[PATH_ODOM].publish(messages.pop(PATH_ODOM))
         published = time.perf_counter()
         latency_ms = (self._now_ns() - frame.stamp_ns) / 1e6
         processing_ms = 1e3 * (published - item.synced_at)
@@ -531,51 +490,24 @@ class LeadPlannerNode(LifecycleNode):
             inference_ms=plan.timings.inference_ms,
         )
         self.stats.succeeded(processing_ms, timing, self._diagnostics_context.budget_ms)
-        self.stats.cameras_filled(filled)
-        self.inference_time_pub.publish(Float64(data=plan.timings.inference_ms))
-        self.latency_pub.publish(Float64(data=latency_ms))
-        if self.markers_pub.get_subscription_count():
-            self.markers_pub.publish(plan_to_markers(plan, frame.stamp_ns, self.config.frame_id))
-        for publisher in perception:
-            self._publish_perception(publisher, plan.perception, frame.stamp_ns)
-        if self.debug_image_pub is not None:
-            caption = f"{command.name.lower()}  v={frame.speed_mps:.1f} m/s  a={frame.acceleration_mps2:.1f} m/s2"
-            perceived = plan.perception
-            boxes = perceived.boxes_above(self.config.detection_score_threshold)
-            front = None
-            if self.config.camera_mode == "navsim_4cam":
-                front = reprojection.front_view() if reprojection else nuplan_front_view(self.config.virtual_distortion)
-            picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, self.planner.info.untrained,
-                                  bev_labels=perceived.bev_labels, boxes=boxes, front_view=front)  # fmt: skip
-            self.debug_image_pub.publish(array_to_image(picture, frame.stamp_ns, self.config.frame_id))
+        self.stats.cameras_filled(result.filled)
+        publish["inference_time_ms"].publish(Float64(data=plan.timings.inference_ms))
+        publish["pipeline_latency_ms"].publish(Float64(data=latency_ms))
+        for key, message in messages.items():
+            publish[key].publish(message)
 
-    def _perception_wanted(self) -> list:
-        """The perception publishers to feed this frame: all with ``publish_perception``,
-        else those with subscribers (perception runs only when this is not empty, or for
-        the debug image)."""
-        publishers = [self.objects_pub, *self.bev_pubs.values()]
-        if self.config.publish_perception:
-            return publishers
-        return [p for p in publishers if p.get_subscription_count()]
-
-    def _publish_perception(self, publisher, perception, stamp_ns: int) -> None:
-        frame_id = self.config.frame_id
-        if publisher is self.objects_pub:
-            boxes = perception.boxes_above(self.config.detection_score_threshold)
-            publisher.publish(boxes_to_markers(boxes, stamp_ns, frame_id))
-        else:
-            name = next(n for n, p in self.bev_pubs.items() if p is publisher)
-            publisher.publish(bev_class_grid(perception.bev_probabilities, name, stamp_ns, frame_id))
-
-    def _publish_odometry_path(self, plan, ready: ReadyFrame) -> None:
-        frame = ready.frame
-        if frame.pose is None:  # counted: the base_link path of this frame is published, path_odom is not
-            self.stats.degraded_frame("path_odom_no_pose")
-            self.warnings.warn(("path_odom", "no_pose"), f"~/output/path_odom not published: {frame.pose_error}")
-            return
-        path = plan_to_odometry_path(plan, frame.pose, frame.stamp_ns, ready.odometry_frame or "",
-                                     self.config.prepend_origin_pose)  # fmt: skip
-        self.path_odom_pub.publish(path)
+    def _outputs_wanted(self) -> set[str]:
+        """The outputs to build for this frame: every output that always publishes, and the
+        on-demand ones (path_odom, markers; perception unless ``publish_perception``) only
+        while someone subscribes. Perception runs only when one of its outputs is wanted, or
+        for the debug image."""
+        wanted = set()
+        for key, publisher in self.outputs.items():
+            perception = key == OBJECTS or key.startswith(BEV_PREFIX)
+            on_demand = key in ON_DEMAND_OUTPUTS or (perception and not self.config.publish_perception)
+            if not on_demand or publisher.get_subscription_count():
+                wanted.add(key)
+        return wanted
 
     # --- diagnostics and shutdown -----------------------------------------------------------
 

@@ -12,14 +12,18 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from lead_ros.camera_layout import CAMERA_NAMES
+from lead_ros.model.runtimes import runtimes_help
 from lead_ros.node_config import RUNTIMES, VIRTUAL_DISTORTIONS
 from lead_ros.observation import Command
-from lead_ros.preprocessing import CAMERA_NAMES
+from lead_ros.ros.topics import INPUT_KEYS
 from lead_ros.tools.interrupts import Interrupted, exit_code, handled_interrupts
 from lead_ros.weights.manifest import VARIANTS
 
@@ -57,7 +61,7 @@ def _add_planner_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_runtime_arg(parser: argparse.ArgumentParser, default: str | None) -> None:
     parser.add_argument("--runtime", default=default, choices=RUNTIMES,
-                        help="auto (onnxruntime for fp32 on CPU, else eager), onnxruntime or eager"
+                        help=runtimes_help()
                         + ("" if default else "; default: the params file's"))  # fmt: skip
 
 
@@ -69,6 +73,16 @@ def _add_rig_args(parser: argparse.ArgumentParser, from_params: bool, required: 
     parser.add_argument("--virtual-distortion", choices=VIRTUAL_DISTORTIONS, default=None,
                         help="lens distortion of the virtual nuPlan cameras (default nuplan)"
                         + default)  # fmt: skip
+
+
+def add_rig_check_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_rig_args(parser, from_params=False, required=True)
+    images = parser.add_mutually_exclusive_group(required=True)
+    images.add_argument("--images", nargs=len(CAMERA_NAMES), metavar=tuple(n.upper() for n in CAMERA_NAMES),
+                        help=f"the camera images {' '.join(CAMERA_NAMES)}")  # fmt: skip
+    images.add_argument("--bag", help="a rosbag2 with the four camera topics")
+    parser.add_argument("--frame", type=int, default=0, help="with --bag: the N-th image of each camera (0-based)")
+    parser.add_argument("--out", required=True, help="output directory (parser.png, parser.txt)")
 
 
 def cmd_rig_check(args: argparse.Namespace) -> int:
@@ -101,6 +115,30 @@ def _planner(args: argparse.Namespace, jpeg: bool = True):
         ensemble_size=args.ensemble_size,
         cache_dir=args.cache_dir,
     )
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_planner_args(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", help="stitched H x 1920 RGB model input (PNG/JPEG), used as is")
+    source.add_argument(
+        "--cameras",
+        nargs=len(CAMERA_NAMES),
+        metavar=tuple(n.upper() for n in CAMERA_NAMES),
+        help=f"the camera images {' '.join(CAMERA_NAMES)} (full NAVSIM preprocessing)",
+    )
+    parser.add_argument("--speed", type=finite_float, required=True, help="ego speed, m/s (>= 0)")
+    parser.add_argument("--accel", type=finite_float, required=True, help="ego acceleration, m/s^2")
+    parser.add_argument("--command", required=True, help="left, straight, right or unknown")
+    parser.add_argument("--no-jpeg", action="store_true", help="skip the JPEG q30 round trip (cameras only)")
+    _add_rig_args(parser, from_params=False)
+    parser.add_argument("--perception", action="store_true",
+                         help="add the BEV class pixel counts and the detected boxes (ISO 8855) to the JSON")
+    parser.add_argument("--detection-score-threshold", type=finite_float, default=0.3,
+                         help="boxes with a score above this (strict) are listed (default 0.3, LEAD's)")
+    parser.add_argument("--bev-out", metavar="FILE.npy", default=None,
+                         help="write the BEV class probabilities, float32 (7, 256, 256), published layout "
+                         "(implies --perception)")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -157,6 +195,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_planner_args(parser)
+    parser.add_argument("--iters", type=int, default=20, help="timed runs per measurement (default 20)")
+    parser.add_argument("--heights", type=int, nargs="+", default=[256, 270], help="model input heights")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--perception", action="store_true",
+                       help="also time inference with the perception heads and box decoding")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time the unoptimised full forward (with auxiliary heads) for a same-machine ratio",
+    )
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lead_ros.tools.bench import format_report, run_bench
 
@@ -178,6 +230,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_selftest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    _add_runtime_arg(parser, "auto")
+    parser.add_argument("--timing-iters", type=int, default=10, help="timed runs per figure; 0 = no timing")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
 def cmd_selftest(args: argparse.Namespace) -> int:
     from lead_ros.tools.selftest import format_report, run_selftest
 
@@ -190,6 +250,11 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def add_weights_synth_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output checkpoint directory")
+    parser.add_argument("--variant", default="navsim", choices=VARIANTS)
+
+
 def cmd_weights_synth(args: argparse.Namespace) -> int:
     from lead_ros.weights.synthetic import write_synthetic_checkpoint
 
@@ -200,6 +265,16 @@ def cmd_weights_synth(args: argparse.Namespace) -> int:
     )
     sys.stdout.write("\n")
     return 0
+
+
+def add_export_onnx_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", required=True, help="local file/directory or hf://OWNER/REPO[@REV]")
+    parser.add_argument("--out", required=True, help="output directory (new or empty)")
+    parser.add_argument("--height", type=int, default=270, help="input rows of the graph (256..1080, default 270)")
+    parser.add_argument("--perception", action="store_true", help="also output the auxiliary perception heads")
+    parser.add_argument("--overwrite", action="store_true", help="empty OUT first")
+    parser.add_argument("--ensemble-size", type=int, default=None, help="number of model*.pth to export")
+    parser.add_argument("--cache-dir", default=None, help="Hugging Face cache directory")
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
@@ -228,7 +303,7 @@ def _packaged_params_file() -> Path:
 
 
 def _topic_overrides(pairs: list[str]) -> dict[str, str]:
-    from lead_ros.bag.reader import INPUT_KEYS, default_topics
+    from lead_ros.bag.reader import default_topics
 
     topics = default_topics()
     for pair in pairs:
@@ -237,6 +312,55 @@ def _topic_overrides(pairs: list[str]) -> dict[str, str]:
             raise ValueError(f"--topic {pair!r}: expected KEY=TOPIC with KEY one of {' '.join(INPUT_KEYS)}")
         topics[key] = topic
     return topics
+
+
+def add_evaluate_bag_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "bags", nargs="+", metavar="BAG", help="bag directories, .mcap/.db3 files, or a folder of bags"
+    )
+    parser.add_argument("--weights", required=True, help="local file/directory or hf://OWNER/REPO[@REV]")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--params-file", default=None,
+        help="node params YAML (default: the packaged config/lead_ros.yaml, with camera_mode and image_transport "
+        "taken from each bag)",
+    )
+    parser.add_argument("--camera-mode", choices=["navsim_4cam", "stitched"], default=None,
+                          help="override; default: from the params file if it sets it, else from each bag")
+    parser.add_argument("--image-transport", choices=["raw", "compressed"], default=None,
+                          help="override; default: from the params file if it sets it, else from each bag")
+    parser.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="KEY=TOPIC",
+        help=f"input topic override; KEY: {' '.join(INPUT_KEYS)}",
+    )
+    _add_rig_args(parser, from_params=True)
+    parser.add_argument("--device", default=None, help="override the params file's device")
+    parser.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"])
+    _add_runtime_arg(parser, None)
+    parser.add_argument("--reorder-window-s", type=finite_float, default=1.0, help="header-stamp reorder window")
+    parser.add_argument(
+        "--max-input-age-s", type=finite_float, default=0.0,
+        help="skip frames whose anchor stamp is older than this vs record time (stale_input); default 0 = off",
+    )  # fmt: skip
+    parser.add_argument("--write-inputs", action="store_true", help="copy the input topics into the output bag")
+    parser.add_argument("--perception", action="store_true",
+                          help="also run perception: BEV grids and boxes into the output bag (the node's topics), "
+                          "boxes into frames.jsonl, the BEV map in the pictures")
+    parser.add_argument("--no-pictures", action="store_true", help="skip the contact sheet and video")
+    parser.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes (--engine local)")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                          help="local: this machine (--jobs processes); ray: long-lived Ray actors, one bag at a time")
+    parser.add_argument("--ray-address", default=None,
+                          help="join a Ray cluster (auto, or ray://HOST:PORT); default: start a local instance")
+    parser.add_argument("--workers", type=int, default=2, help="Ray actors (--engine ray; default 2)")
+    parser.add_argument("--cpus-per-worker", type=finite_float, default=1.0,
+                          help="CPUs per Ray actor, also its torch thread count (default 1)")
+    parser.add_argument("--gpus-per-worker", type=finite_float, default=0.0,
+                          help="GPUs per Ray actor (fractions share a GPU; default 0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
 
 
 def cmd_evaluate_bag(args: argparse.Namespace) -> int:
@@ -297,6 +421,17 @@ def _evaluate_on_ray(args: argparse.Namespace, spec, options) -> int:
     return 1 if summary["failed"] else 0
 
 
+def add_compare_evaluations_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("first", metavar="OUT_A", help="evaluate-bag output directory of one bag")
+    parser.add_argument("second", metavar="OUT_B", help="evaluate-bag output directory of the same bag")
+    parser.add_argument("--max-diff-m", type=finite_float, default=None,
+                         help="exit 1 when a frame's waypoints differ by more (or a frame is in one output only)")
+    parser.add_argument("--allow-different-inputs", action="store_true",
+                         help="parser outputs of different drives (refused by default: exit 2)")
+    parser.add_argument("--max-diff-rad", type=finite_float, default=None,
+                         help="exit 1 when a frame's headings differ by more (or a frame is in one output only)")
+
+
 def cmd_compare_evaluations(args: argparse.Namespace) -> int:
     from lead_ros.bag.compare import compare_paths, format_evaluation_comparison, input_difference, read_evaluation
 
@@ -322,6 +457,14 @@ def cmd_compare_evaluations(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_make_sample_bag_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="bag directory to create")
+    parser.add_argument("--duration-s", type=finite_float, default=None,
+                        help="camera seconds; default gives data/sample_bag")
+    parser.add_argument("--rig", metavar="RIG.yaml", default=None,
+                        help="the drive as this camera rig's cameras see it (PNG images, CameraInfo topics)")
+
+
 def cmd_make_sample_bag(args: argparse.Namespace) -> int:
     from lead_ros.bag.sample_bag import DURATION_S, write_sample_bag
 
@@ -336,6 +479,18 @@ def cmd_make_sample_bag(args: argparse.Namespace) -> int:
     write_sample_bag(out, DURATION_S if args.duration_s is None else args.duration_s, rig)
     print(out)
     return 0
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", help="bag directory or .mcap/.db3 file")
+    parser.add_argument("--rate", type=finite_float, default=1.0, help="playback speed factor")
+    parser.add_argument("--loop", action="store_true", help="start again at the end")
+    parser.add_argument("--clock", action="store_true", help="publish /clock (run the node with use_sim_time)")
+    parser.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="topic remap")
+    parser.add_argument("--lockstep", metavar="TOPIC", help="wait for the node's answer on TOPIC after each anchor "
+                        "frame: its frame_status (every frame) or its path (planned frames only)")
+    parser.add_argument("--lockstep-timeout-s", type=finite_float, default=30.0, help="lockstep wait limit")
+    parser.add_argument("--wait-s", type=finite_float, default=10.0, help="wait this long for subscribers first")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -376,6 +531,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_record_path_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topic", action="append", default=None, required=True, help="Path topic (repeatable)")
+    parser.add_argument("--out", required=True, help="bag directory to create")
+    parser.add_argument("--duration-s", type=finite_float, default=0.0, help="stop after this long; 0 = until Ctrl-C")
+
+
 def cmd_record_path(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
@@ -406,6 +567,17 @@ def cmd_record_path(args: argparse.Namespace) -> int:
     return code
 
 
+def add_bench_node_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_planner_args(parser)
+    parser.add_argument("--rates", type=finite_float, nargs="+", default=[10.0, 30.0], help="camera rates, Hz")
+    parser.add_argument("--durations-s", type=finite_float, nargs="+", default=[30.0, 130.0],
+                            help="seconds per rate")
+    parser.add_argument(
+        "--publisher", choices=["process", "inline"], default="process",
+        help="camera stream from a separate process (default, as on a robot) or a thread of the benchmark",
+    )  # fmt: skip
+
+
 def cmd_bench_node(args: argparse.Namespace) -> int:
     from lead_ros.tools.node_bench import format_reports, run
 
@@ -418,196 +590,134 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_bench_bag_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", required=True, help="weights source")
+    parser.add_argument("--device", default="cpu", help="device (default cpu)")
+    parser.add_argument("--durations-s", type=finite_float, nargs="+", default=[2.0, 8.0],
+                           help="sample drive lengths")
+
+
 def cmd_bench_bag(args: argparse.Namespace) -> int:
     from lead_ros.tools.bag_bench import main as bench_bag
 
     return bench_bag(args.weights, args.device, args.durations_s)
 
 
+@dataclass(frozen=True)
+class CliCommand:
+    """One command of ``lead-ros`` (ros2cli's verbs): its words, its help, the function that
+    adds its arguments and the one that runs it (exit code)."""
+
+    words: tuple[str, ...]  # ("predict",), or a group and a command: ("export", "onnx")
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS = (
+    CliCommand(
+        ("predict",),
+        "plan once from an image or four cameras; JSON on stdout",
+        add_predict_arguments,
+        cmd_predict,
+    ),
+    CliCommand(
+        ("rig-check",),
+        "look at a camera rig: reprojected views, coverage, model input",
+        add_rig_check_arguments,
+        cmd_rig_check,
+    ),
+    CliCommand(
+        ("bench",),
+        "latency/throughput/memory benchmark of the core",
+        add_bench_arguments,
+        cmd_bench,
+    ),
+    CliCommand(
+        ("selftest",),
+        "check this install against the shipped golden cases (exit 0 PASS, 1 FAIL)",
+        add_selftest_arguments,
+        cmd_selftest,
+    ),
+    CliCommand(
+        ("bench-node",),
+        "benchmark the node in-process under a 4-camera stream",
+        add_bench_node_arguments,
+        cmd_bench_node,
+    ),
+    CliCommand(
+        ("bench-bag",),
+        "offline evaluation throughput and memory vs bag length",
+        add_bench_bag_arguments,
+        cmd_bench_bag,
+    ),
+    CliCommand(
+        ("evaluate-bag",),
+        "run the planner over rosbag2 bags offline",
+        add_evaluate_bag_arguments,
+        cmd_evaluate_bag,
+    ),
+    CliCommand(
+        ("compare-evaluations",),
+        "compare two evaluate-bag outputs of the same bag",
+        add_compare_evaluations_arguments,
+        cmd_compare_evaluations,
+    ),
+    CliCommand(
+        ("replay",),
+        "publish a bag's topics into a live ROS graph",
+        add_replay_arguments,
+        cmd_replay,
+    ),
+    CliCommand(
+        ("record-path",),
+        "record published paths into a bag (MCAP)",
+        add_record_path_arguments,
+        cmd_record_path,
+    ),
+    CliCommand(
+        ("make-sample-bag",),
+        "regenerate the shipped sample bag",
+        add_make_sample_bag_arguments,
+        cmd_make_sample_bag,
+    ),
+    CliCommand(
+        ("export", "onnx"),
+        "ONNX files + model.json, checked in ONNX Runtime on the golden inputs",
+        add_export_onnx_arguments,
+        cmd_export_onnx,
+    ),
+    CliCommand(
+        ("weights", "synth"),
+        "write synthetic (untrained) weights in LEAD's layout",
+        add_weights_synth_arguments,
+        cmd_weights_synth,
+    ),
+)
+# Commands of two words are grouped under the first: its help.
+GROUPS = {
+    "export": "export the model for other runtimes",
+    "weights": "weights utilities",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lead-ros", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command_name", required=True)
-
-    predict = sub.add_parser("predict", help="plan once from an image or four cameras; JSON on stdout")
-    _add_planner_args(predict)
-    source = predict.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image", help="stitched H x 1920 RGB model input (PNG/JPEG), used as is")
-    source.add_argument(
-        "--cameras",
-        nargs=4,
-        metavar=tuple(n.upper() for n in CAMERA_NAMES),
-        help="four camera images l0 f0 r0 b0 (full NAVSIM preprocessing)",
-    )
-    predict.add_argument("--speed", type=finite_float, required=True, help="ego speed, m/s (>= 0)")
-    predict.add_argument("--accel", type=finite_float, required=True, help="ego acceleration, m/s^2")
-    predict.add_argument("--command", required=True, help="left, straight, right or unknown")
-    predict.add_argument("--no-jpeg", action="store_true", help="skip the JPEG q30 round trip (cameras only)")
-    _add_rig_args(predict, from_params=False)
-    predict.add_argument("--perception", action="store_true",
-                         help="add the BEV class pixel counts and the detected boxes (ISO 8855) to the JSON")
-    predict.add_argument("--detection-score-threshold", type=finite_float, default=0.3,
-                         help="boxes with a score above this (strict) are listed (default 0.3, LEAD's)")
-    predict.add_argument("--bev-out", metavar="FILE.npy", default=None,
-                         help="write the BEV class probabilities, float32 (7, 256, 256), published layout "
-                         "(implies --perception)")
-    predict.set_defaults(func=cmd_predict)
-
-    rig_check = sub.add_parser("rig-check", help="look at a camera rig: reprojected views, coverage, model input")
-    _add_rig_args(rig_check, from_params=False, required=True)
-    images = rig_check.add_mutually_exclusive_group(required=True)
-    images.add_argument("--images", nargs=4, metavar=tuple(n.upper() for n in CAMERA_NAMES),
-                        help="four camera images l0 f0 r0 b0")  # fmt: skip
-    images.add_argument("--bag", help="a rosbag2 with the four camera topics")
-    rig_check.add_argument("--frame", type=int, default=0, help="with --bag: the N-th image of each camera (0-based)")
-    rig_check.add_argument("--out", required=True, help="output directory (rig_check.png, rig_check.txt)")
-    rig_check.set_defaults(func=cmd_rig_check)
-
-    bench = sub.add_parser("bench", help="latency/throughput/memory benchmark of the core")
-    _add_planner_args(bench)
-    bench.add_argument("--iters", type=int, default=20, help="timed runs per measurement (default 20)")
-    bench.add_argument("--heights", type=int, nargs="+", default=[256, 270], help="model input heights")
-    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    bench.add_argument("--perception", action="store_true",
-                       help="also time inference with the perception heads and box decoding")
-    bench.add_argument(
-        "--reference",
-        action="store_true",
-        help="also time the unoptimised full forward (with auxiliary heads) for a same-machine ratio",
-    )
-    bench.set_defaults(func=cmd_bench)
-
-    selftest = sub.add_parser(
-        "selftest", help="check this install against the shipped golden cases (exit 0 PASS, 1 FAIL)"
-    )
-    selftest.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    selftest.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    _add_runtime_arg(selftest, "auto")
-    selftest.add_argument("--timing-iters", type=int, default=10, help="timed runs per figure; 0 = no timing")
-    selftest.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    selftest.set_defaults(func=cmd_selftest)
-
-    bench_node = sub.add_parser("bench-node", help="benchmark the node in-process under a 4-camera stream")
-    _add_planner_args(bench_node)
-    bench_node.add_argument("--rates", type=finite_float, nargs="+", default=[10.0, 30.0], help="camera rates, Hz")
-    bench_node.add_argument("--durations-s", type=finite_float, nargs="+", default=[30.0, 130.0],
-                            help="seconds per rate")
-    bench_node.add_argument(
-        "--publisher", choices=["process", "inline"], default="process",
-        help="camera stream from a separate process (default, as on a robot) or a thread of the benchmark",
-    )  # fmt: skip
-    bench_node.set_defaults(func=cmd_bench_node)
-
-    bench_bag = sub.add_parser("bench-bag", help="offline evaluation throughput and memory vs bag length")
-    bench_bag.add_argument("--weights", required=True, help="weights source")
-    bench_bag.add_argument("--device", default="cpu", help="device (default cpu)")
-    bench_bag.add_argument("--durations-s", type=finite_float, nargs="+", default=[2.0, 8.0],
-                           help="sample drive lengths")
-    bench_bag.set_defaults(func=cmd_bench_bag)
-
-    evaluate = sub.add_parser("evaluate-bag", help="run the planner over rosbag2 bags offline")
-    evaluate.add_argument(
-        "bags", nargs="+", metavar="BAG", help="bag directories, .mcap/.db3 files, or a folder of bags"
-    )
-    evaluate.add_argument("--weights", required=True, help="local file/directory or hf://OWNER/REPO[@REV]")
-    evaluate.add_argument("--out", required=True, help="output directory")
-    evaluate.add_argument(
-        "--params-file", default=None,
-        help="node params YAML (default: the packaged config/lead_ros.yaml, with camera_mode and image_transport "
-        "taken from each bag)",
-    )
-    evaluate.add_argument("--camera-mode", choices=["navsim_4cam", "stitched"], default=None,
-                          help="override; default: from the params file if it sets it, else from each bag")
-    evaluate.add_argument("--image-transport", choices=["raw", "compressed"], default=None,
-                          help="override; default: from the params file if it sets it, else from each bag")
-    evaluate.add_argument(
-        "--topic",
-        action="append",
-        default=[],
-        metavar="KEY=TOPIC",
-        help="input topic override; KEY: l0 f0 r0 b0 image odometry imu command route",
-    )
-    _add_rig_args(evaluate, from_params=True)
-    evaluate.add_argument("--device", default=None, help="override the params file's device")
-    evaluate.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"])
-    _add_runtime_arg(evaluate, None)
-    evaluate.add_argument("--reorder-window-s", type=finite_float, default=1.0, help="header-stamp reorder window")
-    evaluate.add_argument(
-        "--max-input-age-s", type=finite_float, default=0.0,
-        help="skip frames whose anchor stamp is older than this vs record time (stale_input); default 0 = off",
-    )  # fmt: skip
-    evaluate.add_argument("--write-inputs", action="store_true", help="copy the input topics into the output bag")
-    evaluate.add_argument("--perception", action="store_true",
-                          help="also run perception: BEV grids and boxes into the output bag (the node's topics), "
-                          "boxes into frames.jsonl, the BEV map in the pictures")
-    evaluate.add_argument("--no-pictures", action="store_true", help="skip the contact sheet and video")
-    evaluate.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes (--engine local)")
-    evaluate.add_argument("--engine", choices=["local", "ray"], default="local",
-                          help="local: this machine (--jobs processes); ray: long-lived Ray actors, one bag at a time")
-    evaluate.add_argument("--ray-address", default=None,
-                          help="join a Ray cluster (auto, or ray://HOST:PORT); default: start a local instance")
-    evaluate.add_argument("--workers", type=int, default=2, help="Ray actors (--engine ray; default 2)")
-    evaluate.add_argument("--cpus-per-worker", type=finite_float, default=1.0,
-                          help="CPUs per Ray actor, also its torch thread count (default 1)")
-    evaluate.add_argument("--gpus-per-worker", type=finite_float, default=0.0,
-                          help="GPUs per Ray actor (fractions share a GPU; default 0)")
-    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    evaluate.set_defaults(func=cmd_evaluate_bag)
-
-    compare = sub.add_parser("compare-evaluations", help="compare two evaluate-bag outputs of the same bag")
-    compare.add_argument("first", metavar="OUT_A", help="evaluate-bag output directory of one bag")
-    compare.add_argument("second", metavar="OUT_B", help="evaluate-bag output directory of the same bag")
-    compare.add_argument("--max-diff-m", type=finite_float, default=None,
-                         help="exit 1 when a frame's waypoints differ by more (or a frame is in one output only)")
-    compare.add_argument("--allow-different-inputs", action="store_true",
-                         help="compare outputs of different drives (refused by default: exit 2)")
-    compare.add_argument("--max-diff-rad", type=finite_float, default=None,
-                         help="exit 1 when a frame's headings differ by more (or a frame is in one output only)")
-    compare.set_defaults(func=cmd_compare_evaluations)
-
-    replay = sub.add_parser("replay", help="publish a bag's topics into a live ROS graph")
-    replay.add_argument("bag", help="bag directory or .mcap/.db3 file")
-    replay.add_argument("--rate", type=finite_float, default=1.0, help="playback speed factor")
-    replay.add_argument("--loop", action="store_true", help="start again at the end")
-    replay.add_argument("--clock", action="store_true", help="publish /clock (run the node with use_sim_time)")
-    replay.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="topic remap")
-    replay.add_argument("--lockstep", metavar="TOPIC", help="wait for the node's answer on TOPIC after each anchor "
-                        "frame: its frame_status (every frame) or its path (planned frames only)")
-    replay.add_argument("--lockstep-timeout-s", type=finite_float, default=30.0, help="lockstep wait limit")
-    replay.add_argument("--wait-s", type=finite_float, default=10.0, help="wait this long for subscribers first")
-    replay.set_defaults(func=cmd_replay)
-
-    record = sub.add_parser("record-path", help="record published paths into a bag (MCAP)")
-    record.add_argument("--topic", action="append", default=None, required=True, help="Path topic (repeatable)")
-    record.add_argument("--out", required=True, help="bag directory to create")
-    record.add_argument("--duration-s", type=finite_float, default=0.0, help="stop after this long; 0 = until Ctrl-C")
-    record.set_defaults(func=cmd_record_path)
-
-    sample = sub.add_parser("make-sample-bag", help="regenerate the shipped sample bag")
-    sample.add_argument("--out", required=True, help="bag directory to create")
-    sample.add_argument("--duration-s", type=finite_float, default=None,
-                        help="camera seconds; default gives data/sample_bag")
-    sample.add_argument("--rig", metavar="RIG.yaml", default=None,
-                        help="the drive as this camera rig's cameras see it (PNG images, CameraInfo topics)")
-    sample.set_defaults(func=cmd_make_sample_bag)
-
-    export = sub.add_parser("export", help="export the model for other runtimes").add_subparsers(
-        dest="export_format", required=True)
-    onnx = export.add_parser("onnx", help="ONNX files + model.json, checked in ONNX Runtime on the golden inputs")
-    onnx.add_argument("--weights", required=True, help="local file/directory or hf://OWNER/REPO[@REV]")
-    onnx.add_argument("--out", required=True, help="output directory (new or empty)")
-    onnx.add_argument("--height", type=int, default=270, help="input rows of the graph (256..1080, default 270)")
-    onnx.add_argument("--perception", action="store_true", help="also output the auxiliary perception heads")
-    onnx.add_argument("--overwrite", action="store_true", help="empty OUT first")
-    onnx.add_argument("--ensemble-size", type=int, default=None, help="number of model*.pth to export")
-    onnx.add_argument("--cache-dir", default=None, help="Hugging Face cache directory")
-    onnx.set_defaults(func=cmd_export_onnx)
-
-    weights = sub.add_parser("weights", help="weights utilities").add_subparsers(dest="weights_command", required=True)
-    synth = weights.add_parser("synth", help="write synthetic (untrained) weights in LEAD's layout")
-    synth.add_argument("--out", required=True, help="output checkpoint directory")
-    synth.add_argument("--variant", default="navsim", choices=VARIANTS)
-    synth.set_defaults(func=cmd_weights_synth)
+    groups: dict[str, argparse._SubParsersAction] = {}  # made where their first command stands
+    for command in COMMANDS:
+        parent = sub
+        if len(command.words) > 1:
+            group = command.words[0]
+            if group not in groups:
+                groups[group] = sub.add_parser(group, help=GROUPS[group]).add_subparsers(
+                    dest=f"{group}_command", required=True
+                )
+            parent = groups[group]
+        command_parser = parent.add_parser(command.words[-1], help=command.help)
+        command.add_arguments(command_parser)
+        command_parser.set_defaults(run=command.run)
     return parser
 
 
@@ -632,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_stderr(args.verbose)
     try:
         with handled_interrupts():
-            return args.func(args)
+            return args.run(args)
     except (ValueError, OSError) as error:  # input/weights/config errors; output errors name the path
         log.error("%s", error)
         return EXIT_USAGE

@@ -21,13 +21,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from lead_ros.ros.topics import BY_KEY
 from lead_ros.weights.source import OFFICIAL_SOURCE
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = REPO / "data" / "sample_bag"
 PARAMS = (REPO / "config" / "lead_ros.yaml", REPO / "config" / "sample.yaml")
-PATH_TOPIC = "/lead_planner/output/path"
-STATUS_TOPIC = "/lead_planner/debug/frame_status"  # lockstep's answer: one per frame, planned or skipped
+PATH_TOPIC = BY_KEY["path"].qualified()
+STATUS_TOPIC = BY_KEY["frame_status"].qualified()  # lockstep's answer: one per frame, planned or skipped
 log = logging.getLogger("lead_ros.demo")
 
 

@@ -24,10 +24,13 @@ from nav_msgs.msg import Odometry
 from rclpy.parameter import Parameter
 from std_msgs.msg import UInt8
 
+from lead_ros.camera_layout import ANCHOR_CAMERA, CAMERA_NAMES, SIDE_CAMERAS
 from lead_ros.planner import Planner
 from lead_ros.ros.background_spin import BackgroundSpin
-from lead_ros.ros.conversions import array_to_image, ns_to_stamp
-from lead_ros.ros.node import COMMAND_QOS, WORKER_THREAD_NAME, LeadPlannerNode
+from lead_ros.ros.encoding import array_to_image, ns_to_stamp
+from lead_ros.ros.interfaces import qos_profile
+from lead_ros.ros.node import WORKER_THREAD_NAME, LeadPlannerNode
+from lead_ros.ros.topics import LATCHED, default_topics
 from lead_ros.tools.bench import run_bench
 from lead_ros.tools.synthetic_cameras import reference_cameras
 
@@ -76,12 +79,12 @@ class RateReport:
 
 
 def _publish_stream(driver, stop: threading.Event, rate_hz: float, counter: list[int]) -> None:
-    cameras = {n: array_to_image(img, 0, f"cam_{n}") for n, img in zip(("l0", "f0", "r0", "b0"), reference_cameras(),
+    cameras = {n: array_to_image(img, 0, f"cam_{n}") for n, img in zip(CAMERA_NAMES, reference_cameras(),
                                                                         strict=True)}  # fmt: skip
-    base = "/lead_planner/input"
-    publishers = {n: driver.create_publisher(type(m), f"{base}/cameras/{n}", 5) for n, m in cameras.items()}
-    odometry = driver.create_publisher(Odometry, f"{base}/odometry", 50)
-    driver.create_publisher(UInt8, f"{base}/command", COMMAND_QOS).publish(UInt8(data=1))
+    topics = default_topics()
+    publishers = {n: driver.create_publisher(type(m), topics[n], 5) for n, m in cameras.items()}
+    odometry = driver.create_publisher(Odometry, topics["odometry"], 50)
+    driver.create_publisher(UInt8, topics["command"], qos_profile(LATCHED)).publish(UInt8(data=1))
     period, odom_period = 1.0 / rate_hz, 1.0 / ODOMETRY_RATE_HZ
     next_frame = next_odom = time.monotonic()
     while not stop.is_set():
@@ -94,7 +97,7 @@ def _publish_stream(driver, stop: threading.Event, rate_hz: float, counter: list
             next_odom += odom_period
         if now >= next_frame:
             stamp = ns_to_stamp(driver.get_clock().now().nanoseconds)
-            for name in ("l0", "r0", "b0", "f0"):
+            for name in (*SIDE_CAMERAS, ANCHOR_CAMERA):  # the anchor last: a frame completes
                 cameras[name].header.stamp = stamp
                 publishers[name].publish(cameras[name])
             counter[0] += 1

@@ -15,9 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lead_ros.camera_layout import CAMERA_NAMES
 from lead_ros.cameras.reprojection import Reprojection
 from lead_ros.cameras.rig import CameraRig, calibration_from_fields
-from lead_ros.preprocessing import CAMERA_NAMES, stitch_cameras
+from lead_ros.preprocessing import stitch_cameras
 
 OUTLINE_RGB = (0, 255, 0)
 
@@ -99,21 +100,23 @@ def bag_frame(bag: Path, frame: int, rig: CameraRig | None = None) -> tuple[dict
     the calibration of its ``camera_info: topic`` cameras from the first CameraInfo recorded."""
     from sensor_msgs.msg import CameraInfo
 
-    from lead_ros.bag.reader import CAMERA_INFO_KEYS, ReadStats, bag_camera_settings, default_topics, stream_messages
-    from lead_ros.ros.conversions import camera_info_fields, camera_message_type, camera_to_array
+    from lead_ros.bag.reader import ReadStats, bag_camera_settings, default_topics, stream_messages
+    from lead_ros.ros.decoding import CameraView, camera_info_fields, camera_to_array
+    from lead_ros.ros.interfaces import message_class
+    from lead_ros.ros.topics import BY_KEY, CAMERA_INFO_SUFFIX, CAMERA_TYPES
 
     topics = default_topics()
     settings = bag_camera_settings(bag, topics)
     if settings.get("camera_mode") != "navsim_4cam":
         raise ValueError(f"{bag}: no four-camera topics ({', '.join(topics[n] for n in CAMERA_NAMES)})")
-    message_type = camera_message_type(settings.get("image_transport", "raw"))
+    message_type = message_class(CAMERA_TYPES[settings.get("image_transport", "raw")])
     awaited = set(rig.from_topics) if rig is not None else set()
     seen = dict.fromkeys(CAMERA_NAMES, 0)
     images: dict[str, np.ndarray] = {}
-    classes = {**dict.fromkeys(CAMERA_NAMES, message_type), **{f"{n}_camera_info": CameraInfo for n in awaited}}
+    classes = {**dict.fromkeys(CAMERA_NAMES, message_type), **{f"{n}{CAMERA_INFO_SUFFIX}": CameraInfo for n in awaited}}
     for message in stream_messages(bag, topics, classes, 0, ReadStats()):
-        if message.key in CAMERA_INFO_KEYS:
-            name = CAMERA_INFO_KEYS[message.key]
+        if message.key.endswith(CAMERA_INFO_SUFFIX):
+            name = BY_KEY[message.key].camera
             if name in awaited:
                 where = f"{bag}: CameraInfo of {name}"
                 calibration = calibration_from_fields(camera_info_fields(message.msg), where,
@@ -121,7 +124,7 @@ def bag_frame(bag: Path, frame: int, rig: CameraRig | None = None) -> tuple[dict
                 rig, awaited = rig.calibrated(name, calibration), awaited - {name}
         elif message.key not in images:
             if seen[message.key] == frame:
-                image, encoding = camera_to_array(message.msg, f"camera {message.key}")
+                image, encoding = camera_to_array(CameraView.of_message(message.msg), f"camera {message.key}")
                 images[message.key] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if encoding == "bgr8" else image
             seen[message.key] += 1
         if len(images) == len(CAMERA_NAMES) and not awaited:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lead_ros.camera_layout import CAMERA_NAMES
+
 CAMERA_SHAPE = (1080, 1920)
 
 
@@ -26,5 +28,5 @@ def reference_camera(index: int, height: int = CAMERA_SHAPE[0], width: int = CAM
 
 
 def reference_cameras(height: int = CAMERA_SHAPE[0], width: int = CAMERA_SHAPE[1]) -> tuple[np.ndarray, ...]:
-    """The four cameras (l0, f0, r0, b0)."""
-    return tuple(reference_camera(k, height, width) for k in range(4))
+    """One image per camera of the layout, in stitch order (l0, f0, r0, b0)."""
+    return tuple(reference_camera(k, height, width) for k in range(len(CAMERA_NAMES)))
