@@ -197,8 +197,10 @@ class _Evaluation:
         plan, filled = result.plan, result.filled
         total_ms = 1e3 * (time.perf_counter() - start)
         out = plan_messages(plan, ready, self.options.config, self.outputs)
-        for key, message in out.messages.items():
-            self._write_bag(self.writer.write, self.output_connections[key], log_ns, serialize_message(message))
+        for key in self.outputs:  # in this order, as evaluate-bag always wrote them
+            if key in out.messages:
+                message = serialize_message(out.messages[key])
+                self._write_bag(self.writer.write, self.output_connections[key], log_ns, message)
         boxes = out.boxes
         self.planned += 1
         self.timings["preprocess_ms"].append(plan.timings.preprocess_ms)
