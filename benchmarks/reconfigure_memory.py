@@ -54,8 +54,14 @@ def node_cycles(weights: str, cycles: int) -> tuple[list[float], list[float]]:
 
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = LeadPlannerNode(context=context, parameter_overrides=[
-        Parameter("weights", value=weights), Parameter("device", value="cpu"), Parameter("autostart", value=False)])
+    node = LeadPlannerNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("weights", value=weights),
+            Parameter("device", value="cpu"),
+            Parameter("autostart", value=False),
+        ],
+    )
     rss, configured = [], []
     try:
         for cycle in range(cycles):
@@ -89,8 +95,10 @@ def main() -> int:
         if configured:
             print(f"{what}: RSS after configure 1..{len(rss)} (MB): {' '.join(f'{r:.0f}' for r in configured)}")
         print(f"{what}: RSS after cycle 1..{len(rss)} (MB): {' '.join(f'{r:.0f}' for r in rss)}")
-        print(f"{what}: growth from cycle 1 to {len(rss)}: {growth:+.1f} MB (limit {args.limit_mb:g}): "
-              + ("OK" if growth <= args.limit_mb else "EXCEEDED"))  # fmt: skip
+        print(
+            f"{what}: growth from cycle 1 to {len(rss)}: {growth:+.1f} MB (limit {args.limit_mb:g}): "
+            + ("OK" if growth <= args.limit_mb else "EXCEEDED")
+        )
     return 1 if failed else 0
 
 

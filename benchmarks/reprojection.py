@@ -50,8 +50,10 @@ def main() -> int:
     print(f"remap tables built in {build_s:.2f} s")
     for label, values in (("without rig", plain), ("with rig", rig_times)):
         print(f"{label:12s} p50 {np.median(values):6.1f} ms  p90 {np.percentile(values, 90):6.1f} ms")
-    print(f"added        p50 {np.median(rig_times) - np.median(plain):6.1f} ms  "
-          f"p90 {np.percentile(rig_times, 90) - np.percentile(plain, 90):6.1f} ms")  # fmt: skip
+    print(
+        f"added        p50 {np.median(rig_times) - np.median(plain):6.1f} ms  "
+        f"p90 {np.percentile(rig_times, 90) - np.percentile(plain, 90):6.1f} ms"
+    )
     return 0
 
 

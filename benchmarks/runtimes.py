@@ -59,12 +59,15 @@ def _builder(name: str, model, cache: Path):
 
     wrapper = PlanningOutputs(model).eval()
     if name == "eager":
+
         def build(height):
             def forward(inputs):
                 with torch.inference_mode():
                     return wrapper(inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])[0]
+
             return forward
     elif name == "torchscript":
+
         def build(height):
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -78,8 +81,10 @@ def _builder(name: str, model, cache: Path):
             def forward(inputs):
                 with torch.inference_mode():
                     return compiled(*inputs)[0]
+
             return forward
     elif name == "aoti":
+
         def build(height):
             package = cache / f"aoti_{height}.pt2"
             if not package.exists():
@@ -92,6 +97,7 @@ def _builder(name: str, model, cache: Path):
             def forward(inputs):
                 with torch.inference_mode():
                     return loaded(*inputs)[0]
+
             return forward
     elif name == "onnxruntime":
         from lead_ros.model.onnx_runtime import OnnxPlanning
@@ -168,8 +174,11 @@ def measure(name: str, weights: str, heights: list[int], iters: int, cache: Path
         forwards[height] = forward
         inputs = _inputs(height)
         wall, cpu = _time(forward, inputs, iters)
-        result["heights"][height] = {"p50_ms": statistics.median(wall), "p90_ms": _percentile(wall, 0.9),
-                                     "cpu_s_per_forward": cpu}  # fmt: skip
+        result["heights"][height] = {
+            "p50_ms": statistics.median(wall),
+            "p90_ms": _percentile(wall, 0.9),
+            "cpu_s_per_forward": cpu,
+        }
     busy, progress = _beside_busy_thread(forwards[heights[0]], _inputs(heights[0]), max(3, iters // 2))
     result["busy_thread_ratio"] = busy / result["heights"][heights[0]]["p50_ms"]
     result["busy_thread_progress"] = progress
@@ -182,8 +191,20 @@ def measure(name: str, weights: str, heights: list[int], iters: int, cache: Path
 
 
 def _child(name: str, args: argparse.Namespace, cache: Path, startup_only: bool) -> dict:
-    command = [sys.executable, __file__, "--child", name, "--weights", args.weights, "--iters", str(args.iters),
-               "--cache", str(cache), "--heights", *map(str, args.heights)]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        name,
+        "--weights",
+        args.weights,
+        "--iters",
+        str(args.iters),
+        "--cache",
+        str(cache),
+        "--heights",
+        *map(str, args.heights),
+    ]
     if startup_only:
         command.append("--startup-only")
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache / "inductor"))
@@ -195,20 +216,29 @@ CACHED = {"compile", "aoti", "onnxruntime"}
 
 
 def table(results: list[dict], heights: list[int]) -> str:
-    head = ["runtime", *(f"{h} rows p50 / p90 ms" for h in heights), f"CPU s/forward ({heights[0]})",
-            "start-up cold / cached s", "busy Python thread: its progress / forward slowdown",
-            "RSS loaded / used / released MB",
-            f"vs torchscript ({heights[0]})"]  # fmt: skip
+    head = [
+        "runtime",
+        *(f"{h} rows p50 / p90 ms" for h in heights),
+        f"CPU s/forward ({heights[0]})",
+        "start-up cold / cached s",
+        "busy Python thread: its progress / forward slowdown",
+        "RSS loaded / used / released MB",
+        f"vs torchscript ({heights[0]})",
+    ]
     base = next((r["heights"][str(heights[0])]["p50_ms"] for r in results if r["runtime"] == "torchscript"), None)
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         per = r["heights"]
         cached = f"{r['startup_cached_s']:.1f}" if "startup_cached_s" in r else "n/a"
-        cells = [r["runtime"], *(f"{per[str(h)]['p50_ms']:.0f} / {per[str(h)]['p90_ms']:.0f}" for h in heights),
-                 f"{per[str(heights[0])]['cpu_s_per_forward']:.2f}", f"{r['startup_s']:.1f} / {cached}",
-                 f"{r['busy_thread_progress']:.2f} / {r['busy_thread_ratio']:.2f}x",
-                 f"{r['rss_loaded_mib']:.0f} / {r['rss_used_mib']:.0f} / {r['rss_released_mib']:.0f}",
-                 f"{per[str(heights[0])]['p50_ms'] / base:.2f}" if base else "n/a"]  # fmt: skip
+        cells = [
+            r["runtime"],
+            *(f"{per[str(h)]['p50_ms']:.0f} / {per[str(h)]['p90_ms']:.0f}" for h in heights),
+            f"{per[str(heights[0])]['cpu_s_per_forward']:.2f}",
+            f"{r['startup_s']:.1f} / {cached}",
+            f"{r['busy_thread_progress']:.2f} / {r['busy_thread_ratio']:.2f}x",
+            f"{r['rss_loaded_mib']:.0f} / {r['rss_used_mib']:.0f} / {r['rss_released_mib']:.0f}",
+            f"{per[str(heights[0])]['p50_ms'] / base:.2f}" if base else "n/a",
+        ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -237,8 +267,10 @@ def main() -> int:
             if name in CACHED:
                 result["startup_cached_s"] = _child(name, args, cache, startup_only=True)["startup_s"]
             results.append(result)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, fp32, batch 1, "
-          f"{args.iters} timed runs per figure")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, fp32, batch 1, "
+        f"{args.iters} timed runs per figure"
+    )
     print(table(results, args.heights))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

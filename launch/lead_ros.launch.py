@@ -61,28 +61,45 @@ def _launch_setup(context):
 def generate_launch_description() -> LaunchDescription:
     default_params = os.path.join(get_package_share_directory("lead_ros"), "config", "lead_ros.yaml")
     arguments = [
-        DeclareLaunchArgument("params_file", default_value=default_params,
-                              description="ROS 2 params file with the lead_planner parameters."),
-        DeclareLaunchArgument("weights", default_value="",
-                              description="Weights: path or hf://OWNER/REPO[@REV]; empty keeps the params file's."),
-        DeclareLaunchArgument("device", default_value="",
-                              description="auto, cpu, cuda or cuda:N; empty keeps the params file's."),
-        DeclareLaunchArgument("precision", default_value="",
-                              description="fp32, fp16 or bf16; empty keeps the params file's."),
-        DeclareLaunchArgument("runtime", default_value="",
-                              description=f"{', '.join(runtime_choices())}; empty keeps the params file's."),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=default_params,
+            description="ROS 2 params file with the lead_planner parameters.",
+        ),
+        DeclareLaunchArgument(
+            "weights",
+            default_value="",
+            description="Weights: path or hf://OWNER/REPO[@REV]; empty keeps the params file's.",
+        ),
+        DeclareLaunchArgument(
+            "device", default_value="", description="auto, cpu, cuda or cuda:N; empty keeps the params file's."
+        ),
+        DeclareLaunchArgument(
+            "precision", default_value="", description="fp32, fp16 or bf16; empty keeps the params file's."
+        ),
+        DeclareLaunchArgument(
+            "runtime", default_value="", description=f"{', '.join(runtime_choices())}; empty keeps the params file's."
+        ),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node."),
         DeclareLaunchArgument("node_name", default_value="lead_planner", description="Name of the node."),
-        DeclareLaunchArgument("autostart", default_value="true",
-                              description="Configure and activate at start-up; false leaves the lifecycle node "
-                              "unconfigured for a lifecycle manager (e.g. Nav2's, with bond_timeout 0.0)."),
-        DeclareLaunchArgument("use_sim_time", default_value="false",
-                              description="Follow /clock (true when replaying a bag with --clock)."),
-        DeclareLaunchArgument("log_level", default_value="info",
-                              description="Logger level: debug, info, warn, error or fatal."),
-        DeclareLaunchArgument("rviz", default_value="false",
-                              description="Also start rviz2 with config/lead_ros.rviz (when rviz2 is installed)."),
-    ]  # fmt: skip
+        DeclareLaunchArgument(
+            "autostart",
+            default_value="true",
+            description="Configure and activate at start-up; false leaves the lifecycle node "
+            "unconfigured for a lifecycle manager (e.g. Nav2's, with bond_timeout 0.0).",
+        ),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="false", description="Follow /clock (true when replaying a bag with --clock)."
+        ),
+        DeclareLaunchArgument(
+            "log_level", default_value="info", description="Logger level: debug, info, warn, error or fatal."
+        ),
+        DeclareLaunchArgument(
+            "rviz",
+            default_value="false",
+            description="Also start rviz2 with config/lead_ros.rviz (when rviz2 is installed).",
+        ),
+    ]
     arguments += [
         DeclareLaunchArgument(launch_argument(t), default_value=t.name, description=f"{t.name}: {t.description}")
         for t in TOPICS

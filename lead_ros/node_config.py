@@ -57,83 +57,217 @@ class ParamSpec:
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "Configure and activate at start-up; false waits for a lifecycle manager."),
     ParamSpec("weights", OFFICIAL_SOURCE, "Weights source: local file/directory or hf://OWNER/REPO[@REVISION]."),
-    ParamSpec("ensemble_size", 0, "Number of model*.pth files of a checkpoint directory to average; 0 = all.",
-              min_value=0, max_value=64),
+    ParamSpec(
+        "ensemble_size",
+        0,
+        "Number of model*.pth files of a checkpoint directory to average; 0 = all.",
+        min_value=0,
+        max_value=64,
+    ),
     ParamSpec("expected_sha256", "", "Comma-separated sha256 digests the weights files must have; empty = no check."),
     ParamSpec("hf_cache_dir", "", "Hugging Face cache directory for hf:// sources; empty = the hub default."),
     ParamSpec("device", "auto", "Inference device: auto (CUDA when available), cpu, cuda or cuda:N."),
-    ParamSpec("precision", "fp32", "fp32, fp16 (CUDA only) or bf16; output heads always run in fp32.",
-              choices=PRECISIONS),
+    ParamSpec(
+        "precision", "fp32", "fp32, fp16 (CUDA only) or bf16; output heads always run in fp32.", choices=PRECISIONS
+    ),
     ParamSpec("runtime", "auto", f"Inference runtime: {runtimes_help()}.", choices=RUNTIMES),
-    ParamSpec("runtime_cache_dir", "", "Where exported ONNX graphs are kept between runs; empty = "
-              "$LEAD_ROS_CACHE_DIR, else ~/.cache/lead_ros."),
-    ParamSpec("camera_mode", "navsim_4cam",
-              "navsim_4cam: four cameras l0 f0 r0 b0 with NAVSIM preprocessing; stitched: one H x 1920 input.",
-              choices=CAMERA_MODES),
-    ParamSpec("image_transport", "raw",
-              "raw: sensor_msgs/Image (rgb8/bgr8); compressed: sensor_msgs/CompressedImage (jpeg/png).",
-              choices=IMAGE_TRANSPORTS),
+    ParamSpec(
+        "runtime_cache_dir",
+        "",
+        "Where exported ONNX graphs are kept between runs; empty = $LEAD_ROS_CACHE_DIR, else ~/.cache/lead_ros.",
+    ),
+    ParamSpec(
+        "camera_mode",
+        "navsim_4cam",
+        "navsim_4cam: four cameras l0 f0 r0 b0 with NAVSIM preprocessing; stitched: one H x 1920 input.",
+        choices=CAMERA_MODES,
+    ),
+    ParamSpec(
+        "image_transport",
+        "raw",
+        "raw: sensor_msgs/Image (rgb8/bgr8); compressed: sensor_msgs/CompressedImage (jpeg/png).",
+        choices=IMAGE_TRANSPORTS,
+    ),
     ParamSpec("jpeg_roundtrip", True, "Apply NAVSIM's JPEG quality-30 round trip to stitched cameras (navsim_4cam)."),
-    ParamSpec("camera_qos", "sensor_data", "Camera subscription QoS: sensor_data (best effort) or reliable.",
-              choices=CAMERA_QOS),
-    ParamSpec("acceleration_source", "odometry",
-              "odometry: estimated from the odometry twist; imu: planar norm of ~/input/imu.",
-              choices=ACCELERATION_SOURCES),
-    ParamSpec("acceleration_window_s", 0.5, "Window of the odometry acceleration estimator, seconds.",
-              min_value=0.05, max_value=5.0),
-    ParamSpec("sync_tolerance_ms", 50.0,
-              "Max |stamp difference| of side cameras to the anchor, and max age of the newest odometry/IMU.",
-              min_value=0.0, max_value=2000.0),
-    ParamSpec("max_camera_side_px", 4096, "Cameras with a side longer than this are refused at intake "
-              "(navsim_4cam; from the message header, before decoding).", min_value=960, max_value=16384),
-    ParamSpec("max_camera_megapixels", 16.8, "Cameras with more megapixels than this are refused at intake "
-              "(navsim_4cam; 16.8 covers 4K and 4000x3000 sensors).", min_value=0.5, max_value=268.0),
-    ParamSpec("camera_rig_file", "", "Camera rig YAML (calibration, orientation, position of l0/f0/r0/b0): each "
-              "camera is reprojected into the nuPlan camera the model was trained with; 'nuplan' = the trained "
-              "cameras themselves; empty = none (16:9 cameras taken as nuPlan's).", read_only=True),
-    ParamSpec("virtual_distortion", "nuplan", "Lens distortion of the virtual nuPlan cameras reprojected into: "
-              "nuplan (as the training images, following AlpaSim) or none (pinhole).", choices=VIRTUAL_DISTORTIONS),
-    ParamSpec("camera_info_qos", "sensor_data", "QoS of ~/input/cameras/<name>/camera_info (rig cameras with "
-              "camera_info: topic): sensor_data (best effort, volatile: matches any publisher) or transient_local "
-              "(reliable: also the CameraInfo a latched publisher sent earlier).", choices=CAMERA_INFO_QOS),
-    ParamSpec("missing_camera_policy", "skip",
-              "A side camera without a message within tolerance: skip the frame, or fill_black.",
-              choices=MISSING_CAMERA_POLICIES),
-    ParamSpec("max_future_stamp_s", 1.0, "Frames stamped further than this ahead of the node clock are rejected.",
-              min_value=0.0, max_value=60.0),
-    ParamSpec("max_input_age_s", 1.0, "Frames whose anchor stamp is older than this vs the node clock are rejected "
-              "(stale_input); 0 = no limit.", min_value=0.0, max_value=3600.0),
-    ParamSpec("command_timeout_s", 0.0, "A route command older than this is stale; 0 = never stale.",
-              min_value=0.0, max_value=3600.0),
-    ParamSpec("default_command", 3, "Command used until one arrives or when stale: 0 left, 1 straight, 2 right, "
-              "3 unknown.", min_value=0, max_value=3),
-    ParamSpec("command_input", "topic", "topic: the command from ~/input/command (UInt8); route: derived from "
-              "~/input/route (nav_msgs/Path in the odometry frame) by NAVSIM's rule.", choices=COMMAND_INPUTS),
-    ParamSpec("route_lookahead_m", 20.0, "Route rule: distance along the route to the look-ahead point, metres.",
-              min_value=1.0, max_value=200.0),
-    ParamSpec("route_lateral_threshold_m", 2.0, "Route rule: lateral offset of the look-ahead point at or beyond "
-              "which the command is left (+) or right (-), metres.", min_value=0.01, max_value=50.0),
-    ParamSpec("route_max_offset_m", 10.0, "Route rule: an ego farther than this from the route makes it unusable "
-              "(default_command is used), metres.", min_value=0.1, max_value=1000.0),
+    ParamSpec(
+        "camera_qos",
+        "sensor_data",
+        "Camera subscription QoS: sensor_data (best effort) or reliable.",
+        choices=CAMERA_QOS,
+    ),
+    ParamSpec(
+        "acceleration_source",
+        "odometry",
+        "odometry: estimated from the odometry twist; imu: planar norm of ~/input/imu.",
+        choices=ACCELERATION_SOURCES,
+    ),
+    ParamSpec(
+        "acceleration_window_s",
+        0.5,
+        "Window of the odometry acceleration estimator, seconds.",
+        min_value=0.05,
+        max_value=5.0,
+    ),
+    ParamSpec(
+        "sync_tolerance_ms",
+        50.0,
+        "Max |stamp difference| of side cameras to the anchor, and max age of the newest odometry/IMU.",
+        min_value=0.0,
+        max_value=2000.0,
+    ),
+    ParamSpec(
+        "max_camera_side_px",
+        4096,
+        "Cameras with a side longer than this are refused at intake "
+        "(navsim_4cam; from the message header, before decoding).",
+        min_value=960,
+        max_value=16384,
+    ),
+    ParamSpec(
+        "max_camera_megapixels",
+        16.8,
+        "Cameras with more megapixels than this are refused at intake "
+        "(navsim_4cam; 16.8 covers 4K and 4000x3000 sensors).",
+        min_value=0.5,
+        max_value=268.0,
+    ),
+    ParamSpec(
+        "camera_rig_file",
+        "",
+        "Camera rig YAML (calibration, orientation, position of l0/f0/r0/b0): each "
+        "camera is reprojected into the nuPlan camera the model was trained with; 'nuplan' = the trained "
+        "cameras themselves; empty = none (16:9 cameras taken as nuPlan's).",
+        read_only=True,
+    ),
+    ParamSpec(
+        "virtual_distortion",
+        "nuplan",
+        "Lens distortion of the virtual nuPlan cameras reprojected into: "
+        "nuplan (as the training images, following AlpaSim) or none (pinhole).",
+        choices=VIRTUAL_DISTORTIONS,
+    ),
+    ParamSpec(
+        "camera_info_qos",
+        "sensor_data",
+        "QoS of ~/input/cameras/<name>/camera_info (rig cameras with "
+        "camera_info: topic): sensor_data (best effort, volatile: matches any publisher) or transient_local "
+        "(reliable: also the CameraInfo a latched publisher sent earlier).",
+        choices=CAMERA_INFO_QOS,
+    ),
+    ParamSpec(
+        "missing_camera_policy",
+        "skip",
+        "A side camera without a message within tolerance: skip the frame, or fill_black.",
+        choices=MISSING_CAMERA_POLICIES,
+    ),
+    ParamSpec(
+        "max_future_stamp_s",
+        1.0,
+        "Frames stamped further than this ahead of the node clock are rejected.",
+        min_value=0.0,
+        max_value=60.0,
+    ),
+    ParamSpec(
+        "max_input_age_s",
+        1.0,
+        "Frames whose anchor stamp is older than this vs the node clock are rejected (stale_input); 0 = no limit.",
+        min_value=0.0,
+        max_value=3600.0,
+    ),
+    ParamSpec(
+        "command_timeout_s",
+        0.0,
+        "A route command older than this is stale; 0 = never stale.",
+        min_value=0.0,
+        max_value=3600.0,
+    ),
+    ParamSpec(
+        "default_command",
+        3,
+        "Command used until one arrives or when stale: 0 left, 1 straight, 2 right, 3 unknown.",
+        min_value=0,
+        max_value=3,
+    ),
+    ParamSpec(
+        "command_input",
+        "topic",
+        "topic: the command from ~/input/command (UInt8); route: derived from "
+        "~/input/route (nav_msgs/Path in the odometry frame) by NAVSIM's rule.",
+        choices=COMMAND_INPUTS,
+    ),
+    ParamSpec(
+        "route_lookahead_m",
+        20.0,
+        "Route rule: distance along the route to the look-ahead point, metres.",
+        min_value=1.0,
+        max_value=200.0,
+    ),
+    ParamSpec(
+        "route_lateral_threshold_m",
+        2.0,
+        "Route rule: lateral offset of the look-ahead point at or beyond "
+        "which the command is left (+) or right (-), metres.",
+        min_value=0.01,
+        max_value=50.0,
+    ),
+    ParamSpec(
+        "route_max_offset_m",
+        10.0,
+        "Route rule: an ego farther than this from the route makes it unusable (default_command is used), metres.",
+        min_value=0.1,
+        max_value=1000.0,
+    ),
     ParamSpec("frame_id", "base_link", "frame_id of the published Path (ISO 8855: x forward, y left, z up)."),
     ParamSpec("prepend_origin_pose", False, "Start the Path with the identity pose at the anchor stamp."),
-    ParamSpec("processing_budget_ms", 0.0, "Diagnostics WARN when a frame's processing exceeds this; "
-              "0 = auto: 100 ms on CUDA, 2000 ms on CPU.", min_value=0.0, max_value=60000.0),
-    ParamSpec("max_consecutive_failures", 5, "Diagnostics ERROR after this many failed frames in a row.",
-              min_value=1, max_value=1000),
-    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, wall-clock (steady) seconds, also with "
-              "use_sim_time (a stopped /clock is reported, not silent).",
-              min_value=0.05, max_value=60.0),
-    ParamSpec("publish_debug_image", False, "Publish ~/debug/image: a bird's-eye panel (plan, BEV semantic map, "
-              "boxes) beside the model input; runs perception on every planned frame."),
-    ParamSpec("perception_classes", ["road", "walkways", "centerline", "static_objects", "vehicles", "pedestrians"],
-              "BEV classes published as ~/output/bev/<class> (nav_msgs/OccupancyGrid of class probabilities).",
-              choices=BEV_CLASSES),
-    ParamSpec("detection_score_threshold", 0.3, "Boxes with a score above this (strict) are published on "
-              "~/output/objects and drawn in the debug image (LEAD: 0.3).", min_value=0.0, max_value=1.0),
-    ParamSpec("publish_perception", False, "Run perception on every planned frame and publish ~/output/bev/* and "
-              "~/output/objects even without subscribers; false: only while something subscribes."),
-)  # fmt: skip
+    ParamSpec(
+        "processing_budget_ms",
+        0.0,
+        "Diagnostics WARN when a frame's processing exceeds this; 0 = auto: 100 ms on CUDA, 2000 ms on CPU.",
+        min_value=0.0,
+        max_value=60000.0,
+    ),
+    ParamSpec(
+        "max_consecutive_failures",
+        5,
+        "Diagnostics ERROR after this many failed frames in a row.",
+        min_value=1,
+        max_value=1000,
+    ),
+    ParamSpec(
+        "diagnostics_period_s",
+        1.0,
+        "Period of /diagnostics, wall-clock (steady) seconds, also with "
+        "use_sim_time (a stopped /clock is reported, not silent).",
+        min_value=0.05,
+        max_value=60.0,
+    ),
+    ParamSpec(
+        "publish_debug_image",
+        False,
+        "Publish ~/debug/image: a bird's-eye panel (plan, BEV semantic map, "
+        "boxes) beside the model input; runs perception on every planned frame.",
+    ),
+    ParamSpec(
+        "perception_classes",
+        ["road", "walkways", "centerline", "static_objects", "vehicles", "pedestrians"],
+        "BEV classes published as ~/output/bev/<class> (nav_msgs/OccupancyGrid of class probabilities).",
+        choices=BEV_CLASSES,
+    ),
+    ParamSpec(
+        "detection_score_threshold",
+        0.3,
+        "Boxes with a score above this (strict) are published on "
+        "~/output/objects and drawn in the debug image (LEAD: 0.3).",
+        min_value=0.0,
+        max_value=1.0,
+    ),
+    ParamSpec(
+        "publish_perception",
+        False,
+        "Run perception on every planned frame and publish ~/output/bev/* and "
+        "~/output/objects even without subscribers; false: only while something subscribes.",
+    ),
+)
 
 _BY_NAME = {p.name: p for p in PARAMETERS}
 
@@ -227,8 +361,9 @@ def read_params_file(path: str | Path) -> dict:
     except OSError as error:
         raise ValueError(f"params file {path} cannot be read: {error.strerror}") from None
     if len(raw) > MAX_PARAMS_FILE_BYTES:
-        raise ValueError(f"params file {path} is larger than {MAX_PARAMS_FILE_BYTES} bytes (a params file is a "
-                         "few kilobytes)")  # fmt: skip
+        raise ValueError(
+            f"params file {path} is larger than {MAX_PARAMS_FILE_BYTES} bytes (a params file is a few kilobytes)"
+        )
     try:
         data = _load_bounded_yaml(raw.decode("utf-8"), str(path))
     except UnicodeDecodeError as error:

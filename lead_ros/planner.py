@@ -40,6 +40,7 @@ PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 # planner's (input buffers) alike.
 __all__ = ["MAX_HEIGHTS", "Planner", "PlannerConfigError", "resolve_runtime"]
 
+
 def _inference_models(checkpoint: Checkpoint) -> list[LTFv6]:
     """A checkpoint's ensemble, built and rewritten for inference (on the CPU)."""
     return [optimize_for_inference(m) for m in build_models(checkpoint)]
@@ -158,9 +159,15 @@ class Planner:
             again = load_checkpoint(weights, ensemble_size=len(sha256), cache_dir=cache_dir, expected_sha256=sha256)
             return _inference_models(again)
 
-        request = RuntimeRequest(checkpoint.state_dicts, sha256, self.device, self._autocast,
-                                 Path(runtime_cache_dir) if runtime_cache_dir else None,
-                                 partial(_inference_models, checkpoint), reload_models)  # fmt: skip
+        request = RuntimeRequest(
+            checkpoint.state_dicts,
+            sha256,
+            self.device,
+            self._autocast,
+            Path(runtime_cache_dir) if runtime_cache_dir else None,
+            partial(_inference_models, checkpoint),
+            reload_models,
+        )
         self.runtime: Runtime | None = choose_runtime(runtime, self.device.type, precision).create(request)
         # The checkpoint's state dicts (one model's worth of memory per member) were copied
         # into the runtime's models: dropped before the warm-up builds its state, not after.

@@ -32,9 +32,14 @@ _LOGGED_COLOUR = (60, 220, 255)
 _BOX_COLOUR = (255, 255, 255)
 # RGB per BEV class (unlabeled stays the panel background).
 CLASS_COLOURS = {
-    "unlabeled": (30, 30, 30), "road": (90, 90, 100), "walkways": (150, 120, 90), "centerline": (240, 220, 60),
-    "static_objects": (200, 60, 200), "vehicles": (40, 120, 255), "pedestrians": (255, 40, 40),
-}  # fmt: skip
+    "unlabeled": (30, 30, 30),
+    "road": (90, 90, 100),
+    "walkways": (150, 120, 90),
+    "centerline": (240, 220, 60),
+    "static_objects": (200, 60, 200),
+    "vehicles": (40, 120, 255),
+    "pedestrians": (255, 40, 40),
+}
 
 
 def to_px(x, y) -> tuple[int, int]:
@@ -61,8 +66,13 @@ def box_corners(box: Box) -> list[tuple[float, float]]:
     """The four corners of a box, centre + R(yaw) (+-half_length, +-half_width) (SPEC_AUX 2.7)."""
     c, s = np.cos(box.yaw), np.sin(box.yaw)
     signs = ((1, 1), (1, -1), (-1, -1), (-1, 1))
-    return [(box.x + c * a * box.half_length - s * b * box.half_width,
-             box.y + s * a * box.half_length + c * b * box.half_width) for a, b in signs]  # fmt: skip
+    return [
+        (
+            box.x + c * a * box.half_length - s * b * box.half_width,
+            box.y + s * a * box.half_length + c * b * box.half_width,
+        )
+        for a, b in signs
+    ]
 
 
 def _legend(panel: np.ndarray, entries: list[tuple[str, tuple[int, int, int]]]) -> None:
@@ -95,8 +105,14 @@ def birds_eye_panel(
         legend += [(name, CLASS_COLOURS[name]) for k, name in enumerate(CLASS_NAMES) if k in present and k > 0]
     if boxes is not None:
         for box in boxes:
-            cv2.polylines(panel, [np.array([to_px(x, y) for x, y in box_corners(box)], np.int32)], True,
-                          _BOX_COLOUR, 1, cv2.LINE_AA)  # fmt: skip
+            cv2.polylines(
+                panel,
+                [np.array([to_px(x, y) for x, y in box_corners(box)], np.int32)],
+                True,
+                _BOX_COLOUR,
+                1,
+                cv2.LINE_AA,
+            )
         legend.append(("detected vehicle", _BOX_COLOUR))
     ego = np.array([[2.4, 0.0], [-1.0, 1.0], [-1.0, -1.0]])
     cv2.fillPoly(panel, [np.array([to_px(x, y) for x, y in ego], np.int32)], _EGO_COLOUR)
@@ -138,18 +154,28 @@ def render_plan(
     strip = cv2.resize(model_image, (width, height), interpolation=cv2.INTER_AREA)
     right = np.full((PANEL_SIZE, CAMERA_STRIP_WIDTH, 3), 24, np.uint8)
     right[top : top + height, :width] = strip
-    cv2.putText(right, "cameras l0 | f0 | r0 | b0 (model input)", (8, top - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
-                (200, 200, 200), 1, cv2.LINE_AA)  # fmt: skip
+    cv2.putText(
+        right,
+        "cameras l0 | f0 | r0 | b0 (model input)",
+        (8, top - 8),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.55,
+        (200, 200, 200),
+        1,
+        cv2.LINE_AA,
+    )
     if caption:
-        cv2.putText(right, caption, (8, top + height + 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            right, caption, (8, top + height + 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA
+        )
     if front_view is not None and model_image.shape[0] == MODEL_VIEW_HEIGHT:  # four cameras
         view = front_camera_view(model_image, waypoints, front_view)
         right[top + height + 45 : top + height + 45 + view.shape[0], 8 : 8 + view.shape[1]] = view
     if untrained:
         cv2.rectangle(right, (0, PANEL_SIZE - 30), (CAMERA_STRIP_WIDTH - 1, PANEL_SIZE - 1), (200, 0, 0), -1)
-        cv2.putText(right, UNTRAINED_BANNER, (8, PANEL_SIZE - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            right, UNTRAINED_BANNER, (8, PANEL_SIZE - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA
+        )
     return np.concatenate((panel, right), axis=1)
 
 
@@ -165,6 +191,5 @@ def front_camera_view(model_image: np.ndarray, waypoints: np.ndarray, front_view
         cv2.polylines(view, [np.array(points, np.int32)], False, _PATH_COLOUR, 2, cv2.LINE_AA)
     for point in points:
         cv2.circle(view, point, 4, _PATH_COLOUR, -1, cv2.LINE_AA)
-    cv2.putText(view, "f0: plan on the ground", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
-                cv2.LINE_AA)  # fmt: skip
+    cv2.putText(view, "f0: plan on the ground", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return view

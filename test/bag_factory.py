@@ -21,14 +21,22 @@ START = 1_750_000_000 * 1_000_000_000
 
 
 def header(ns: int, frame: str = "base_link"):
-    return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9),
-                                    frame_id=frame)  # fmt: skip
+    return T["std_msgs/msg/Header"](
+        stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9), frame_id=frame
+    )
 
 
 def raw_image(image: np.ndarray, ns: int, encoding: str = "rgb8"):
     h, w = image.shape[:2]
-    return T["sensor_msgs/msg/Image"](header=header(ns), height=h, width=w, encoding=encoding, is_bigendian=0,
-                                      step=3 * w, data=np.ascontiguousarray(image).ravel())  # fmt: skip
+    return T["sensor_msgs/msg/Image"](
+        header=header(ns),
+        height=h,
+        width=w,
+        encoding=encoding,
+        is_bigendian=0,
+        step=3 * w,
+        data=np.ascontiguousarray(image).ravel(),
+    )
 
 
 def jpeg_image(image_rgb: np.ndarray, ns: int):
@@ -42,22 +50,29 @@ def odometry(ns: int, speed: float, yaw_rate: float = 0.0, pose: tuple[float, fl
     v3, q = T["geometry_msgs/msg/Vector3"], T["geometry_msgs/msg/Quaternion"]
     twist = T["geometry_msgs/msg/Twist"](linear=v3(x=speed, y=0.0, z=0.0), angular=v3(x=0.0, y=0.0, z=yaw_rate))
     x, y, yaw = pose
-    pose = T["geometry_msgs/msg/Pose"](position=T["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
-                                       orientation=q(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)))
+    pose = T["geometry_msgs/msg/Pose"](
+        position=T["geometry_msgs/msg/Point"](x=x, y=y, z=0.0),
+        orientation=q(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)),
+    )
     return T["nav_msgs/msg/Odometry"](
-        header=header(ns, "odom"), child_frame_id="base_link",
+        header=header(ns, "odom"),
+        child_frame_id="base_link",
         pose=T["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),
         twist=T["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=np.zeros(36)),
-    )  # fmt: skip
+    )
 
 
 def imu(ns: int, ax: float, ay: float = 0.0):
     v3, q = T["geometry_msgs/msg/Vector3"], T["geometry_msgs/msg/Quaternion"]
     return T["sensor_msgs/msg/Imu"](
-        header=header(ns, "imu"), orientation=q(x=0.0, y=0.0, z=0.0, w=1.0), orientation_covariance=np.zeros(9),
-        angular_velocity=v3(x=0.0, y=0.0, z=0.0), angular_velocity_covariance=np.zeros(9),
-        linear_acceleration=v3(x=ax, y=ay, z=9.81), linear_acceleration_covariance=np.zeros(9),
-    )  # fmt: skip
+        header=header(ns, "imu"),
+        orientation=q(x=0.0, y=0.0, z=0.0, w=1.0),
+        orientation_covariance=np.zeros(9),
+        angular_velocity=v3(x=0.0, y=0.0, z=0.0),
+        angular_velocity_covariance=np.zeros(9),
+        linear_acceleration=v3(x=ax, y=ay, z=9.81),
+        linear_acceleration_covariance=np.zeros(9),
+    )
 
 
 def command(value: int):

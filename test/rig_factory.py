@@ -13,8 +13,16 @@ YAWS = {"l0": 55.0, "f0": 0.0, "r0": -55.0, "b0": 180.0}
 
 
 def camera_entry(model="plumb_bob", d=(0.0,) * 5, k=NUPLAN_K, size=(1920, 1080), rpy=(0.0, 0.0, 0.0), **extra):
-    return {"width": size[0], "height": size[1], "distortion_model": model, "k": list(k), "d": list(d),
-            "rpy_deg": list(rpy), "position": [1.5, 0.0, 1.5], **extra}  # fmt: skip
+    return {
+        "width": size[0],
+        "height": size[1],
+        "distortion_model": model,
+        "k": list(k),
+        "d": list(d),
+        "rpy_deg": list(rpy),
+        "position": [1.5, 0.0, 1.5],
+        **extra,
+    }
 
 
 def rig_of(entries: dict) -> dict:

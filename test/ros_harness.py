@@ -40,8 +40,16 @@ def compressed(image_rgb: np.ndarray, stamp_ns: int, fmt: str = "jpeg") -> Compr
 
 
 class Harness:
-    def __init__(self, context, planner, *, bring_up: bool = True, record_odometry_paths: bool = False,
-                 expect_exceptions: bool = False, **params) -> None:  # fmt: skip
+    def __init__(
+        self,
+        context,
+        planner,
+        *,
+        bring_up: bool = True,
+        record_odometry_paths: bool = False,
+        expect_exceptions: bool = False,
+        **params,
+    ) -> None:
         """The node under test, configured and activated unless ``bring_up`` is False;
         ``record_odometry_paths`` subscribes to ~/output/path_odom too. ``close`` fails the
         test if an exception escaped a callback, timer or the worker (the node's last line of
@@ -50,8 +58,9 @@ class Harness:
         self.expect_exceptions = expect_exceptions
         self.namespace = f"/t{next(_NAMESPACES)}"
         overrides = [Parameter(k, value=v) for k, v in params.items()]
-        self.node = LeadPlannerNode(planner=planner, context=context, namespace=self.namespace,
-                                    parameter_overrides=overrides)  # fmt: skip
+        self.node = LeadPlannerNode(
+            planner=planner, context=context, namespace=self.namespace, parameter_overrides=overrides
+        )
         if bring_up:
             assert self.node.bring_up()
         self.config = self.node.config
@@ -75,17 +84,24 @@ class Harness:
         self.diagnostics: list[DiagnosticArray] = []
         self.driver.create_subscription(Path, f"{base[: -len('/input')]}/output/path", self.paths.append, 10)
         if record_odometry_paths:
-            self.driver.create_subscription(Path, f"{base[: -len('/input')]}/output/path_odom",
-                                            self.odometry_paths.append, 10)  # fmt: skip
+            self.driver.create_subscription(
+                Path, f"{base[: -len('/input')]}/output/path_odom", self.odometry_paths.append, 10
+            )
         self.driver.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.frame_statuses: list[FrameStatus] = []
-        self.driver.create_subscription(DiagnosticStatus, f"{base[: -len('/input')]}/debug/frame_status",
-                                        lambda msg: self.frame_statuses.append(FrameStatus.from_message(msg)), 50)
+        self.driver.create_subscription(
+            DiagnosticStatus,
+            f"{base[: -len('/input')]}/debug/frame_status",
+            lambda msg: self.frame_statuses.append(FrameStatus.from_message(msg)),
+            50,
+        )
         # The node spun as the shipped process spins it (its own SingleThreadedExecutor, so a
         # lifecycle transition never destroys entities that another thread is waiting on),
         # the driver apart.
-        self.spins = [BackgroundSpin(node, name=f"harness_{name}") for node, name in ((self.node, "node"),
-                                                                                     (self.driver, "driver"))]
+        self.spins = [
+            BackgroundSpin(node, name=f"harness_{name}")
+            for node, name in ((self.node, "node"), (self.driver, "driver"))
+        ]
         if bring_up:
             self.wait_for_subscribers()
 
@@ -124,9 +140,14 @@ class Harness:
         self.route.publish(msg)
 
     def send_odometry(
-        self, stamp_ns: int, vx: float, vy: float = 0.0, yaw_rate: float = 0.0,
-        pose: tuple[float, float, float] = (0.0, 0.0, 0.0), frame_id: str = "odom",
-    ) -> None:  # fmt: skip
+        self,
+        stamp_ns: int,
+        vx: float,
+        vy: float = 0.0,
+        yaw_rate: float = 0.0,
+        pose: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        frame_id: str = "odom",
+    ) -> None:
         """``pose``: x, y, yaw in ``frame_id``."""
         msg = Odometry()
         msg.header.stamp = ns_to_stamp(stamp_ns)
@@ -154,15 +175,21 @@ class Harness:
             elif self.config.image_transport == "compressed":
                 msg = compressed(image, stamp)
             else:
-                msg = array_to_image(image if encoding == "rgb8" else np.ascontiguousarray(image[..., ::-1]),
-                                     stamp, "camera", encoding)  # fmt: skip
+                msg = array_to_image(
+                    image if encoding == "rgb8" else np.ascontiguousarray(image[..., ::-1]), stamp, "camera", encoding
+                )
             msg.header.stamp = ns_to_stamp(stamp)
             self.cameras[name].publish(msg)
 
     def send_frame(
-        self, images: dict, stamp_ns: int, speed: float = 5.0, pose: tuple[float, float, float] = (0.0, 0.0, 0.0),
-        odometry_frame: str = "odom", **kwargs,
-    ) -> None:  # fmt: skip
+        self,
+        images: dict,
+        stamp_ns: int,
+        speed: float = 5.0,
+        pose: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        odometry_frame: str = "odom",
+        **kwargs,
+    ) -> None:
         """Odometry around the stamp (constant speed, standing at ``pose``), then the images:
         the frame completes when its last camera arrives, whatever the transport delay."""
         for dt in (-300, -200, -100, 20):

@@ -21,8 +21,11 @@ SAMPLE = REPO / "data" / "sample_bag"
 
 
 def _fingerprint(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ def bags(tmp_path) -> Path:
 )
 def test_an_out_that_would_touch_an_input_is_refused_before_anything(
     capsys, tmp_path, bags, navsim_weights, given, out, relation
-):  # fmt: skip
+):
     _assert_refused(capsys, tmp_path, bags, navsim_weights, given, out, relation, "local")
 
 
@@ -56,8 +59,20 @@ def test_the_ray_engine_refuses_it_too(capsys, tmp_path, bags, navsim_weights, r
 
 def _assert_refused(capsys, tmp_path, bags, weights, given, out, relation, engine) -> None:
     before = _fingerprint(bags)
-    code = main(["evaluate-bag", str(tmp_path / given), "--weights", str(weights), "--out", str(tmp_path / out),
-                 "--overwrite", "--engine", engine, "--no-pictures"])  # fmt: skip
+    code = main(
+        [
+            "evaluate-bag",
+            str(tmp_path / given),
+            "--weights",
+            str(weights),
+            "--out",
+            str(tmp_path / out),
+            "--overwrite",
+            "--engine",
+            engine,
+            "--no-pictures",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
     assert f"--out {tmp_path / out} {relation} the input " in err and "nothing was written or deleted" in err
@@ -117,8 +132,12 @@ def _compressed_sqlite_bag(path: Path, frames: int = 30) -> Path:
         bag.add(START + j * 20 * MS, "odometry", "nav_msgs/msg/Odometry", odometry(START + j * 20 * MS, 3.0))
     for k in range(frames):
         for name, image in cameras.items():
-            bag.add(START + k * 100 * MS + 1, name, "sensor_msgs/msg/CompressedImage",
-                    jpeg_image(image, START + k * 100 * MS))  # fmt: skip
+            bag.add(
+                START + k * 100 * MS + 1,
+                name,
+                "sensor_msgs/msg/CompressedImage",
+                jpeg_image(image, START + k * 100 * MS),
+            )
     return bag.write(path, "sqlite3")
 
 
@@ -189,15 +208,31 @@ def test_a_failing_write_is_one_line_naming_the_file_and_keeps_what_was_written(
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     result = subprocess.run(
-        [sys.executable, "-m", "lead_ros.tools.cli", "evaluate-bag", str(bag), "--weights", str(navsim_weights),
-         "--out", str(out), "--no-pictures", "--device", "cpu"],
-        capture_output=True, text=True, timeout=600, preexec_fn=small_files,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "lead_ros.tools.cli",
+            "evaluate-bag",
+            str(bag),
+            "--weights",
+            str(navsim_weights),
+            "--out",
+            str(out),
+            "--no-pictures",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=small_files,
+    )
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if "[ERROR]" in line]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert f"writing {out / 'frames.jsonl'} failed (File too large); the evaluation output in {out} is incomplete" in (
-        errors[0]
+    assert (
+        f"writing {out / 'frames.jsonl'} failed (File too large); the evaluation output in {out} is incomplete"
+        in (errors[0])
     )
     records = (out / "frames.jsonl").read_bytes()
     assert records.endswith(b"\n") and len(records.splitlines()) >= 1, "whole records, flushed as written"
@@ -227,8 +262,12 @@ def test_compare_refuses_outputs_of_different_drives_that_share_stamps(capsys, t
     from lead_ros.bag.reader import default_topics
     from lead_ros.node_config import NodeConfig
 
-    options = EvaluationOptions(config=NodeConfig.from_values({"camera_mode": "stitched"}), topics=default_topics(),
-                                pictures=False, progress=False)  # fmt: skip
+    options = EvaluationOptions(
+        config=NodeConfig.from_values({"camera_mode": "stitched"}),
+        topics=default_topics(),
+        pictures=False,
+        progress=False,
+    )
     drives = [_stitched_drive(tmp_path / f"drive_{i}", read_rgb(DATA / "images" / f"case_0{i}.png")) for i in (1, 2)]
     outs = []
     for i, drive in enumerate([*drives, drives[0]]):

@@ -132,8 +132,10 @@ def test_sample_evaluation_outputs(sample_evaluation):
     assert summary["frames_read"] == 30 and summary["planned"] == 30 and summary["skipped"] == 0
     assert summary["untrained"] is True and summary["device"] == "cpu" and len(summary["weights_sha256"]) == 1
     # config/sample.yaml derives the command from the route, so the UInt8 topic is not read.
-    assert summary["skipped_connections"] == ["/lead_planner/input/command (std_msgs/msg/UInt8)",
-                                              "/lead_planner/input/imu (sensor_msgs/msg/Imu)"]  # fmt: skip
+    assert summary["skipped_connections"] == [
+        "/lead_planner/input/command (std_msgs/msg/UInt8)",
+        "/lead_planner/input/imu (sensor_msgs/msg/Imu)",
+    ]
     assert summary["latency_ms"]["inference_ms"]["p50"] > 0
     assert (sample_evaluation / "contact_sheet.png").stat().st_size > 10_000
     assert (sample_evaluation / "frames.mp4").stat().st_size > 1_000
@@ -176,8 +178,10 @@ def test_connection_with_an_unparseable_definition_is_skipped_and_the_rest_evalu
     mixed = tmp_path / "mixed"
     mcap = StoragePlugin.MCAP
     with Reader(path) as inputs, Writer(mixed, version=RUNNING.bag_version, storage_plugin=mcap) as writer:
-        copies = {c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
-                  for c in inputs.connections}  # fmt: skip
+        copies = {
+            c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest)
+            for c in inputs.connections
+        }
         extra = writer.add_connection(event.topic, event.msgtype, msgdef=event.msgdef.data, rihs01=event.digest)
         writer.write(extra, START, event_data)
         for connection, ns, raw in inputs.messages():
@@ -245,12 +249,14 @@ def test_a_corrupt_side_camera_counts_as_missing_under_fill_black(tmp_path, plan
         assert (summary["planned"], record["reason"]) == (2, "corrupt_image")
         return
     assert summary["planned"] == 3 and record["filled_cameras"] == ["r0"]
-    decoded = {n: cv2.imdecode(np.asarray(jpeg_image(image, frames[1]).data), cv2.IMREAD_COLOR)
-               for n, image in CAMERAS.items()}  # fmt: skip
+    decoded = {
+        n: cv2.imdecode(np.asarray(jpeg_image(image, frames[1]).data), cv2.IMREAD_COLOR) for n, image in CAMERAS.items()
+    }
     cameras = tuple(None if n == "r0" else decoded[n] for n in CAMERAS)
     plan = planner.plan(Observation(3.0, 0.0, Command.UNKNOWN, cameras=cameras, encoding="bgr8"))
-    np.testing.assert_allclose(read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)[frames[1]][:, :2], plan.waypoints,
-                               atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)[frames[1]][:, :2], plan.waypoints, atol=1e-4
+    )
 
 
 def test_reorder_window_restores_header_stamp_order(tmp_path, planner):
@@ -291,29 +297,50 @@ def test_malformed_or_unknown_params_file_values_are_one_line(capsys, tmp_path, 
     bag = REPO / "data" / "sample_bag"
     broken = tmp_path / "broken.yaml"
     broken.write_text("/**:\n  ros__parameters:\n    weights: [unclosed\n")
-    err = _cli_error(capsys, "evaluate-bag", bag, "--weights", navsim_weights, "--out", tmp_path / "o",
-                     "--params-file", broken)  # fmt: skip
+    err = _cli_error(
+        capsys, "evaluate-bag", bag, "--weights", navsim_weights, "--out", tmp_path / "o", "--params-file", broken
+    )
     assert f"params file {broken} is not valid YAML" in err and len(err.strip().splitlines()) == 1
     typo = tmp_path / "typo.yaml"
     typo.write_text("/**:\n  ros__parameters:\n    sync_tolerence_ms: 80\n    sync_tolerance_ms: 80\n")
-    err = _cli_error(capsys, "evaluate-bag", bag, "--weights", navsim_weights, "--out", tmp_path / "o",
-                     "--params-file", typo)  # fmt: skip
+    err = _cli_error(
+        capsys, "evaluate-bag", bag, "--weights", navsim_weights, "--out", tmp_path / "o", "--params-file", typo
+    )
     assert "unknown parameter 'sync_tolerence_ms' (did you mean 'sync_tolerance_ms'?)" in err
 
 
 def test_stated_camera_settings_that_disagree_with_the_bag_name_what_would_work(capsys, tmp_path, navsim_weights):
     # The sample's cameras are four CompressedImage topics.
     sample = REPO / "data" / "sample_bag"
-    err = _cli_error(capsys, "evaluate-bag", sample, "--weights", navsim_weights, "--out", tmp_path / "o",
-                     "--image-transport", "raw")  # fmt: skip
+    err = _cli_error(
+        capsys, "evaluate-bag", sample, "--weights", navsim_weights, "--out", tmp_path / "o", "--image-transport", "raw"
+    )
     assert "has type sensor_msgs/msg/CompressedImage, expected sensor_msgs/msg/Image" in err
     assert "(image_transport raw); image_transport: compressed would work" in err
     # A params file that states the transport is explicit too (the packaged one says raw).
-    err = _cli_error(capsys, "evaluate-bag", sample, "--weights", navsim_weights, "--out", tmp_path / "o",
-                     "--params-file", REPO / "config" / "lead_ros.yaml")  # fmt: skip
+    err = _cli_error(
+        capsys,
+        "evaluate-bag",
+        sample,
+        "--weights",
+        navsim_weights,
+        "--out",
+        tmp_path / "o",
+        "--params-file",
+        REPO / "config" / "lead_ros.yaml",
+    )
     assert "image_transport: compressed would work" in err
-    err = _cli_error(capsys, "evaluate-bag", sample, "--weights", navsim_weights, "--out", tmp_path / "o",
-                     "--camera-mode", "stitched")  # fmt: skip
+    err = _cli_error(
+        capsys,
+        "evaluate-bag",
+        sample,
+        "--weights",
+        navsim_weights,
+        "--out",
+        tmp_path / "o",
+        "--camera-mode",
+        "stitched",
+    )
     assert "camera_mode stitched reads /lead_planner/input/image, which the bag does not have; " in err
     assert "camera_mode: navsim_4cam would work" in err
 
@@ -331,20 +358,48 @@ def test_camera_settings_follow_the_bag_unless_stated(tmp_path, navsim_weights, 
         bag.add(START + 1, name, "sensor_msgs/msg/CompressedImage", jpeg_image(image, START))
     bag.write(folder / "four_jpeg")
     caplog.set_level("INFO", logger="lead_ros.evaluate")
-    code = main(["evaluate-bag", str(folder), "--weights", str(navsim_weights), "--out", str(tmp_path / "o"),
-                 "--device", "cpu", "--no-pictures"])  # fmt: skip
+    code = main(
+        [
+            "evaluate-bag",
+            str(folder),
+            "--weights",
+            str(navsim_weights),
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+            "--no-pictures",
+        ]
+    )
     overall = json.loads(capsys.readouterr().out)
     assert code == 0 and overall["planned"] == 2 and not overall["failed_bags"], overall
     lines = [r.getMessage() for r in caplog.records if r.name == "lead_ros.evaluate"]
     assert any("stitched_raw: camera_mode stitched, image_transport raw (from the bag" in m for m in lines), lines
     assert any("four_jpeg: camera_mode navsim_4cam, image_transport compressed (from the bag" in m for m in lines)
     # A stated setting is kept; only the other one follows the bag.
-    code = main(["evaluate-bag", str(folder / "four_jpeg"), "--weights", str(navsim_weights),
-                 "--out", str(tmp_path / "o2"), "--device", "cpu", "--no-pictures", "--camera-mode", "navsim_4cam"])
+    code = main(
+        [
+            "evaluate-bag",
+            str(folder / "four_jpeg"),
+            "--weights",
+            str(navsim_weights),
+            "--out",
+            str(tmp_path / "o2"),
+            "--device",
+            "cpu",
+            "--no-pictures",
+            "--camera-mode",
+            "navsim_4cam",
+        ]
+    )
     assert code == 0 and json.loads(capsys.readouterr().out)["planned"] == 1
-    assert any(r.getMessage().endswith("image_transport compressed (from the bag's camera topics; state them with "
-                                       "--camera-mode/--image-transport or a params file to override)")
-               for r in caplog.records)  # fmt: skip
+    assert any(
+        r.getMessage().endswith(
+            "image_transport compressed (from the bag's camera topics; state them with "
+            "--camera-mode/--image-transport or a params file to override)"
+        )
+        for r in caplog.records
+    )
 
 
 def test_sample_bag_has_four_seconds_of_logged_future_and_a_route():
@@ -400,8 +455,9 @@ def test_metadata_that_disagrees_with_storage_is_reported(tmp_path, planner):
 
 
 def test_empty_bag(capsys, tmp_path, navsim_weights):
-    err = _cli_error(capsys, "evaluate-bag", REAL_BAGS / "empty_bag_sqlite3", "--weights", navsim_weights,
-                     "--out", tmp_path / "o")  # fmt: skip
+    err = _cli_error(
+        capsys, "evaluate-bag", REAL_BAGS / "empty_bag_sqlite3", "--weights", navsim_weights, "--out", tmp_path / "o"
+    )
     assert "none of the requested topics" in err and "it has: /parameter_events" in err
 
 
@@ -417,8 +473,9 @@ def test_existing_output_directory_needs_overwrite(capsys, tmp_path, navsim_weig
 def test_unwritable_output_names_the_path(capsys, tmp_path, navsim_weights):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    err = _cli_error(capsys, "evaluate-bag", REPO / "data" / "sample_bag", "--weights", navsim_weights,
-                     "--out", blocker / "out")  # fmt: skip
+    err = _cli_error(
+        capsys, "evaluate-bag", REPO / "data" / "sample_bag", "--weights", navsim_weights, "--out", blocker / "out"
+    )
     assert f"cannot create output directory {blocker / 'out'}" in err
 
 
@@ -432,15 +489,28 @@ def test_disk_full_while_writing_says_the_output_is_incomplete(tmp_path, planner
     out = tmp_path / "out"
     out.mkdir()
     bag = out / "output_bag"
-    with pytest.raises(BagOutputError, match=rf"^writing {bag} failed \(No space left on device\); the evaluation "
-                                             rf"output in {out} is incomplete$"):  # fmt: skip
+    with pytest.raises(
+        BagOutputError,
+        match=rf"^writing {bag} failed \(No space left on device\); the evaluation "
+        rf"output in {out} is incomplete$",
+    ):
         evaluate_bag(REPO / "data" / "sample_bag", out, planner, _options(image_transport="compressed"))
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in REAL_BAGS.iterdir() if p.is_dir()))
 def test_real_rosbag2_bags_give_a_result_or_a_clear_error(capsys, tmp_path, navsim_weights, name):
-    code = main(["evaluate-bag", str(REAL_BAGS / name), "--weights", str(navsim_weights), "--out", str(tmp_path / "o"),
-                 "--device", "cpu"])  # fmt: skip
+    code = main(
+        [
+            "evaluate-bag",
+            str(REAL_BAGS / name),
+            "--weights",
+            str(navsim_weights),
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+        ]
+    )
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     if code == 2:
@@ -460,8 +530,9 @@ def test_lockstep_live_run_equals_offline_evaluation(ros_context, tmp_path, navs
     from lead_ros.tools.demo import main as demo
 
     bag = write_sample_bag(tmp_path / "sample_bag", duration_s=1.0)
-    code = demo(["--out", str(tmp_path / "demo"), "--weights", str(navsim_weights), "--device", "cpu",
-                 "--bag", str(bag)])  # fmt: skip
+    code = demo(
+        ["--out", str(tmp_path / "demo"), "--weights", str(navsim_weights), "--device", "cpu", "--bag", str(bag)]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "frames planned: live 10, offline 10, in common 10" in out
@@ -489,8 +560,11 @@ def test_lockstep_waits_for_the_answering_nodes_name(ros_context, monkeypatch):
     answerer.create_publisher(DiagnosticStatus, topic, 10)
     try:
         replayer = BagReplayer(driver, REPO / "data" / "sample_bag", clock=True, lockstep_topic=topic)
-        unnamed = SimpleNamespace(node_name="_NODE_NAME_UNKNOWN_", node_namespace="_NODE_NAMESPACE_UNKNOWN_",
-                                  topic_type="diagnostic_msgs/msg/DiagnosticStatus")  # fmt: skip
+        unnamed = SimpleNamespace(
+            node_name="_NODE_NAME_UNKNOWN_",
+            node_namespace="_NODE_NAMESPACE_UNKNOWN_",
+            topic_type="diagnostic_msgs/msg/DiagnosticStatus",
+        )
         monkeypatch.setattr(driver, "get_publishers_info_by_topic", lambda topic: [unnamed])
         assert replayer.wait_until_ready(0.3) == f"no node publishes the lockstep topic {topic} after 0.3 s"
         monkeypatch.undo()
@@ -536,8 +610,9 @@ def test_lockstep_replay_without_an_answering_node_says_what_is_missing(ros_cont
 
     driver = rclpy.create_node("lonely_replayer", context=ros_context)
     try:
-        replayer = BagReplayer(driver, REPO / "data" / "sample_bag", clock=True,
-                               lockstep_topic="/nobody/debug/frame_status")  # fmt: skip
+        replayer = BagReplayer(
+            driver, REPO / "data" / "sample_bag", clock=True, lockstep_topic="/nobody/debug/frame_status"
+        )
         with pytest.raises(RuntimeError, match="needs wait_until_ready"):
             replayer.run()
         missing = replayer.wait_until_ready(0.3)
@@ -561,8 +636,11 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     from lead_ros.ros.background_spin import BackgroundSpin
     from lead_ros.ros.node import LeadPlannerNode
 
-    overrides = [Parameter("image_transport", value="compressed"), Parameter("command_input", value="route"),
-                 Parameter("use_sim_time", value=True)]  # config/sample.yaml, as the offline twin
+    overrides = [
+        Parameter("image_transport", value="compressed"),
+        Parameter("command_input", value="route"),
+        Parameter("use_sim_time", value=True),
+    ]  # config/sample.yaml, as the offline twin
     node = LeadPlannerNode(planner=planner, context=ros_context, parameter_overrides=overrides)
     assert node.bring_up()
     driver = rclpy.create_node("realtime_driver", context=ros_context)

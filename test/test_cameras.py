@@ -108,8 +108,9 @@ def test_the_distorted_virtual_camera_is_inverted_to_a_hundredth_of_a_pixel():
 
 def test_rays_past_the_fold_of_the_distortion_or_behind_the_camera_are_not_seen():
     # r (1 + k1 r^2) stops growing at r = 1 / sqrt(-3 k1): with k1 = -0.3, r = 1.054.
-    folded = CameraCalibration(4000, 4000, np.array([[500.0, 0, 2000], [0, 500.0, 2000], [0, 0, 1]]), "plumb_bob",
-                               np.array([-0.3, 0, 0, 0, 0]))  # fmt: skip
+    folded = CameraCalibration(
+        4000, 4000, np.array([[500.0, 0, 2000], [0, 500.0, 2000], [0, 0, 1]]), "plumb_bob", np.array([-0.3, 0, 0, 0, 0])
+    )
     assert folded.fold == pytest.approx(1 / math.sqrt(0.9), abs=1e-3)
     rays = np.array([[1.0, 0.0, 1.0], [1.2, 0.0, 1.0], [0.0, 0.0, -1.0], [0.1, 0.1, -1.0]])
     _, seen = folded.project(rays)
@@ -142,12 +143,25 @@ def test_a_camera_facing_away_covers_nothing_and_a_narrow_one_part():
 
 
 RIGS = {
-    "plumb_bob 4:3": uniform_rig(k=[900.0, 0, 640, 0, 900.0, 480, 0, 0, 1], d=(-0.25, 0.08, 0.001, -0.0005, -0.01),
-                                 size=(1280, 960), rpy=(0.5, 3.0, 0.0)),
-    "rational_polynomial": uniform_rig(model="rational_polynomial", d=(0.1, -0.05, 0, 0, 0.01, 0.1, -0.05, 0.01),
-                                       k=[700.0, 0, 800, 0, 700.0, 600, 0, 0, 1], size=(1600, 1200)),
-    "equidistant": uniform_rig(model="equidistant", d=(0.05, -0.01, 0.002, 0.0),
-                               k=[450.0, 0, 640, 0, 450.0, 400, 0, 0, 1], size=(1280, 800), rpy=(0, -2.0, 10.0)),
+    "plumb_bob 4:3": uniform_rig(
+        k=[900.0, 0, 640, 0, 900.0, 480, 0, 0, 1],
+        d=(-0.25, 0.08, 0.001, -0.0005, -0.01),
+        size=(1280, 960),
+        rpy=(0.5, 3.0, 0.0),
+    ),
+    "rational_polynomial": uniform_rig(
+        model="rational_polynomial",
+        d=(0.1, -0.05, 0, 0, 0.01, 0.1, -0.05, 0.01),
+        k=[700.0, 0, 800, 0, 700.0, 600, 0, 0, 1],
+        size=(1600, 1200),
+    ),
+    "equidistant": uniform_rig(
+        model="equidistant",
+        d=(0.05, -0.01, 0.002, 0.0),
+        k=[450.0, 0, 640, 0, 450.0, 400, 0, 0, 1],
+        size=(1280, 800),
+        rpy=(0, -2.0, 10.0),
+    ),
 }
 
 
@@ -184,8 +198,9 @@ def test_the_nuplan_rig_leaves_todays_model_input_bit_identical():
     # Without the virtual distortion every camera is remapped (the images differ).
     undistorted = Reprojection(load_rig("nuplan"), "none")
     assert all(camera.maps is not None for camera in undistorted.cameras.values())
-    assert not np.array_equal(stitch_cameras(cameras, jpeg=False, reprojection=undistorted),
-                              stitch_cameras(cameras, jpeg=False))  # fmt: skip
+    assert not np.array_equal(
+        stitch_cameras(cameras, jpeg=False, reprojection=undistorted), stitch_cameras(cameras, jpeg=False)
+    )
 
 
 def test_a_filled_camera_is_black_in_the_virtual_image_and_sizes_are_the_rigs():
@@ -239,11 +254,15 @@ def _broken(path: str, value):
         (_broken("cameras.f0.rectified", "yes"), "camera f0: rectified must be true or false"),
         (_broken("cameras.f0.rectified", True), "camera f0: p must be a list of 12 numbers"),
         (_broken("cameras.f0.camera_info", "yes"), "camera f0: camera_info must be 'topic'"),
-        (_broken("cameras.f0.camera_info", "topic"),
-         "camera f0: camera_info: topic takes the calibration from the topic; remove d, distortion_model, height, k, "
-         "width"),
-        (_broken("cameras.f0.roi", {"x_offset": 0, "y_offset": 0, "width": 1920, "height": 1000}),
-         "camera f0: roi .* is not supported"),
+        (
+            _broken("cameras.f0.camera_info", "topic"),
+            "camera f0: camera_info: topic takes the calibration from the topic; remove d, distortion_model, "
+            "height, k, width",
+        ),
+        (
+            _broken("cameras.f0.roi", {"x_offset": 0, "y_offset": 0, "width": 1920, "height": 1000}),
+            "camera f0: roi .* is not supported",
+        ),
     ],
 )
 def test_bad_rigs_give_one_line_naming_the_camera_and_field(document, message):
@@ -296,8 +315,9 @@ def test_the_front_view_projects_ground_points_as_opencv_with_extrinsics():
     rvec, _ = cv2.Rodrigues(rotation)
     tvec = -rotation @ front.position
     world = np.column_stack((points[:4], np.zeros(4)))
-    expected, _ = cv2.projectPoints(world, rvec, tvec, front.camera.calibration.camera_matrix,
-                                    front.camera.calibration.distortion)  # fmt: skip
+    expected, _ = cv2.projectPoints(
+        world, rvec, tvec, front.camera.calibration.camera_matrix, front.camera.calibration.distortion
+    )
     np.testing.assert_allclose(pixels[:4], (expected.reshape(-1, 2) + 0.5) / 4 - 0.5, atol=1e-6)
     # Straight ahead is near the middle column of the 480-wide view; left (y > 0) is left of it.
     assert abs(pixels[0, 0] - 240) < 30 and pixels[1, 0] < pixels[3, 0] < pixels[2, 0]

@@ -70,8 +70,9 @@ def test_synchronized_frames_carry_the_pose_at_the_anchor_stamp():
 
 def test_base_link_to_odometry_rotates_then_translates():
     # Vehicle at (10, -3) facing +y (yaw 90 deg): 1 m ahead is (10, -2), 1 m left is (9, -3).
-    points, headings = base_link_to_odometry((10.0, -3.0), math.pi / 2, np.array([[1.0, 0.0], [0.0, 1.0]]),
-                                             np.array([0.0, math.pi]))  # fmt: skip
+    points, headings = base_link_to_odometry(
+        (10.0, -3.0), math.pi / 2, np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0.0, math.pi])
+    )
     np.testing.assert_allclose(points, [[10.0, -2.0], [9.0, -3.0]], atol=1e-12)
     np.testing.assert_allclose(headings, [math.pi / 2, -math.pi / 2], atol=1e-12)
     back, back_headings = odometry_to_base_link((10.0, -3.0), math.pi / 2, points, headings)
@@ -80,8 +81,9 @@ def test_base_link_to_odometry_rotates_then_translates():
 
 
 def test_wrap_angle_and_quaternion_yaw():
-    np.testing.assert_allclose(wrap_angle([math.pi, -math.pi, 3 * math.pi, 0.5, -4.0]),
-                               [math.pi, math.pi, math.pi, 0.5, -4.0 + 2 * math.pi])  # fmt: skip
+    np.testing.assert_allclose(
+        wrap_angle([math.pi, -math.pi, 3 * math.pi, 0.5, -4.0]), [math.pi, math.pi, math.pi, 0.5, -4.0 + 2 * math.pi]
+    )
     for yaw in (-3.0, -1.0, 0.0, 0.7, 3.1):
         q = (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))
         assert quaternion_to_yaw(*q) == pytest.approx(yaw)

@@ -47,8 +47,21 @@ COMMANDS = _commands()
 
 def test_every_command_is_listed():
     names = {" ".join(c) for c in COMMANDS}
-    assert {"predict", "bench", "selftest", "weights synth", "export onnx", "evaluate-bag", "replay", "record-path",
-            "make-sample-bag", "bench-node", "bench-bag", "compare-evaluations", "rig-check"} <= names  # fmt: skip
+    assert {
+        "predict",
+        "bench",
+        "selftest",
+        "weights synth",
+        "export onnx",
+        "evaluate-bag",
+        "replay",
+        "record-path",
+        "make-sample-bag",
+        "bench-node",
+        "bench-bag",
+        "compare-evaluations",
+        "rig-check",
+    } <= names
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
@@ -108,9 +121,13 @@ class Running:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
 
         self.process = subprocess.Popen(
-            [str(LEAD_ROS), *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=disposition,
-        )  # fmt: skip
+            [str(LEAD_ROS), *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=disposition,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
         self._reader.start()
@@ -162,9 +179,7 @@ def test_replay_exits_with_the_table_code_on_sigint_and_sigterm(ros_context, nam
     time.sleep(0.5)
     signum, expected = SIGNALS[name]
     code, _ = running.stop(signum)
-    assert code == expected and "Traceback" not in running.output and "terminate" not in running.output, (
-        running.output
-    )
+    assert code == expected and "Traceback" not in running.output and "terminate" not in running.output, running.output
 
 
 def test_a_complete_replay_exits_0(ros_context):
@@ -180,8 +195,18 @@ def test_a_complete_replay_exits_0(ros_context):
 @pytest.mark.parametrize("name", list(SIGNALS))
 def test_evaluate_bag_started_as_a_background_job_stops_on_sigint_and_sigterm(tmp_path, exported_navsim_weights, name):
     out = tmp_path / "out"
-    running = Running(["evaluate-bag", str(SAMPLE_BAG), "--weights", str(exported_navsim_weights), "--out", str(out),
-                       "--no-pictures"], sigint_ignored=True)  # fmt: skip
+    running = Running(
+        [
+            "evaluate-bag",
+            str(SAMPLE_BAG),
+            "--weights",
+            str(exported_navsim_weights),
+            "--out",
+            str(out),
+            "--no-pictures",
+        ],
+        sigint_ignored=True,
+    )
     running.wait_until(lambda: (out / "summary.json").exists(), "the evaluation to start")
     signum, expected = SIGNALS[name]
     code, _ = running.stop(signum)
@@ -190,8 +215,9 @@ def test_evaluate_bag_started_as_a_background_job_stops_on_sigint_and_sigterm(tm
     assert summary["incomplete"] is True, "an interrupted evaluation says it is incomplete"
 
 
-def test_evaluate_bag_stops_when_the_signal_lands_inside_a_message_constructor(tmp_path, exported_navsim_weights,
-                                                                               monkeypatch, capsys):  # fmt: skip
+def test_evaluate_bag_stops_when_the_signal_lands_inside_a_message_constructor(
+    tmp_path, exported_navsim_weights, monkeypatch, capsys
+):
     """The race behind a background-job evaluation that ran to the end and exited 0 after SIGINT
     (1 run in 20): the handler's ``Interrupted`` was raised inside a message's ``__init__``,
     which rclpy's C deserializer calls and turns into a TypeError, so the stop became one counted
@@ -211,8 +237,15 @@ def test_evaluate_bag_stops_when_the_signal_lands_inside_a_message_constructor(t
 
     monkeypatch.setattr(Odometry, "__init__", constructor)
     out = tmp_path / "out"
-    argv = ["evaluate-bag", str(SAMPLE_BAG), "--weights", str(exported_navsim_weights), "--out", str(out),
-            "--no-pictures"]  # fmt: skip
+    argv = [
+        "evaluate-bag",
+        str(SAMPLE_BAG),
+        "--weights",
+        str(exported_navsim_weights),
+        "--out",
+        str(out),
+        "--no-pictures",
+    ]
     assert cli.main(argv) == 143, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["incomplete"] is True and len(built) == 100, "the evaluation stopped at the signal"

@@ -20,8 +20,9 @@ HEIGHT = 256  # five of the eight golden cases have 256 rows
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, navsim_weights):
     out = tmp_path_factory.mktemp("export") / "ltfv6_onnx"
-    code = main(["export", "onnx", "--weights", str(navsim_weights), "--out", str(out), "--height", str(HEIGHT),
-                 "--perception"])  # fmt: skip
+    code = main(
+        ["export", "onnx", "--weights", str(navsim_weights), "--out", str(out), "--height", str(HEIGHT), "--perception"]
+    )
     assert code == 0
     return out
 
@@ -79,8 +80,11 @@ def test_a_graph_that_disagrees_with_its_model_fails_the_parity_check(exported, 
 
 def test_inputs_of_the_wrong_shape_are_one_clear_error(exported):
     feed = golden_feeds(270)[0]
-    with pytest.raises(ValueError, match=r"input 'rgb': float32 of shape \[1, 3, 270, 1920\]; the graph expects "
-                                         r"float32 of shape \[1, 3, 256, 1920\]"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"input 'rgb': float32 of shape \[1, 3, 270, 1920\]; the graph expects "
+        r"float32 of shape \[1, 3, 256, 1920\]",
+    ):
         run_graph(exported / "model.onnx", [feed])
 
 

@@ -46,8 +46,9 @@ def _drive(path: Path, frames: int, speed: float, turn: str) -> Path:
 def bags(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fleet") / "bags"
     folder.mkdir()
-    for (name, turn), frames, speed in zip(zip(GOOD, ("left", "straight", "right"), strict=True), (2, 1, 2),
-                                           (3.0, 6.0, 9.0), strict=True):  # fmt: skip
+    for (name, turn), frames, speed in zip(
+        zip(GOOD, ("left", "straight", "right"), strict=True), (2, 1, 2), (3.0, 6.0, 9.0), strict=True
+    ):
         _drive(folder / name, frames, speed, turn)
     corrupt = folder / "drive_corrupt"
     corrupt.mkdir()
@@ -57,8 +58,13 @@ def bags(tmp_path_factory) -> Path:
 
 
 def _options() -> EvaluationOptions:
-    return EvaluationOptions(config=NodeConfig.from_values({}), topics=default_topics(), progress=False,
-                             follow_bag=("camera_mode", "image_transport"), pictures=False)  # fmt: skip
+    return EvaluationOptions(
+        config=NodeConfig.from_values({}),
+        topics=default_topics(),
+        progress=False,
+        follow_bag=("camera_mode", "image_transport"),
+        pictures=False,
+    )
 
 
 def _plans(out: Path) -> dict[int, np.ndarray]:
@@ -143,8 +149,10 @@ def test_fleet_summary_aggregates_equal_the_per_bag_figures(ray_run):
         expected = sum(s["metrics"]["overall"][key] * n for s, n in zip(summaries, frames, strict=True)) / sum(frames)
         assert overall[key] == pytest.approx(expected, rel=1e-12)
     for turn, name in zip(("left", "straight", "right"), GOOD, strict=True):
-        assert fleet["metrics"]["per_command"][turn]["frames"] == json.loads(
-            (out / name / "summary.json").read_text())["planned"]  # fmt: skip
+        assert (
+            fleet["metrics"]["per_command"][turn]["frames"]
+            == json.loads((out / name / "summary.json").read_text())["planned"]
+        )
     assert fleet["frames_per_second"]["overall"] > 0 and fleet["frames_per_second"]["per_worker"]
     assert fleet["engine"] == "ray" and fleet["ray_startup_s"] == 0.0  # the test's instance was reused
 
@@ -170,8 +178,9 @@ def test_the_actor_api_writes_nothing(bags, tmp_path, planner, monkeypatch):
     monkeypatch.setattr(PlannerSpec, "build", lambda spec, config: planner)
     monkeypatch.chdir(tmp_path)
     before = sorted(tmp_path.rglob("*"))
-    worker = BagWorker(PlannerSpec("unused", "cpu", "fp32"), replace(_options(), pictures=True),
-                       torch.get_num_threads(), None)  # fmt: skip
+    worker = BagWorker(
+        PlannerSpec("unused", "cpu", "fp32"), replace(_options(), pictures=True), torch.get_num_threads(), None
+    )
     result = worker.evaluate(str(bags / "drive_a"))
     assert sorted(tmp_path.rglob("*")) == before
     assert {"frames.jsonl", "summary.json", "metrics.png", "frames.mp4", "contact_sheet.png"} <= set(result["files"])
@@ -185,11 +194,29 @@ def test_ctrl_c_marks_in_flight_bags_interrupted_and_exits_130(bags, tmp_path, n
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     with log.open("w") as sink:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("lead-ros")), "evaluate-bag", str(bags / "drive_a"),
-             str(bags / "drive_c"), "--weights", str(navsim_weights), "--out", str(out), "--device", "cpu",
-             "--engine", "ray", "--workers", "2", "--no-pictures"],
-            stdout=sink, stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=default_signal_disposition,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).with_name("lead-ros")),
+                "evaluate-bag",
+                str(bags / "drive_a"),
+                str(bags / "drive_c"),
+                "--weights",
+                str(navsim_weights),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--engine",
+                "ray",
+                "--workers",
+                "2",
+                "--no-pictures",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            preexec_fn=default_signal_disposition,
+        )
         deadline = time.monotonic() + 120
         while "bags in flight" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -38,8 +38,15 @@ def damaged(data: bytes, at: float = 0.3, size: int = 8192, seed: int = 0) -> by
 @pytest.mark.parametrize("sampling", list(SAMPLING))
 @pytest.mark.parametrize("progressive", [0, 1])
 def test_intact_jpegs_decode_to_exactly_opencvs_pixels(quality, sampling, progressive):
-    data = _jpeg(CAMERA[..., ::-1], cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-                 SAMPLING[sampling], cv2.IMWRITE_JPEG_PROGRESSIVE, progressive)  # fmt: skip
+    data = _jpeg(
+        CAMERA[..., ::-1],
+        cv2.IMWRITE_JPEG_QUALITY,
+        quality,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+        SAMPLING[sampling],
+        cv2.IMWRITE_JPEG_PROGRESSIVE,
+        progressive,
+    )
     expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(decode_compressed(data, "camera f0"), expected)
 

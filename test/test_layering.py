@@ -269,9 +269,7 @@ def test_importing_the_whole_core_loads_no_rclpy():
     """The static check above sees lead_ros' own imports; this one also sees a third-party
     package that would pull rclpy in."""
     root = REPO / "lead_ros"
-    core = sorted(
-        module_name(root, p) for p in root.rglob("*.py") if (layer_of(module_name(root, p)) or 0) <= CORE_TOP
-    )  # fmt: skip
+    core = sorted(module_name(root, p) for p in root.rglob("*.py") if (layer_of(module_name(root, p)) or 0) <= CORE_TOP)
     code = f"import importlib, sys\nfor m in {core!r}: importlib.import_module(m)\nassert 'rclpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
     assert "lead_ros.planner" in core and "lead_ros.inputs.sync" in core

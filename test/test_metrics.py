@@ -177,8 +177,19 @@ def two_jpeg_settings(tmp_path_factory, navsim_weights):
         params = root / f"jpeg_{jpeg}.yaml"
         params.write_text(f"/**:\n  ros__parameters:\n    image_transport: compressed\n    jpeg_roundtrip: {jpeg}\n")
         outs.append(root / f"out_{jpeg}")
-        argv = ["evaluate-bag", str(path), "--weights", str(navsim_weights), "--out", str(outs[-1]),
-                "--device", "cpu", "--no-pictures", "--params-file", str(params)]  # fmt: skip
+        argv = [
+            "evaluate-bag",
+            str(path),
+            "--weights",
+            str(navsim_weights),
+            "--out",
+            str(outs[-1]),
+            "--device",
+            "cpu",
+            "--no-pictures",
+            "--params-file",
+            str(params),
+        ]
         assert main(argv) == 0
     return outs
 

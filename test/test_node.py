@@ -55,8 +55,9 @@ def test_navsim_4cam_compressed_path_equals_planner(harness, planner):
     h.wait_for(lambda: h.node.commands.state(0).source == "received", what="command")
     h.send_frame(messages, stamp, speed=3.0)
     (path,) = h.wait_paths(1)
-    decoded = tuple(cv2.imdecode(np.frombuffer(messages[n].data, np.uint8), cv2.IMREAD_COLOR)
-                    for n in ("l0", "f0", "r0", "b0"))  # fmt: skip
+    decoded = tuple(
+        cv2.imdecode(np.frombuffer(messages[n].data, np.uint8), cv2.IMREAD_COLOR) for n in ("l0", "f0", "r0", "b0")
+    )
     expected = planner.plan(Observation(3.0, 0.0, Command.RIGHT, cameras=decoded, encoding="bgr8"))
     _assert_path(path, stamp, expected)
 
@@ -122,8 +123,10 @@ def test_stale_command_falls_back_to_default(harness, planner):
     h.send_frame({"image": STITCHED}, stamp)
     (path,) = h.wait_paths(1)
     _assert_path(path, stamp, planner.plan(Observation(5.0, 0.0, Command.STRAIGHT, image=STITCHED)))
-    h.wait_for(lambda: any("last command stale" in s.message for d in h.diagnostics for s in d.status),
-               what="stale command in diagnostics")  # fmt: skip
+    h.wait_for(
+        lambda: any("last command stale" in s.message for d in h.diagnostics for s in d.status),
+        what="stale command in diagnostics",
+    )
 
 
 def _assert_no_path_for(h, send, reason, count=1):
@@ -168,11 +171,15 @@ def test_bad_inputs_skip_their_frame_and_the_next_good_frame_is_planned(harness)
     h.wait_for(lambda: len(h.frame_statuses) >= 8, what="8 frame statuses")
     answered = [(s.status, s.reason, s.stamp_ns - base) for s in h.frame_statuses]
     assert answered == [
-        ("skipped", "bad_input", 0), ("skipped", "bad_input", 100 * MS), ("skipped", "stamp_in_future", 60_000 * MS),
-        ("planned", "", 1000 * MS), ("skipped", "duplicate_stamp", 1000 * MS),
-        ("skipped", "stamp_backwards", 500 * MS), ("skipped", "odometry_unavailable", 2000 * MS),
+        ("skipped", "bad_input", 0),
+        ("skipped", "bad_input", 100 * MS),
+        ("skipped", "stamp_in_future", 60_000 * MS),
+        ("planned", "", 1000 * MS),
+        ("skipped", "duplicate_stamp", 1000 * MS),
+        ("skipped", "stamp_backwards", 500 * MS),
+        ("skipped", "odometry_unavailable", 2000 * MS),
         ("planned", "", 3000 * MS),
-    ], answered  # fmt: skip
+    ], answered
     assert "width must be exactly 1920, got 1280" in h.frame_statuses[1].detail
     first, last = h.frame_statuses[3], h.frame_statuses[-1]
     assert (first.command, last.command, last.command_source) == ("unknown", "right", "received")
@@ -213,8 +220,9 @@ def test_a_jpeg_the_decoder_would_repair_skips_its_frame(harness, planner):
     good = {n: compressed(img, stamp + 100 * MS) for n, img in SMALL_CAMERAS.items()}
     h.send_frame(good, stamp + 100 * MS)
     (path,) = h.wait_paths(1)
-    decoded = tuple(cv2.imdecode(np.frombuffer(good[n].data, np.uint8), cv2.IMREAD_COLOR)
-                    for n in ("l0", "f0", "r0", "b0"))  # fmt: skip
+    decoded = tuple(
+        cv2.imdecode(np.frombuffer(good[n].data, np.uint8), cv2.IMREAD_COLOR) for n in ("l0", "f0", "r0", "b0")
+    )
     expected = planner.plan(Observation(5.0, 0.0, Command.UNKNOWN, cameras=decoded, encoding="bgr8"))
     _assert_path(path, stamp + 100 * MS, expected)
 
@@ -229,8 +237,9 @@ def test_tiny_odd_and_mismatched_cameras_are_refused_at_intake(harness):
     h.wait_for(counted, what="every camera counted as rejected")  # none of them decoded
     mixed = dict(SMALL_CAMERAS, b0=cv2.resize(SMALL_CAMERAS["b0"], (1280, 720)))
     later = h.now_ns()  # fresh: within max_input_age_s however long the first part took
-    _assert_no_path_for(h, lambda: h.send_frame({n: compressed(i, later) for n, i in mixed.items()}, later),
-                        "bad_input", 2)  # fmt: skip
+    _assert_no_path_for(
+        h, lambda: h.send_frame({n: compressed(i, later) for n, i in mixed.items()}, later), "bad_input", 2
+    )
     assert "all four must have the same size, got" in h.node.stats.snapshot()["last_error"]
 
 
@@ -318,8 +327,12 @@ def test_invalid_parameters_are_refused_at_start(ros_context, planner, params, m
     from lead_ros.ros.node import LeadPlannerNode
 
     with pytest.raises(ValueError) as error:
-        LeadPlannerNode(planner=planner, context=ros_context, namespace="/bad",
-                        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])  # fmt: skip
+        LeadPlannerNode(
+            planner=planner,
+            context=ros_context,
+            namespace="/bad",
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+        )
     assert message in str(error.value)
 
 
@@ -329,8 +342,12 @@ def test_integer_for_a_float_parameter_is_accepted_and_declared_as_double(ros_co
 
     from lead_ros.ros.node import LeadPlannerNode
 
-    node = LeadPlannerNode(planner=planner, context=ros_context, namespace="/int_for_float",
-                           parameter_overrides=[Parameter("sync_tolerance_ms", value=80)])  # fmt: skip
+    node = LeadPlannerNode(
+        planner=planner,
+        context=ros_context,
+        namespace="/int_for_float",
+        parameter_overrides=[Parameter("sync_tolerance_ms", value=80)],
+    )
     try:
         assert node.config.sync_tolerance_ms == 80.0 and isinstance(node.config.sync_tolerance_ms, float)
         declared = node.get_parameter("sync_tolerance_ms").get_parameter_value()

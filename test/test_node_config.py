@@ -138,8 +138,10 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
 def test_a_huge_bad_value_is_shown_as_a_short_excerpt(tmp_path):
     """A smaller alias bomb gave one 47,645-byte error line (the whole expanded value)."""
     path = tmp_path / "params.yaml"
-    path.write_text("/**:\n  ros__parameters:\n    sync_tolerance_ms: [" + ", ".join(["lol"] * 5000) + "]\n"
-                    "    frame_id_typo" + "x" * 900 + ": 1\n")  # fmt: skip
+    path.write_text(
+        "/**:\n  ros__parameters:\n    sync_tolerance_ms: [" + ", ".join(["lol"] * 5000) + "]\n"
+        "    frame_id_typo" + "x" * 900 + ": 1\n"
+    )
     with pytest.raises(ValueError) as error:
         NodeConfig.from_yaml(path)
     message = str(error.value)
@@ -152,8 +154,23 @@ def test_predict_refuses_a_nan_threshold(capsys):
     from lead_ros.tools.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["predict", "--weights", "w", "--image", "x.png", "--speed", "1", "--accel", "0", "--command", "left",
-              "--detection-score-threshold", "nan"])  # fmt: skip
+        main(
+            [
+                "predict",
+                "--weights",
+                "w",
+                "--image",
+                "x.png",
+                "--speed",
+                "1",
+                "--accel",
+                "0",
+                "--command",
+                "left",
+                "--detection-score-threshold",
+                "nan",
+            ]
+        )
     assert exit_info.value.code == 2
     assert "argument --detection-score-threshold: 'nan' is not a finite number" in capsys.readouterr().err
 

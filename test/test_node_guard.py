@@ -62,8 +62,9 @@ PLACES = {
 @pytest.mark.parametrize("place", list(PLACES))
 def test_an_escaping_exception_is_logged_once_counted_and_the_node_goes_on(harness, monkeypatch, place):
     params, (owner, attribute), extra = PLACES[place]
-    h = harness(expect_exceptions=True, camera_mode="stitched", camera_qos="reliable", diagnostics_period_s=0.1,
-                **params)  # fmt: skip
+    h = harness(
+        expect_exceptions=True, camera_mode="stitched", camera_qos="reliable", diagnostics_period_s=0.1, **params
+    )
     spy = LoggerSpy(h.node.get_logger())
     monkeypatch.setattr(h.node, "get_logger", lambda: spy)
     _fail_first_calls(h.node.intake if owner == "intake" else owner, attribute, monkeypatch)

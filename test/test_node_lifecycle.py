@@ -67,8 +67,17 @@ def make_harness(ros_context):
     made = []
 
     def make(planner, **params):
-        made.append(Harness(ros_context, planner, bring_up=False, camera_mode="stitched", camera_qos="reliable",
-                            diagnostics_period_s=0.1, **params))  # fmt: skip
+        made.append(
+            Harness(
+                ros_context,
+                planner,
+                bring_up=False,
+                camera_mode="stitched",
+                camera_qos="reliable",
+                diagnostics_period_s=0.1,
+                **params,
+            )
+        )
         return made[-1]
 
     yield make

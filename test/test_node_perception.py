@@ -109,8 +109,12 @@ def test_an_unknown_perception_class_is_a_parameter_error(ros_context, planner):
     from lead_ros.ros.node import LeadPlannerNode, ParameterError
 
     with pytest.raises(ParameterError, match=r"perception_classes: \['cars'\] are not among unlabeled, road"):
-        LeadPlannerNode(planner=planner, context=ros_context, namespace="/bad_classes",
-                        parameter_overrides=[Parameter("perception_classes", value=["cars"])])  # fmt: skip
+        LeadPlannerNode(
+            planner=planner,
+            context=ros_context,
+            namespace="/bad_classes",
+            parameter_overrides=[Parameter("perception_classes", value=["cars"])],
+        )
 
 
 RVIZ_TYPES = {
@@ -134,8 +138,9 @@ def test_rviz_config_names_only_topics_the_node_publishes(ros_context, planner):
     manager = config["Visualization Manager"]
     assert manager["Global Options"]["Fixed Frame"] == "base_link"
     displays = [d for d in manager["Displays"] if "Topic" in d]
-    node = LeadPlannerNode(planner=planner, context=ros_context,
-                           parameter_overrides=[Parameter("publish_debug_image", value=True)])  # fmt: skip
+    node = LeadPlannerNode(
+        planner=planner, context=ros_context, parameter_overrides=[Parameter("publish_debug_image", value=True)]
+    )
     try:
         assert node.bring_up()
         published = dict(node.get_publisher_names_and_types_by_node("lead_planner", "/"))
@@ -149,6 +154,10 @@ def test_rviz_config_names_only_topics_the_node_publishes(ros_context, planner):
         assert RVIZ_TYPES[display["Class"]] in published[topic], (display["Name"], published[topic])
         shown.add(topic)
     expected = {f"/lead_planner/output/bev/{c}" for c in CLASS_NAMES[1:]}
-    expected |= {"/lead_planner/debug/image", "/lead_planner/output/path", "/lead_planner/output/path_odom",
-                 "/lead_planner/output/objects"}
+    expected |= {
+        "/lead_planner/debug/image",
+        "/lead_planner/output/path",
+        "/lead_planner/output/path_odom",
+        "/lead_planner/output/objects",
+    }
     assert expected <= shown

@@ -43,10 +43,13 @@ class NodeProcess:
         self.namespace = f"/proc{os.getpid()}_{next(_NAMESPACES)}"
         self.process = subprocess.Popen(
             [str(EXECUTABLE), "--ros-args", "-r", f"__ns:={self.namespace}", *ros_args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0"},
             preexec_fn=default_signal_disposition,
-        )  # fmt: skip
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -159,9 +162,17 @@ def test_text_file_named_like_a_checkpoint_fails_fast(ros_context, tmp_path):
 
 def test_invalid_unknown_and_ill_typed_parameters_fail_fast_together(ros_context, navsim_weights):
     process = NodeProcess(
-        "-p", f"weights:={navsim_weights}", "-p", "camera_mode:=fisheye", "-p", "sync_tolerence_ms:=80",
-        "-p", "acceleration_window_s:=abc", "-p", "frame_id:=''",
-    )  # fmt: skip
+        "-p",
+        f"weights:={navsim_weights}",
+        "-p",
+        "camera_mode:=fisheye",
+        "-p",
+        "sync_tolerence_ms:=80",
+        "-p",
+        "acceleration_window_s:=abc",
+        "-p",
+        "frame_id:=''",
+    )
     _assert_one_line_failure(
         process,
         "cannot start: invalid lead_planner parameters",
@@ -197,8 +208,16 @@ KINDS = ("SIGTERM", "SIGINTx2")
 # are busy (the requirement: 2 s on a quiet machine, 3 s on a loaded one; ros2 launch
 # escalates to SIGTERM after 5 s and SIGKILL after 10 s).
 STOP_WITHIN_S = 3.0
-NODE_ARGS = ("-p", "device:=cpu", "-p", "camera_mode:=stitched", "-p", "camera_qos:=reliable",
-             "-p", "sync_tolerance_ms:=100")  # an integer for a float parameter is accepted  # fmt: skip
+NODE_ARGS = (
+    "-p",
+    "device:=cpu",
+    "-p",
+    "camera_mode:=stitched",
+    "-p",
+    "camera_qos:=reliable",
+    "-p",
+    "sync_tolerance_ms:=100",
+)  # an integer for a float parameter is accepted
 
 
 @pytest.fixture
@@ -314,16 +333,16 @@ def _run_signal_case(ros_context, weights: Path, moment: str, kind: str, tmp_pat
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("moment", MOMENTS)
-def test_signal_at_any_moment_exits_cleanly(ros_context, exported_navsim_weights, busy_cores, tmp_path, moment,
-                                            kind):  # fmt: skip
+def test_signal_at_any_moment_exits_cleanly(ros_context, exported_navsim_weights, busy_cores, tmp_path, moment, kind):
     stopped_s = _run_signal_case(ros_context, exported_navsim_weights, moment, kind, tmp_path)
     print(f"{moment}/{kind}: exited {stopped_s:.2f} s after the signal, both cores busy")
 
 
 def test_double_sigint_while_planning_ten_times_in_a_row(ros_context, exported_navsim_weights, tmp_path):
     gaps_s = (0.001, 0.005, 0.01, 0.03, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
-    stops = [_run_signal_case(ros_context, exported_navsim_weights, "planning", "SIGINTx2", tmp_path, gap)
-             for gap in gaps_s]  # fmt: skip
+    stops = [
+        _run_signal_case(ros_context, exported_navsim_weights, "planning", "SIGINTx2", tmp_path, gap) for gap in gaps_s
+    ]
     print("double SIGINT while planning, seconds to exit:", ", ".join(f"{s:.2f}" for s in stops))
 
 
@@ -348,8 +367,10 @@ def test_the_node_process_dies_with_its_supervisor(ros_context, exported_navsim_
         time.sleep(0.05)
 
 
-STUCK_PARTICIPANT = ("import rclpy, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); rclpy.init(); "
-                     "node = rclpy.create_node('stuck'); print('up', flush=True); time.sleep(120)")
+STUCK_PARTICIPANT = (
+    "import rclpy, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); rclpy.init(); "
+    "node = rclpy.create_node('stuck'); print('up', flush=True); time.sleep(120)"
+)
 
 
 def test_a_node_process_the_supervisor_has_to_kill_leaves_no_shared_memory():

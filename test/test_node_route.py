@@ -88,8 +88,9 @@ def test_path_in_the_odometry_frame(harness):
     assert [p.header.stamp for p in odom.poses] == [p.header.stamp for p in path.poses]
     assert all(p.header.frame_id == "odom_frame" for p in odom.poses)
     local, local_yaw = _xy(path), _yaws(path)
-    expected = np.array([(x0 + math.cos(yaw0) * x - math.sin(yaw0) * y, y0 + math.sin(yaw0) * x + math.cos(yaw0) * y)
-                         for x, y in local])  # fmt: skip
+    expected = np.array(
+        [(x0 + math.cos(yaw0) * x - math.sin(yaw0) * y, y0 + math.sin(yaw0) * x + math.cos(yaw0) * y) for x, y in local]
+    )
     np.testing.assert_allclose(_xy(odom), expected, atol=1e-9)
     np.testing.assert_allclose(_xy(odom)[0], (x0, y0), atol=1e-12)  # the prepended origin is the ego
     turn = (_yaws(odom) - local_yaw - yaw0 + math.pi) % (2 * math.pi) - math.pi

@@ -12,13 +12,30 @@ from pathlib import Path
 from conftest import REPO
 
 EXEC_DEPENDS = {
-    "rclpy", "sensor_msgs", "nav_msgs", "geometry_msgs", "std_msgs", "diagnostic_msgs",
-    "visualization_msgs", "python3-numpy", "python3-opencv", "python3-yaml",
-}  # fmt: skip
+    "rclpy",
+    "sensor_msgs",
+    "nav_msgs",
+    "geometry_msgs",
+    "std_msgs",
+    "diagnostic_msgs",
+    "visualization_msgs",
+    "python3-numpy",
+    "python3-opencv",
+    "python3-yaml",
+}
 LAUNCH_ARGUMENTS = {
-    "params_file", "weights", "device", "precision", "runtime", "namespace", "node_name", "use_sim_time", "log_level",
-    "autostart", "rviz",
-}  # fmt: skip
+    "params_file",
+    "weights",
+    "device",
+    "precision",
+    "runtime",
+    "namespace",
+    "node_name",
+    "use_sim_time",
+    "log_level",
+    "autostart",
+    "rviz",
+}
 
 
 def test_package_xml_is_valid_format_3_ament_python():
@@ -53,12 +70,21 @@ def test_colcon_build_installs_package(tmp_path):
     env = {**os.environ, "COLCON_HOME": str(tmp_path / "colcon_home"), "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(
         [str(colcon), "build", "--event-handlers", "console_direct-", "--base-paths", "src"],
-        cwd=workspace, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     share = workspace / "install" / "lead_ros" / "share" / "lead_ros"
-    for relative in ("package.xml", "launch/lead_ros.launch.py", "config/lead_ros.yaml", "config/fastdds_loopback.xml",
-                     "config/lead_ros.rviz"):
+    for relative in (
+        "package.xml",
+        "launch/lead_ros.launch.py",
+        "config/lead_ros.yaml",
+        "config/fastdds_loopback.xml",
+        "config/lead_ros.rviz",
+    ):
         assert (share / relative).is_file(), relative
     index = workspace / "install" / "lead_ros" / "share" / "ament_index" / "resource_index" / "packages" / "lead_ros"
     assert index.is_file()
@@ -67,8 +93,14 @@ def test_colcon_build_installs_package(tmp_path):
     manifests = list((workspace / "install" / "lead_ros").rglob("lead_ros/data/manifests/navsim.json"))
     assert manifests, "the state-dict manifest ships as package data"
     golden = manifests[0].parent.parent / "ltfv6_reference"
-    shipped = ("cases.json", "images/case_05.png", "preprocessing/expected_q30.jpg", "variants/mixed/cases.json",
-               "aux/aux_cases.json", "aux/case_07_centernet.npz")
+    shipped = (
+        "cases.json",
+        "images/case_05.png",
+        "preprocessing/expected_q30.jpg",
+        "variants/mixed/cases.json",
+        "aux/aux_cases.json",
+        "aux/case_07_centernet.npz",
+    )
     for relative in shipped:
         assert (golden / relative).is_file(), f"golden data {relative} ships as package data"
 
@@ -109,8 +141,14 @@ def test_only_the_launch_file_imports_launch_modules():
 def _make_dry_run(*arguments: str) -> subprocess.CompletedProcess:
     """``make -n``: what make would run, nothing run. ROS_DISTRO from the command line only."""
     env = {k: v for k, v in os.environ.items() if k not in ("ROS_DISTRO", "MAKEFLAGS", "MAKELEVEL")}
-    return subprocess.run(["make", "--no-print-directory", "-n", *arguments], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *arguments],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_each_ros_distribution_has_its_own_venv_and_pins():

@@ -56,11 +56,19 @@ def render(camera: RigCamera, columns: np.ndarray, rows: np.ndarray) -> np.ndarr
 def user_rig(model: str) -> dict:
     """Four user cameras a few degrees off nuPlan's orientations."""
     if model == "plumb_bob":
-        camera = {"model": "plumb_bob", "k": [560.0, 0, 400, 0, 565.0, 300, 0, 0, 1], "size": (800, 600),
-                  "d": (-0.28, 0.09, 0.0008, -0.0004, -0.012)}  # fmt: skip
+        camera = {
+            "model": "plumb_bob",
+            "k": [560.0, 0, 400, 0, 565.0, 300, 0, 0, 1],
+            "size": (800, 600),
+            "d": (-0.28, 0.09, 0.0008, -0.0004, -0.012),
+        }
     else:  # a 1024x768 fisheye whose image diagonal spans more than 180 degrees
-        camera = {"model": "equidistant", "k": [300.0, 0, 512, 0, 300.0, 384, 0, 0, 1], "size": (1024, 768),
-                  "d": (0.02, -0.004, 0.0005, 0.0)}  # fmt: skip
+        camera = {
+            "model": "equidistant",
+            "k": [300.0, 0, 512, 0, 300.0, 384, 0, 0, 1],
+            "size": (1024, 768),
+            "d": (0.02, -0.004, 0.0005, 0.0),
+        }
     entries = {}
     for name, (yaw, pitch, roll) in NUPLAN_ANGLES.items():
         entries[name] = camera_entry(rpy=(roll - 2.0, pitch + 3.0, yaw + 4.0), **camera)
@@ -118,8 +126,13 @@ def test_the_equidistant_model_is_opencvs_fisheye_below_90_degrees():
     rays = rng.normal(size=(500, 3))
     rays[:, 2] = np.abs(rays[:, 2]) + 0.05
     pixels, seen = calibration.project(rays)
-    expected, _ = cv2.fisheye.projectPoints((rays / rays[:, 2:]).reshape(-1, 1, 3), np.zeros(3), np.zeros(3),
-                                            calibration.camera_matrix, calibration.distortion)  # fmt: skip
+    expected, _ = cv2.fisheye.projectPoints(
+        (rays / rays[:, 2:]).reshape(-1, 1, 3),
+        np.zeros(3),
+        np.zeros(3),
+        calibration.camera_matrix,
+        calibration.distortion,
+    )
     assert seen.mean() > 0.3
     np.testing.assert_allclose(pixels[seen], expected.reshape(-1, 2)[seen], atol=1e-9)
 
@@ -128,8 +141,9 @@ def test_coverage_follows_the_geometry_for_a_lens_wider_than_180_degrees_and_a_c
     """A pure equidistant lens (no distortion) sees direction d at c + f * theta * (d_xy / |d_xy|):
     built here on its own, the covered set must equal lead_ros' mask, pixel for pixel."""
     focal, size = 250.0, (1400, 1400)  # the image holds the circle out to 2.8 rad = 160 degrees
-    calibration = CameraCalibration(*size, np.array([[focal, 0, 699.5], [0, focal, 699.5], [0, 0, 1]]),
-                                    "equidistant", np.zeros(4))  # fmt: skip
+    calibration = CameraCalibration(
+        *size, np.array([[focal, 0, 699.5], [0, focal, 699.5], [0, 0, 1]]), "equidistant", np.zeros(4)
+    )
     virtual = Reprojection(parse_rig(user_rig("plumb_bob"), "any")).virtual.cameras["f0"]
     columns, rows = model_grid()
     # Sideways and facing away: such a lens still sees part of the forward view, all of it

@@ -69,8 +69,9 @@ def test_bev_logits_and_argmax_match_lead(perceived, case):
     perception = perceived[case["id"]]
     np.testing.assert_allclose(perception.bev_logits_pre_upsample_lead, semantic["logits_pre_upsample"][0], atol=1e-4)
     rows, cols = semantic["subgrid_rows"], semantic["subgrid_cols"]
-    np.testing.assert_allclose(perception.bev_logits_lead[:, rows][:, :, cols], semantic["logits_subgrid"][0],
-                               atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        perception.bev_logits_lead[:, rows][:, :, cols], semantic["logits_subgrid"][0], atol=1e-4
+    )
     lead_labels = perception.bev_labels[::-1, :]  # published rows reversed back to LEAD's
     differ = {tuple(p) for p in np.argwhere(lead_labels != semantic["argmax"]).tolist()}
     assert differ <= _near_tie_pixels(case), differ
@@ -86,8 +87,10 @@ def test_boxes_match_lead_by_grid_cell_in_both_frames(perceived, case):
     _, _, boxes = _golden(case)
     perception = perceived[case["id"]]
     fragile = _fragile_cells(case)
-    ours = {(b.grid_row, b.grid_col): (row, b) for row, b in zip(perception.decoded.vehicle_system, perception.boxes,
-                                                                  strict=True)}  # fmt: skip
+    ours = {
+        (b.grid_row, b.grid_col): (row, b)
+        for row, b in zip(perception.decoded.vehicle_system, perception.boxes, strict=True)
+    }
     lead = _golden_boxes_by_cell(boxes, "vehicle_system")
     iso = _golden_boxes_by_cell(boxes, "iso8855")
     assert set(ours) ^ set(lead) <= fragile
@@ -97,8 +100,9 @@ def test_boxes_match_lead_by_grid_cell_in_both_frames(perceived, case):
         expected = iso[cell]
         np.testing.assert_allclose(
             [box.x, box.y, box.half_length, box.half_width, box.yaw, box.velocity, box.score],
-            [expected[k] for k in BOX_KEYS], atol=1e-4,
-        )  # fmt: skip
+            [expected[k] for k in BOX_KEYS],
+            atol=1e-4,
+        )
     ranks_above_06 = boxes["alt_threshold_vehicle_system_ranks"]
     expected_above = {0.3: set(lead), 0.6: {cell for cell, b in lead.items() if b["rank"] in ranks_above_06}}
     assert len(expected_above[0.6]) == len(ranks_above_06)
@@ -113,14 +117,23 @@ def test_boxes_match_lead_by_grid_cell_in_both_frames(perceived, case):
 def test_decoding_lead_heads_reproduces_lead_boxes(case):
     """The decoder alone, fed LEAD's own head outputs: image system to 4e-4 px, exact cells."""
     _, centernet, boxes = _golden(case)
-    heads = {name: torch.from_numpy(centernet[key]) for name, key in (
-        ("heatmap", "heatmap_logits"), ("wh", "wh"), ("offset", "offset"), ("yaw_class", "yaw_class"),
-        ("yaw_res", "yaw_res"), ("velocity", "velocity"))}  # fmt: skip
+    heads = {
+        name: torch.from_numpy(centernet[key])
+        for name, key in (
+            ("heatmap", "heatmap_logits"),
+            ("wh", "wh"),
+            ("offset", "offset"),
+            ("yaw_class", "yaw_class"),
+            ("yaw_res", "yaw_res"),
+            ("velocity", "velocity"),
+        )
+    }
     decoded = decode_boxes(heads)
     golden = boxes["image_system_topk"]
     assert [tuple(c) for c in decoded.cells.tolist()] == [(b["grid_row"], b["grid_col"]) for b in golden]
-    np.testing.assert_allclose(decoded.image_system[:, :4], [[b[k] for k in ("x", "y", "w", "h")] for b in golden],
-                               atol=4e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        decoded.image_system[:, :4], [[b[k] for k in ("x", "y", "w", "h")] for b in golden], atol=4e-4
+    )
     np.testing.assert_allclose(decoded.image_system, centernet["boxes_image_system_topk"][0, : len(golden)], atol=4e-4)
     kept = decoded.vehicle_system[decoded.above(0.3)]
     np.testing.assert_allclose(kept, centernet["boxes_vehicle_system"][0], atol=1e-4)
@@ -157,9 +170,14 @@ def _one_hot_corner_logits(class_index: int) -> torch.Tensor:
 
 def _empty_heads() -> dict[str, torch.Tensor]:
     """Heads with no box: a heatmap whose float32 sigmoid is exactly 0 everywhere."""
-    return {"heatmap": torch.full((1, 1, 64, 64), -200.0), "wh": torch.zeros(1, 2, 64, 64),
-            "offset": torch.zeros(1, 2, 64, 64), "yaw_class": torch.zeros(1, 12, 64, 64),
-            "yaw_res": torch.zeros(1, 1, 64, 64), "velocity": torch.zeros(1, 1, 64, 64)}  # fmt: skip
+    return {
+        "heatmap": torch.full((1, 1, 64, 64), -200.0),
+        "wh": torch.zeros(1, 2, 64, 64),
+        "offset": torch.zeros(1, 2, 64, 64),
+        "yaw_class": torch.zeros(1, 12, 64, 64),
+        "yaw_res": torch.zeros(1, 1, 64, 64),
+        "velocity": torch.zeros(1, 1, 64, 64),
+    }
 
 
 def test_front_left_stays_front_left_in_the_published_grid():
@@ -194,8 +212,10 @@ def test_occupancy_grid_cells_sit_where_lead_says(planner):
     data = np.array(grid.data, dtype=np.int8)
     for r, j in ((0, 0), (3, 250), (100, 40), (127, 128), (200, 17), (255, 255)):
         index = (255 - r) * 256 + j  # where the published layout puts LEAD's pixel
-        assert _message_position(grid, index) == (pytest.approx((j + 0.5) * 0.25 - 32),
-                                                   pytest.approx(32 - (r + 0.5) * 0.25))  # fmt: skip
+        assert _message_position(grid, index) == (
+            pytest.approx((j + 0.5) * 0.25 - 32),
+            pytest.approx(32 - (r + 0.5) * 0.25),
+        )
         assert data[index] == round(100 * float(lead_probabilities[CLASS_NAMES.index("centerline"), r, j]))
 
 
@@ -232,8 +252,21 @@ def test_predict_perception_json_contract_and_bev_out(tmp_path, capsys, navsim_w
     case = AUX_CASES[2]
     semantic, _, boxes = _golden(case)
     bev_out = tmp_path / "bev.npy"
-    argv = ["predict", "--weights", str(navsim_weights), "--device", "cpu", "--image",
-            str((AUX / case["image_file"]).resolve()), "--speed", "1", "--accel", "0", "--command", "left"]  # fmt: skip
+    argv = [
+        "predict",
+        "--weights",
+        str(navsim_weights),
+        "--device",
+        "cpu",
+        "--image",
+        str((AUX / case["image_file"]).resolve()),
+        "--speed",
+        "1",
+        "--accel",
+        "0",
+        "--command",
+        "left",
+    ]
     assert main([*argv, "--perception", "--bev-out", str(bev_out), "--detection-score-threshold", "0.6"]) == 0
     perception = json.loads(capsys.readouterr().out)["perception"]
     listed = perception["boxes_iso8855"]
@@ -248,9 +281,11 @@ def test_predict_perception_json_contract_and_bev_out(tmp_path, capsys, navsim_w
     for box in listed:
         expected = iso.get((box["grid_row"], box["grid_col"]))
         if expected is not None:
-            assert (box["x"], box["y"], box["yaw"]) == (pytest.approx(expected["x"], abs=1e-4),
-                                                         pytest.approx(expected["y"], abs=1e-4),
-                                                         pytest.approx(expected["yaw"], abs=1e-4))  # fmt: skip
+            assert (box["x"], box["y"], box["yaw"]) == (
+                pytest.approx(expected["x"], abs=1e-4),
+                pytest.approx(expected["y"], abs=1e-4),
+                pytest.approx(expected["yaw"], abs=1e-4),
+            )
     golden_counts = next(c for c in AUX_CASES if c["id"] == _files(case))["bev_semantic"]
     counts = perception["bev_class_pixels"]
     assert list(counts) == list(CLASS_NAMES) and sum(counts.values()) == 256 * 256
@@ -261,8 +296,9 @@ def test_predict_perception_json_contract_and_bev_out(tmp_path, capsys, navsim_w
     # reproduces LEAD bit for bit) with the rows reversed.
     probabilities = np.load(bev_out)
     assert probabilities.shape == (7, 256, 256) and probabilities.dtype == np.float32
-    logits = torch.nn.functional.interpolate(torch.from_numpy(semantic["logits_pre_upsample"]), size=(256, 256),
-                                             mode="bilinear", align_corners=False)  # fmt: skip
+    logits = torch.nn.functional.interpolate(
+        torch.from_numpy(semantic["logits_pre_upsample"]), size=(256, 256), mode="bilinear", align_corners=False
+    )
     expected = torch.softmax(logits, dim=1)[0].numpy()[:, ::-1, :]
     np.testing.assert_allclose(probabilities, expected, atol=1e-4)
 
@@ -286,8 +322,10 @@ def test_evaluate_bag_perception_writes_the_node_topics(tmp_path, planner):
     options = EvaluationOptions(config=config, topics=default_topics(), progress=False, perception=True)
     assert evaluate_bag(bag.write(tmp_path / "bag"), out, planner, options)["planned"] == 1
     metadata = yaml.safe_load((out / "output_bag" / "metadata.yaml").read_text())
-    counts = {t["topic_metadata"]["name"]: t["message_count"]
-              for t in metadata["rosbag2_bagfile_information"]["topics_with_message_count"]}  # fmt: skip
+    counts = {
+        t["topic_metadata"]["name"]: t["message_count"]
+        for t in metadata["rosbag2_bagfile_information"]["topics_with_message_count"]
+    }
     assert counts[OUTPUT_OBJECTS_TOPIC] == 1
     assert counts["/lead_planner/output/bev/vehicles"] == counts["/lead_planner/output/bev/road"] == 1
     (record,) = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]

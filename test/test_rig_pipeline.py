@@ -38,8 +38,12 @@ WIDTH, HEIGHT = 640, 480
 @pytest.fixture(scope="module")
 def rig_file(tmp_path_factory):
     """Four 640x480 plumb_bob cameras looking about where nuPlan's do."""
-    document = uniform_rig(k=[520.0, 0, 320, 0, 520.0, 240, 0, 0, 1], d=(-0.2, 0.05, 0.0005, -0.0003, 0.0),
-                           size=(WIDTH, HEIGHT), rpy=(0.0, 2.0, 0.0))  # fmt: skip
+    document = uniform_rig(
+        k=[520.0, 0, 320, 0, 520.0, 240, 0, 0, 1],
+        d=(-0.2, 0.05, 0.0005, -0.0003, 0.0),
+        size=(WIDTH, HEIGHT),
+        rpy=(0.0, 2.0, 0.0),
+    )
     path = tmp_path_factory.mktemp("rig") / "rig.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -64,16 +68,18 @@ def test_the_node_plans_rig_cameras_through_the_reprojection(harness, planner, r
     stamp = h.now_ns()
     h.send_frame(cameras, stamp, speed=4.0)
     (path,) = h.wait_paths(1)
-    expected = planner.plan(Observation(4.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
-                            reprojection=reprojection)  # fmt: skip
+    expected = planner.plan(
+        Observation(4.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())), reprojection=reprojection
+    )
     _assert_plan(path, expected)
     # A missing side camera under fill_black: black in the virtual image.
     stamp = h.now_ns()
     h.send_frame({n: img for n, img in cameras.items() if n != "r0"}, stamp, speed=4.0)
     paths = h.wait_paths(2, timeout=30)
     filled = tuple(None if n == "r0" else cameras[n] for n in CAMERA_NAMES)
-    _assert_plan(paths[1], planner.plan(Observation(4.0, 0.0, Command.UNKNOWN, cameras=filled),
-                                        reprojection=reprojection))  # fmt: skip
+    _assert_plan(
+        paths[1], planner.plan(Observation(4.0, 0.0, Command.UNKNOWN, cameras=filled), reprojection=reprojection)
+    )
     count = len(h.diagnostics)
     h.wait_for(lambda: len(h.diagnostics) > count, what="fresh diagnostics")
     cameras_status = next(s for s in h.diagnostics[-1].status if s.name.endswith(": cameras"))
@@ -124,8 +130,9 @@ def _evaluate_drive(tmp_path, planner, rig: Path, cameras: dict, frames: list[in
             bag.add(ns + 1, name, "sensor_msgs/msg/Image", raw_image(image, ns))
     out = tmp_path / "out"
     out.mkdir()
-    options = EvaluationOptions(config=NodeConfig.from_values({"camera_rig_file": str(rig)}),
-                                topics=default_topics(), progress=False)  # fmt: skip
+    options = EvaluationOptions(
+        config=NodeConfig.from_values({"camera_rig_file": str(rig)}), topics=default_topics(), progress=False
+    )
     summary = evaluate_bag(bag.write(tmp_path / "bag"), out, planner, options)
     return summary, read_paths(out / "output_bag", OUTPUT_PATH_TOPIC)
 
@@ -133,8 +140,10 @@ def _evaluate_drive(tmp_path, planner, rig: Path, cameras: dict, frames: list[in
 def test_evaluate_bag_uses_the_same_reprojection(tmp_path, planner, rig_file, cameras):
     summary, paths = _evaluate_drive(tmp_path, planner, rig_file, cameras, [START + k * 100 * MS for k in range(2)])
     assert summary["planned"] == 2, summary
-    expected = planner.plan(Observation(3.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
-                            reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
+    expected = planner.plan(
+        Observation(3.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
+        reprojection=Reprojection(load_rig(rig_file)),
+    )
     for waypoints in paths.values():
         np.testing.assert_allclose(waypoints[:, :2], expected.waypoints, atol=1e-4)
 
@@ -163,8 +172,10 @@ def test_rig_check_draws_each_camera_and_reports_against_nuplan(tmp_path, rig_fi
     assert "+0.0/+2.0/+0.0 (-0.4/+1.3/+0.4; +0.4/+0.7/-0.4)" in report
     wrong = str(tmp_path / "wrong.png")
     cv2.imwrite(wrong, np.zeros((480, 600, 3), np.uint8))
-    assert main(["rig-check", "--camera-rig", str(rig_file), "--images", paths[0], wrong, *paths[2:],
-                 "--out", str(out)]) == 2  # fmt: skip
+    assert (
+        main(["rig-check", "--camera-rig", str(rig_file), "--images", paths[0], wrong, *paths[2:], "--out", str(out)])
+        == 2
+    )
     assert capsys.readouterr().err.strip().endswith("camera f0: 600x480 pixels; the camera rig says 640x480")
 
 
@@ -188,7 +199,8 @@ def test_rig_check_reads_the_nth_frame_of_a_bag(tmp_path, cameras, rig_file):
     path = bag.write(tmp_path / "bag_with_info")
     _, calibrated = bag_frame(path, 0, rig)
     assert calibrated.from_topics == () and calibrated.cameras["f0"].calibration.same_as(
-        load_rig(rig_file).cameras["f0"].calibration)
+        load_rig(rig_file).cameras["f0"].calibration
+    )
 
 
 def _camera_info_rig(tmp_path, rig_file, camera: str = "f0") -> Path:
@@ -204,8 +216,13 @@ def _camera_info_rig(tmp_path, rig_file, camera: str = "f0") -> Path:
 
 
 def _camera_info(k00: float = 520.0) -> CameraInfo:
-    return CameraInfo(width=WIDTH, height=HEIGHT, distortion_model="plumb_bob", d=[-0.2, 0.05, 0.0005, -0.0003, 0.0],
-                      k=[k00, 0.0, 320.0, 0.0, 520.0, 240.0, 0.0, 0.0, 1.0])  # fmt: skip
+    return CameraInfo(
+        width=WIDTH,
+        height=HEIGHT,
+        distortion_model="plumb_bob",
+        d=[-0.2, 0.05, 0.0005, -0.0003, 0.0],
+        k=[k00, 0.0, 320.0, 0.0, 520.0, 240.0, 0.0, 0.0, 1.0],
+    )
 
 
 def test_rig_calibrations_wait_for_camera_info_and_rebuild_one_table_once(tmp_path, rig_file):
@@ -229,20 +246,26 @@ def test_rig_calibrations_wait_for_camera_info_and_rebuild_one_table_once(tmp_pa
     # The waiting camera in the cameras status: WARN, then ERROR after CAMERA_INFO_WAIT_S.
     waiting = RigCalibrations(load_rig(_camera_info_rig(tmp_path, rig_file)))
     assert cameras_report(waiting, {}, (), 1.0)[:2] == (
-        WARN, "no CameraInfo on ~/input/cameras/f0/camera_info: nothing is planned")
+        WARN,
+        "no CameraInfo on ~/input/cameras/f0/camera_info: nothing is planned",
+    )
     assert cameras_report(waiting, {}, (), CAMERA_INFO_WAIT_S + 1)[:2] == (
-        ERROR, "no CameraInfo after 6 s on ~/input/cameras/f0/camera_info: nothing is planned")
+        ERROR,
+        "no CameraInfo after 6 s on ~/input/cameras/f0/camera_info: nothing is planned",
+    )
 
 
-def test_the_node_plans_once_camera_info_arrived_and_rebuilds_on_a_change(harness, planner, tmp_path, rig_file,
-                                                                           cameras):  # fmt: skip
+def test_the_node_plans_once_camera_info_arrived_and_rebuilds_on_a_change(
+    harness, planner, tmp_path, rig_file, cameras
+):
     rig = _camera_info_rig(tmp_path, rig_file)
     h = harness(camera_rig_file=str(rig))
     h.send_frame(cameras, h.now_ns())
     h.wait_for(lambda: h.failures().get("camera_info_missing", 0) >= 1, what="camera_info_missing")
     assert "no CameraInfo yet for f0" in h.node.stats.snapshot()["last_error"] and not h.paths
-    info = h.driver.create_publisher(CameraInfo, f"{h.namespace}/lead_planner/input/cameras/f0/camera_info",
-                                     qos_profile_sensor_data)  # fmt: skip
+    info = h.driver.create_publisher(
+        CameraInfo, f"{h.namespace}/lead_planner/input/cameras/f0/camera_info", qos_profile_sensor_data
+    )
     calibrations = h.node.intake.calibrations
 
     def publish_until(predicate, message):  # best effort: repeated until taken; equal ones change nothing
@@ -252,8 +275,10 @@ def test_the_node_plans_once_camera_info_arrived_and_rebuilds_on_a_change(harnes
     stamp = h.now_ns()
     h.send_frame(cameras, stamp, speed=4.0)
     (path,) = h.wait_paths(1)
-    expected = planner.plan(Observation(4.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
-                            reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
+    expected = planner.plan(
+        Observation(4.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
+        reprojection=Reprojection(load_rig(rig_file)),
+    )
     _assert_plan(path, expected)
     for _ in range(5):
         info.publish(_camera_info())
@@ -273,25 +298,43 @@ def test_evaluate_bag_reads_camera_info_from_the_bag(tmp_path, planner, rig_file
     rig = _camera_info_rig(tmp_path, rig_file)
     summary, paths = _evaluate_drive(tmp_path, planner, rig, cameras, frames, extra)
     assert summary["planned"] == 2 and summary["skipped_by_reason"] == {"camera_info_missing": 1}, summary
-    expected = planner.plan(Observation(3.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
-                            reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
+    expected = planner.plan(
+        Observation(3.0, 0.0, Command.UNKNOWN, cameras=tuple(cameras.values())),
+        reprojection=Reprojection(load_rig(rig_file)),
+    )
     assert sorted(paths) == frames[1:]
     for waypoints in paths.values():
         np.testing.assert_allclose(waypoints[:, :2], expected.waypoints, atol=1e-4)
 
 
-def test_predict_and_evaluate_bag_take_the_rig_from_the_command_line(tmp_path, capsys, planner, navsim_weights,
-                                                                     rig_file, cameras):  # fmt: skip
+def test_predict_and_evaluate_bag_take_the_rig_from_the_command_line(
+    tmp_path, capsys, planner, navsim_weights, rig_file, cameras
+):
     paths = []
     for name, image in cameras.items():
         paths.append(str(tmp_path / f"{name}.png"))
         cv2.imwrite(paths[-1], image[..., ::-1])
-    argv = ["predict", "--weights", str(navsim_weights), "--device", "cpu", "--cameras", *paths, "--speed", "4",
-            "--accel", "0", "--command", "left"]  # fmt: skip
+    argv = [
+        "predict",
+        "--weights",
+        str(navsim_weights),
+        "--device",
+        "cpu",
+        "--cameras",
+        *paths,
+        "--speed",
+        "4",
+        "--accel",
+        "0",
+        "--command",
+        "left",
+    ]
     assert main([*argv, "--camera-rig", str(rig_file)]) == 0
     printed = json.loads(capsys.readouterr().out)
-    expected = planner.plan(Observation(4.0, 0.0, Command.LEFT, cameras=tuple(cameras.values())),
-                            reprojection=Reprojection(load_rig(rig_file)))  # fmt: skip
+    expected = planner.plan(
+        Observation(4.0, 0.0, Command.LEFT, cameras=tuple(cameras.values())),
+        reprojection=Reprojection(load_rig(rig_file)),
+    )
     np.testing.assert_allclose(printed["waypoints_iso8855"], expected.waypoints, atol=1e-4)
     assert main(argv) == 2  # 4:3 cameras without a rig
     assert "camera l0: 640x480 pixels; expected a 16:9 camera" in capsys.readouterr().err
@@ -304,8 +347,20 @@ def test_predict_and_evaluate_bag_take_the_rig_from_the_command_line(tmp_path, c
     path = bag.write(tmp_path / "bag")
     for option, planned in (([], 0), (["--camera-rig", str(rig_file)], 1)):
         out = tmp_path / f"out{planned}"
-        main(["evaluate-bag", str(path), "--weights", str(navsim_weights), "--device", "cpu", "--out", str(out),
-              "--no-pictures", *option])  # fmt: skip
+        main(
+            [
+                "evaluate-bag",
+                str(path),
+                "--weights",
+                str(navsim_weights),
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--no-pictures",
+                *option,
+            ]
+        )
         assert json.loads(capsys.readouterr().out)["planned"] == planned
 
 
@@ -320,8 +375,22 @@ def test_the_sample_drive_seen_by_the_example_rig_gives_the_same_model_input(tmp
     nuPlan's camera, and the shipped sample's images went through JPEG q80 besides."""
     bag = tmp_path / "example_drive"
     assert main(["make-sample-bag", "--rig", str(EXAMPLE_RIG), "--out", str(bag), "--duration-s", "0.3"]) == 0
-    assert main(["rig-check", "--camera-rig", str(EXAMPLE_RIG), "--bag", str(bag), "--frame", "2",
-                 "--out", str(tmp_path / "check")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "rig-check",
+                "--camera-rig",
+                str(EXAMPLE_RIG),
+                "--bag",
+                str(bag),
+                "--frame",
+                "2",
+                "--out",
+                str(tmp_path / "check"),
+            ]
+        )
+        == 0
+    )
     assert "coverage l0 100%, f0 100%, r0 100%, b0 100%" in capsys.readouterr().out
     rig = load_rig(EXAMPLE_RIG)
     reprojection = Reprojection(rig)
@@ -330,10 +399,15 @@ def test_the_sample_drive_seen_by_the_example_rig_gives_the_same_model_input(tmp
     ours = stitch_cameras([seen[n] for n in CAMERA_NAMES], jpeg=False, reprojection=reprojection).astype(int)
     shipped = stitch_cameras([original[n] for n in CAMERA_NAMES], jpeg=False).astype(int)
     columns, rows = model_grid()
-    covered = np.concatenate([
-        remap_tables(rig.cameras[n], reprojection.virtual.cameras[n], columns, rows)[1]
-        .reshape(MODEL_VIEW_HEIGHT, 2, MODEL_VIEW_WIDTH, 2).all(axis=(1, 3)) for n in CAMERA_NAMES
-    ], axis=1)  # fmt: skip
+    covered = np.concatenate(
+        [
+            remap_tables(rig.cameras[n], reprojection.virtual.cameras[n], columns, rows)[1]
+            .reshape(MODEL_VIEW_HEIGHT, 2, MODEL_VIEW_WIDTH, 2)
+            .all(axis=(1, 3))
+            for n in CAMERA_NAMES
+        ],
+        axis=1,
+    )
     difference = np.abs(ours - shipped)[covered]
     assert covered.mean() > 0.99
     assert difference.mean() < 1.5 and np.percentile(difference, 99) <= 20, (difference.mean(), difference.max())
@@ -347,8 +421,20 @@ def test_lockstep_live_run_with_a_rig_equals_offline_evaluation(ros_context, tmp
 
     bag = write_sample_bag(tmp_path / "rig_drive", duration_s=0.5, rig=load_rig(EXAMPLE_RIG))
     rig = _camera_info_rig(tmp_path, EXAMPLE_RIG)
-    code = demo(["--out", str(tmp_path / "demo"), "--weights", str(navsim_weights), "--device", "cpu",
-                 "--bag", str(bag), "--camera-rig", str(rig)])  # fmt: skip
+    code = demo(
+        [
+            "--out",
+            str(tmp_path / "demo"),
+            "--weights",
+            str(navsim_weights),
+            "--device",
+            "cpu",
+            "--bag",
+            str(bag),
+            "--camera-rig",
+            str(rig),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "frames planned: live 5, offline 5, in common 5" in out and "result: OK, live and offline agree" in out

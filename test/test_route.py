@@ -38,9 +38,15 @@ def test_straight_route_is_straight_with_zero_lateral():
 
 @pytest.mark.parametrize(
     ("lateral", "expected"),
-    [(2.0 + 1e-3, Command.LEFT), (2.0 - 1e-3, Command.STRAIGHT), (2.0, Command.LEFT),
-     (-2.0 - 1e-3, Command.RIGHT), (-2.0 + 1e-3, Command.STRAIGHT), (-2.0, Command.RIGHT)],
-)  # fmt: skip
+    [
+        (2.0 + 1e-3, Command.LEFT),
+        (2.0 - 1e-3, Command.STRAIGHT),
+        (2.0, Command.LEFT),
+        (-2.0 - 1e-3, Command.RIGHT),
+        (-2.0 + 1e-3, Command.STRAIGHT),
+        (-2.0, Command.RIGHT),
+    ],
+)
 def test_lateral_thresholds(lateral, expected):
     result = derive_command(_bent(lateral), (0.0, 0.0), RULE)
     assert result.command is expected

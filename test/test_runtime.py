@@ -30,7 +30,9 @@ def test_sessions_beyond_the_bound_are_dropped_and_reloaded_from_the_graph_cache
     # The weights beside the graph (less memory to save it and to make its session), nothing
     # left of the staging directory.
     assert sorted(p.name for p in graph_270.parent.iterdir() if p.name.startswith(graph_270.name)) == [
-        graph_270.name, f"{graph_270.name}.data"]  # fmt: skip
+        graph_270.name,
+        f"{graph_270.name}.data",
+    ]
     assert not [p for p in graph_270.parent.iterdir() if p.name.endswith(".partial")]
     waypoints, headings, bev = onnx.run(_inputs(256))[0]
     gc.collect()
@@ -128,8 +130,11 @@ def test_the_graph_cache_key_changes_with_weights_shape_and_versions(monkeypatch
 def test_an_input_of_the_wrong_shape_is_one_clear_error(planner):
     onnx = OnnxPlanning([], planner.info.weights_sha256)  # the session planner exported the 270-row graph
     rgb, speed, acceleration, command = _inputs(270)
-    with pytest.raises(ValueError, match=r"input 'rgb': float32 of shape \[1, 3, 270, 1000\]; the graph expects "
-                                         r"float32 of shape \[1, 3, 270, 1920\]"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"input 'rgb': float32 of shape \[1, 3, 270, 1000\]; the graph expects "
+        r"float32 of shape \[1, 3, 270, 1920\]",
+    ):
         onnx.run((rgb[..., :1000].contiguous(), speed, acceleration, command))
     with pytest.raises(ValueError, match=r"input 'command': float32 of shape \[1, 3\]; the graph expects .*\[1, 4\]"):
         onnx.run((rgb, speed, acceleration, command[:, :3]))

@@ -76,8 +76,11 @@ def test_an_unregistered_runtime_is_refused_by_the_parameters_and_the_planner(na
 
 
 def test_a_runtime_that_cannot_run_the_precision_is_refused_in_one_line(fake_runtime):
-    with pytest.raises(ValueError, match=r"^runtime fake runs fp32 on the CPU only \(got device cpu, precision bf16\); "
-                                         r"use runtime eager or auto$"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"^runtime fake runs fp32 on the CPU only \(got device cpu, precision bf16\); "
+        r"use runtime eager or auto$",
+    ):
         choose_runtime("fake", "cpu", "bf16")
 
 

@@ -14,8 +14,17 @@ from lead_ros.golden import PLANNING_CASE_SETS, load_cases
 from lead_ros.tools.cli import main
 
 ALL_CASES = [f"{variant}/{case['id']}" for variant, cases in PLANNING_CASE_SETS for case in load_cases(cases)]
-JSON_KEYS = {"verdict", "device", "precision", "runtime", "software", "tolerance", "cases", "perception_cases",
-             "timing"}
+JSON_KEYS = {
+    "verdict",
+    "device",
+    "precision",
+    "runtime",
+    "software",
+    "tolerance",
+    "cases",
+    "perception_cases",
+    "timing",
+}
 PERCEPTION_KEYS = {"case", "max_logit_diff", "max_box_diff", "discrete_mismatches", "passed"}
 CASE_KEYS = {"case", "max_waypoint_diff_m", "max_heading_diff_rad", "passed"}
 

@@ -40,8 +40,9 @@ def test_compressed_image_stamp_and_decoded_pixels():
     assert (camera.stamp_ns, camera.encoding, camera.compressed_bytes) == (STAMP_NS, None, 768)
     raw = _image("cam", "rgb8")
     serialized = CameraView.of_serialized(serialize_message(raw), Image, "camera f0")
-    np.testing.assert_array_equal(camera_to_array(serialized, "f0")[0],
-                                  camera_to_array(CameraView.of_message(raw), "f0")[0])  # fmt: skip
+    np.testing.assert_array_equal(
+        camera_to_array(serialized, "f0")[0], camera_to_array(CameraView.of_message(raw), "f0")[0]
+    )
 
 
 @pytest.mark.parametrize("cut", [3, 10, 20, 40])

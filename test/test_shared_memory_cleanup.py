@@ -10,8 +10,9 @@ import time
 from conftest import dds_settings_problems, remove_dead_participant_segments
 from lead_ros.ros.dds_segments import SHARED_MEMORY, lock_file, owned_segments
 
-PARTICIPANT = ("import rclpy, time; rclpy.init(); node = rclpy.create_node('{}'); print('up', flush=True); "
-               "time.sleep(120)")
+PARTICIPANT = (
+    "import rclpy, time; rclpy.init(); node = rclpy.create_node('{}'); print('up', flush=True); time.sleep(120)"
+)
 
 
 def _participant(name: str) -> subprocess.Popen:

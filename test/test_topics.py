@@ -28,14 +28,35 @@ from lead_ros.ros.topics import (
 # The launch file's remapping arguments before the table existed (its hand-written tuple): a
 # public interface, so the table must give exactly these.
 LAUNCH_TOPICS_BEFORE = {
-    "input/cameras/l0", "input/cameras/f0", "input/cameras/r0", "input/cameras/b0", "input/image",
-    "input/cameras/l0/camera_info", "input/cameras/f0/camera_info", "input/cameras/r0/camera_info",
+    "input/cameras/l0",
+    "input/cameras/f0",
+    "input/cameras/r0",
+    "input/cameras/b0",
+    "input/image",
+    "input/cameras/l0/camera_info",
+    "input/cameras/f0/camera_info",
+    "input/cameras/r0/camera_info",
     "input/cameras/b0/camera_info",
-    "input/odometry", "input/imu", "input/command", "input/route", "output/path", "output/path_odom",
-    "output/objects", "output/bev/unlabeled", "output/bev/road", "output/bev/walkways", "output/bev/centerline",
-    "output/bev/static_objects", "output/bev/vehicles", "output/bev/pedestrians", "debug/image", "debug/markers",
-    "debug/inference_time_ms", "debug/pipeline_latency_ms", "debug/frame_status",
-}  # fmt: skip
+    "input/odometry",
+    "input/imu",
+    "input/command",
+    "input/route",
+    "output/path",
+    "output/path_odom",
+    "output/objects",
+    "output/bev/unlabeled",
+    "output/bev/road",
+    "output/bev/walkways",
+    "output/bev/centerline",
+    "output/bev/static_objects",
+    "output/bev/vehicles",
+    "output/bev/pedestrians",
+    "debug/image",
+    "debug/markers",
+    "debug/inference_time_ms",
+    "debug/pipeline_latency_ms",
+    "debug/frame_status",
+}
 BLOCKED = ("torch", "numpy", "onnxruntime", "timm", "cv2", "rclpy")
 
 
@@ -85,13 +106,26 @@ def _names(context: TopicContext, direction: str) -> list[str]:
 def test_inputs_in_creation_order_follow_the_configuration():
     """Route or command first, then CameraInfo, cameras (anchor first), odometry, IMU."""
     default = TopicContext(NodeConfig.from_values({}))
-    assert _names(default, INPUT) == ["input/command", "input/cameras/f0", "input/cameras/l0", "input/cameras/r0",
-                                      "input/cameras/b0", "input/odometry"]  # fmt: skip
+    assert _names(default, INPUT) == [
+        "input/command",
+        "input/cameras/f0",
+        "input/cameras/l0",
+        "input/cameras/r0",
+        "input/cameras/b0",
+        "input/odometry",
+    ]
     config = NodeConfig.from_values({"command_input": "route", "acceleration_source": "imu"})
     assert _names(TopicContext(config, ("l0", "b0")), INPUT) == [
-        "input/route", "input/cameras/l0/camera_info", "input/cameras/b0/camera_info", "input/cameras/f0",
-        "input/cameras/l0", "input/cameras/r0", "input/cameras/b0", "input/odometry", "input/imu",
-    ]  # fmt: skip
+        "input/route",
+        "input/cameras/l0/camera_info",
+        "input/cameras/b0/camera_info",
+        "input/cameras/f0",
+        "input/cameras/l0",
+        "input/cameras/r0",
+        "input/cameras/b0",
+        "input/odometry",
+        "input/imu",
+    ]
     stitched = TopicContext(NodeConfig.from_values({"camera_mode": "stitched", "image_transport": "compressed"}))
     assert _names(stitched, INPUT) == ["input/command", "input/image", "input/odometry"]
     assert BY_KEY["image"].message_type(stitched) == "sensor_msgs/msg/CompressedImage"
@@ -101,9 +135,17 @@ def test_inputs_in_creation_order_follow_the_configuration():
 def test_outputs_follow_the_configuration():
     config = NodeConfig.from_values({"perception_classes": ["road"], "publish_debug_image": True})
     assert _names(TopicContext(config), OUTPUT) == [
-        "output/path", "output/path_odom", "debug/inference_time_ms", "debug/pipeline_latency_ms", "debug/markers",
-        "debug/frame_status", "debug/image", "output/bev/road", "output/objects", "/diagnostics",
-    ]  # fmt: skip
+        "output/path",
+        "output/path_odom",
+        "debug/inference_time_ms",
+        "debug/pipeline_latency_ms",
+        "debug/markers",
+        "debug/frame_status",
+        "debug/image",
+        "output/bev/road",
+        "output/objects",
+        "/diagnostics",
+    ]
 
 
 def test_qos_profiles_are_those_the_node_had():
@@ -213,8 +255,12 @@ def test_the_node_creates_exactly_the_topics_of_the_table(ros_context, planner):
 
     from lead_ros.ros.node import LeadPlannerNode
 
-    values = {"command_input": "route", "acceleration_source": "imu", "perception_classes": ["road", "vehicles"],
-              "image_transport": "compressed"}  # fmt: skip
+    values = {
+        "command_input": "route",
+        "acceleration_source": "imu",
+        "perception_classes": ["road", "vehicles"],
+        "image_transport": "compressed",
+    }
     overrides = [Parameter(name, value=value) for name, value in values.items()]
     node = LeadPlannerNode(planner=planner, context=ros_context, namespace="/table", parameter_overrides=overrides)
     try:

@@ -301,8 +301,9 @@ def test_a_malicious_pickle_is_one_complete_line_and_never_executed(tmp_path, ca
 
     cv2.imwrite(str(image), np.zeros((256, 1920, 3), np.uint8))
     capsys.readouterr()
-    code = main(["predict", "--weights", str(path), "--image", str(image), "--speed", "1", "--accel", "0",
-                 "--command", "left"])  # fmt: skip
+    code = main(
+        ["predict", "--weights", str(path), "--image", str(image), "--speed", "1", "--accel", "0", "--command", "left"]
+    )
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if "[ERROR]" in line]
     assert code == 2 and len(errors) == 1 and err.endswith("\n"), err

@@ -27,8 +27,10 @@ def read_paths(bag: Path, topic: str) -> dict[int, np.ndarray]:
         connections = [c for c in reader.connections if c.topic == topic]
         for _, _, raw in reader.messages(connections=connections):
             msg = deserialize_message(bytes(raw), PathMsg)
-            poses = [(p.pose.position.x, p.pose.position.y, 2 * math.atan2(p.pose.orientation.z, p.pose.orientation.w))
-                     for p in msg.poses]  # fmt: skip
+            poses = [
+                (p.pose.position.x, p.pose.position.y, 2 * math.atan2(p.pose.orientation.z, p.pose.orientation.w))
+                for p in msg.poses
+            ]
             paths[stamp_to_ns(msg.header.stamp)] = np.array(poses)
     return paths
 
@@ -59,10 +61,13 @@ def compare_paths(first: dict[int, np.ndarray], second: dict[int, np.ndarray]) -
         wrapped = wrap_angle(a[:, 2] - b[:, 2])
         per_frame[stamp] = (float(np.hypot(*(a[:, :2] - b[:, :2]).T).max()), float(np.abs(wrapped).max()))
     return PathComparison(
-        len(common), sorted(set(first) - set(second)), sorted(set(second) - set(first)),
-        max((p for p, _ in per_frame.values()), default=0.0), max((h for _, h in per_frame.values()), default=0.0),
+        len(common),
+        sorted(set(first) - set(second)),
+        sorted(set(second) - set(first)),
+        max((p for p, _ in per_frame.values()), default=0.0),
+        max((h for _, h in per_frame.values()), default=0.0),
         per_frame,
-    )  # fmt: skip
+    )
 
 
 class NotAnEvaluation(ValueError):
@@ -88,8 +93,9 @@ def read_evaluation(directory: Path) -> EvaluationOutput:
     except (OSError, json.JSONDecodeError) as error:
         folder = summary_path.is_file() and not frames_path.exists()
         hint = " (a folder of bags: compare its per-bag subdirectories)" if folder else ""
-        raise NotAnEvaluation(f"{directory} is not an evaluate-bag output of one bag: "
-                              f"{getattr(error, 'strerror', None) or error}{hint}") from None  # fmt: skip
+        raise NotAnEvaluation(
+            f"{directory} is not an evaluate-bag output of one bag: {getattr(error, 'strerror', None) or error}{hint}"
+        ) from None
     if not isinstance(summary, dict) or "planned" not in summary:
         raise NotAnEvaluation(f"{directory} is not an evaluate-bag output: summary.json has no 'planned' count")
     plans = {
@@ -113,9 +119,11 @@ def input_difference(a: EvaluationOutput, b: EvaluationOutput) -> str | None:
     if common and not differing:
         return None
     what = f"different messages on {', '.join(differing)}" if differing else "no input topic in common"
-    return (f"{a.directory} and {b.directory} come from different drives ({a.summary.get('bag')} and "
-            f"{b.summary.get('bag')}: {what}); frame-by-frame comparison needs the same drive "
-            "(--allow-different-inputs compares them anyway)")  # fmt: skip
+    return (
+        f"{a.directory} and {b.directory} come from different drives ({a.summary.get('bag')} and "
+        f"{b.summary.get('bag')}: {what}); frame-by-frame comparison needs the same drive "
+        "(--allow-different-inputs compares them anyway)"
+    )
 
 
 def _cell(value) -> str:
@@ -128,8 +136,10 @@ def format_evaluation_comparison(a: EvaluationOutput, b: EvaluationOutput, compa
     for name, output in (("A", a), ("B", b)):
         s = output.summary
         sha = ",".join(h[:12] for h in s.get("weights_sha256", []))
-        lines.append(f"{name}: {output.directory}  bag {s.get('bag')}  weights {s.get('weights')} ({sha})  "
-                     f"device {s.get('device')}  precision {s.get('precision')}  planned {s['planned']}")  # fmt: skip
+        lines.append(
+            f"{name}: {output.directory}  bag {s.get('bag')}  weights {s.get('weights')} ({sha})  "
+            f"device {s.get('device')}  precision {s.get('precision')}  planned {s['planned']}"
+        )
     metrics_a, metrics_b = a.summary.get("metrics"), b.summary.get("metrics")
     if metrics_a and metrics_b:
         lines.append(f"\n{'metric':<34}{'A':>12}{'B':>12}{'B - A':>12}")
@@ -144,8 +154,10 @@ def format_evaluation_comparison(a: EvaluationOutput, b: EvaluationOutput, compa
                 lines.append(f"{group + ' ' + key:<34}{_cell(va)}{_cell(vb)}{delta}")
     else:
         lines.append("\n(no metrics in one of the outputs: an evaluation without a logged drive)")
-    lines.append(f"\nframes: {comparison.common} in common, {len(comparison.only_first)} only in A, "
-                 f"{len(comparison.only_second)} only in B")  # fmt: skip
+    lines.append(
+        f"\nframes: {comparison.common} in common, {len(comparison.only_first)} only in A, "
+        f"{len(comparison.only_second)} only in B"
+    )
     for name, stamps in (("A", comparison.only_first), ("B", comparison.only_second)):
         if stamps:
             lines.append(f"only in {name}: " + " ".join(str(t) for t in stamps))

@@ -103,8 +103,12 @@ def options_for_bag(bag: Path, options: EvaluationOptions) -> EvaluationOptions:
     told = {k: v for k, v in bag_camera_settings(bag, options.topics).items() if k in options.follow_bag}
     if not told:
         return options
-    log.info("%s: %s (from the bag's camera topics; state them with --camera-mode/--image-transport or a "
-             "params file to override)", bag, ", ".join(f"{k} {v}" for k, v in told.items()))  # fmt: skip
+    log.info(
+        "%s: %s (from the bag's camera topics; state them with --camera-mode/--image-transport or a "
+        "params file to override)",
+        bag,
+        ", ".join(f"{k} {v}" for k, v in told.items()),
+    )
     return replace(options, config=replace(options.config, **told))
 
 
@@ -207,20 +211,32 @@ class _Evaluation:
         self.timings["inference_ms"].append(plan.timings.inference_ms)
         self.timings["total_ms"].append(total_ms)
         record = {
-            "stamp_ns": frame.stamp_ns, "status": "planned", "command": ready.command.name.lower(),
-            "command_source": ready.command_source, "command_input": ready.command_input,
-            "route_lateral_m": ready.route_lateral_m, "speed_mps": frame.speed_mps,
-            "acceleration_mps2": frame.acceleration_mps2, "acceleration_estimated": frame.acceleration_estimated,
-            "filled_cameras": list(filled), "waypoints_iso8855": plan.waypoints.tolist(),
-            "headings_iso8855": plan.headings.tolist(), "times_s": list(plan.times_s),
-            "timings_ms": {"preprocess": plan.timings.preprocess_ms, "inference": plan.timings.inference_ms,
-                           "total": total_ms},
+            "stamp_ns": frame.stamp_ns,
+            "status": "planned",
+            "command": ready.command.name.lower(),
+            "command_source": ready.command_source,
+            "command_input": ready.command_input,
+            "route_lateral_m": ready.route_lateral_m,
+            "speed_mps": frame.speed_mps,
+            "acceleration_mps2": frame.acceleration_mps2,
+            "acceleration_estimated": frame.acceleration_estimated,
+            "filled_cameras": list(filled),
+            "waypoints_iso8855": plan.waypoints.tolist(),
+            "headings_iso8855": plan.headings.tolist(),
+            "times_s": list(plan.times_s),
+            "timings_ms": {
+                "preprocess": plan.timings.preprocess_ms,
+                "inference": plan.timings.inference_ms,
+                "total": total_ms,
+            },
         }
         if plan.perception is not None:
-            record["perception"] = {"boxes_iso8855": [b.as_dict() for b in boxes],
-                                    "bev_class_pixels": plan.perception.class_pixel_counts()}
+            record["perception"] = {
+                "boxes_iso8855": [b.as_dict() for b in boxes],
+                "bev_class_pixels": plan.perception.class_pixel_counts(),
+            }
         labels = plan.perception.bev_labels if plan.perception is not None else None
-        self._record(record, Picture(plan.model_image, plan.waypoints, plan.headings, labels, boxes))  # fmt: skip
+        self._record(record, Picture(plan.model_image, plan.waypoints, plan.headings, labels, boxes))
 
     def _record(self, record: dict, picture: Picture | None = None) -> None:
         """Queue a record; a planned frame's (with what its picture needs) waits for its ground truth."""
@@ -300,11 +316,16 @@ class _Evaluation:
         written = (attempt(self.pictures.close) or []) if self.pictures is not None else []
         if self.pictures is not None and self.series:
             start = self.series[0][0]
-            plot = attempt(lambda: write_metrics_plot(
-                self.out_dir / "metrics.png", [(t - start) / 1e9 for t, *_ in self.series],
-                [s[1] for s in self.series], [s[2] for s in self.series], [s[3] for s in self.series],
-                self.planner.info.untrained,
-            ))  # fmt: skip
+            plot = attempt(
+                lambda: write_metrics_plot(
+                    self.out_dir / "metrics.png",
+                    [(t - start) / 1e9 for t, *_ in self.series],
+                    [s[1] for s in self.series],
+                    [s[2] for s in self.series],
+                    [s[3] for s in self.series],
+                    self.planner.info.untrained,
+                )
+            )
             written += [plot] if plot is not None else []
         return written, first
 
@@ -353,8 +374,10 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
     failure: dict | None = None  # what ended the evaluation early
     try:
         # Replaced at the end: until then (a kill, a full disk) the output says it is incomplete.
-        write_json(out_dir / "summary.json", {"bag": str(bag), "incomplete": True,
-                                              "error": "the evaluation did not finish (running, killed or failed)"})
+        write_json(
+            out_dir / "summary.json",
+            {"bag": str(bag), "incomplete": True, "error": "the evaluation did not finish (running, killed or failed)"},
+        )
         evaluation.open()
         messages = _guarded_read(stream_messages(bag, options.topics, classes, options.reorder_window_ns, stats))
         progress = tqdm(messages, desc=bag.name, unit="msg", disable=not (options.progress and sys.stderr.isatty()))
@@ -410,8 +433,11 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
         },
     }
     if failure is not None:
-        position = {"messages_evaluated": messages_done, "last_record_time_ns": last_log_ns,
-                    "frames_written": evaluation.records_written}  # fmt: skip
+        position = {
+            "messages_evaluated": messages_done,
+            "last_record_time_ns": last_log_ns,
+            "frames_written": evaluation.records_written,
+        }
         summary.update(incomplete=True, error=failure["error"], position=position)
     try:
         write_json(out_dir / "summary.json", summary)
@@ -422,8 +448,12 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
     if failure is not None and failure["stage"] == "write":
         raise BagOutputError(failure["error"])
     if failure is not None:
-        log.error("%s; the %d frames evaluated so far are kept in %s, summary.json marks the bag incomplete",
-                  failure["error"], evaluation.records_written, out_dir)  # fmt: skip
+        log.error(
+            "%s; the %d frames evaluated so far are kept in %s, summary.json marks the bag incomplete",
+            failure["error"],
+            evaluation.records_written,
+            out_dir,
+        )
         return summary
     log.info("%s: open-loop metrics against the logged drive (m, rad)\n%s", bag, format_table(summary["metrics"]))
     return summary
@@ -490,9 +520,13 @@ def _evaluate_in_worker(bag: Path, out_dir: Path, spec: PlannerSpec, options: Ev
 
 
 def evaluate_bags(
-    paths: list[Path], out_dir: Path, spec: PlannerSpec, options: EvaluationOptions, jobs: int = 1,
+    paths: list[Path],
+    out_dir: Path,
+    spec: PlannerSpec,
+    options: EvaluationOptions,
+    jobs: int = 1,
     overwrite: bool = False,
-) -> dict:  # fmt: skip
+) -> dict:
     """Evaluate one bag into ``out_dir``, or several into ``out_dir/<bag>/`` plus an overall
     ``summary.json`` and ``fleet_summary.json``. A bag that fails is reported; others go on.
     With ``jobs`` > 1, each process uses (cores / jobs) torch threads."""
@@ -501,8 +535,9 @@ def evaluate_bags(
         return _evaluate_found_bags(bags, out_dir, spec, options, jobs)
 
 
-def _evaluate_found_bags(bags: list[Path], out_dir: Path, spec: PlannerSpec, options: EvaluationOptions,
-                         jobs: int) -> dict:  # fmt: skip
+def _evaluate_found_bags(
+    bags: list[Path], out_dir: Path, spec: PlannerSpec, options: EvaluationOptions, jobs: int
+) -> dict:
     if len(bags) == 1:
         options = options_for_bag(bags[0], options)
         check_bag_inputs(bags[0], options.topics, expected_classes(options.config))  # before the slow model load
@@ -514,8 +549,11 @@ def _evaluate_found_bags(bags: list[Path], out_dir: Path, spec: PlannerSpec, opt
         threads = max(1, (os.cpu_count() or 1) // jobs)
         quiet = replace(options, progress=False)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            summaries = list(pool.map(_evaluate_in_worker, bags, outs, [spec] * len(bags), [quiet] * len(bags),
-                                      [threads] * len(bags)))  # fmt: skip
+            summaries = list(
+                pool.map(
+                    _evaluate_in_worker, bags, outs, [spec] * len(bags), [quiet] * len(bags), [threads] * len(bags)
+                )
+            )
     else:
         with spec.build(options.config) as planner:
             summaries = [evaluate_one(bag, out, planner, options) for bag, out in zip(bags, outs, strict=True)]
@@ -556,13 +594,19 @@ def fleet_summary(
         "succeeded": [s["bag"] for s in done],
         "failed": [{"bag": s["bag"], "error": s["error"]} for s in summaries if "error" in s],
         "interrupted": [s["bag"] for s in summaries if s.get("interrupted")],
-        "frames": {"read": sum(s["frames_read"] for s in done), "planned": planned,
-                   "skipped": sum(s["skipped"] for s in done), "skipped_by_reason": dict(by_reason)},
+        "frames": {
+            "read": sum(s["frames_read"] for s in done),
+            "planned": planned,
+            "skipped": sum(s["skipped"] for s in done),
+            "skipped_by_reason": dict(by_reason),
+        },
         "metrics": merge_metrics([s["metrics"] for s in done]),
-        "frames_per_second": {"overall": planned / wall_time_s if wall_time_s > 0 else None,
-                              "per_worker": per_worker_fps or {}},
+        "frames_per_second": {
+            "overall": planned / wall_time_s if wall_time_s > 0 else None,
+            "per_worker": per_worker_fps or {},
+        },
         "wall_time_s": wall_time_s,
-    }  # fmt: skip
+    }
 
 
 def format_fleet_summary(fleet: dict) -> str:

@@ -82,8 +82,12 @@ class BagWorker:
                 return summary
             files = {str(p.relative_to(scratch)): p.read_bytes() for p in Path(scratch).rglob("*") if p.is_file()}
             relative = _relocated(summary, lambda path: str(Path(path).relative_to(scratch)))
-            return {"summary": relative, "files": files,
-                    "busy_s": time.perf_counter() - started, "worker_pid": os.getpid()}  # fmt: skip
+            return {
+                "summary": relative,
+                "files": files,
+                "busy_s": time.perf_counter() - started,
+                "worker_pid": os.getpid(),
+            }
 
 
 def _take(marker: str) -> bool:
@@ -98,8 +102,11 @@ def _take(marker: str) -> bool:
 def _relocated(summary: dict, move) -> dict:
     """The summary with each output path mapped through ``move``."""
     outputs = summary["outputs"]
-    moved = {"bag": move(outputs["bag"]), "frames": move(outputs["frames"]),
-             "pictures": [move(p) for p in outputs["pictures"]]}  # fmt: skip
+    moved = {
+        "bag": move(outputs["bag"]),
+        "frames": move(outputs["frames"]),
+        "pictures": [move(p) for p in outputs["pictures"]],
+    }
     return {**summary, "outputs": moved}
 
 
@@ -128,8 +135,10 @@ def start_local_ray(**init_options):
     Ray was imported before lead_ros could keep it on loopback."""
     imported = sys.modules.get("ray")
     if imported is not None and imported._private.ray_constants.ENABLE_RAY_CLUSTER:
-        raise RuntimeError(f"Ray was imported before lead_ros could keep it on 127.0.0.1: set {LOOPBACK_ONLY}=0 "
-                           "before importing ray, or start Ray yourself and pass --ray-address")  # fmt: skip
+        raise RuntimeError(
+            f"Ray was imported before lead_ros could keep it on 127.0.0.1: set {LOOPBACK_ONLY}=0 "
+            "before importing ray, or start Ray yourself and pass --ray-address"
+        )
     os.environ[LOOPBACK_ONLY] = "0"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -202,12 +211,18 @@ def evaluate_on_ray(
                 idle.append((next_actor, new_actor()))
                 next_actor += 1
                 if attempts[index] <= fleet.max_retries:
-                    log.warning("%s: the worker died (%s); retrying with a new worker (attempt %d)", bags[index],
-                                type(error).__name__, attempts[index] + 1)  # fmt: skip
+                    log.warning(
+                        "%s: the worker died (%s); retrying with a new worker (attempt %d)",
+                        bags[index],
+                        type(error).__name__,
+                        attempts[index] + 1,
+                    )
                     todo.appendleft(index)
                     continue
-                result = {"bag": str(bags[index]),
-                          "error": f"{bags[index]}: the worker evaluating it died {attempts[index]} times; given up"}
+                result = {
+                    "bag": str(bags[index]),
+                    "error": f"{bags[index]}: the worker evaluating it died {attempts[index]} times; given up",
+                }
             else:
                 idle.append((number, actor))
             if "error" in result:
@@ -233,10 +248,10 @@ def evaluate_on_ray(
 def _finish(out_dir, bags, results, wall_start, startup_s, busy, frames_by_actor, fleet) -> dict:
     summaries = [results.get(i, {"bag": str(bag), "interrupted": True}) for i, bag in enumerate(bags)]
     per_worker = {f"worker_{k}": frames_by_actor[k] / busy[k] for k in sorted(busy) if busy[k] > 0}
-    overall = fleet_summary(summaries, time.perf_counter() - wall_start, engine="ray",
-                            workers=fleet.workers, per_worker_fps=per_worker)  # fmt: skip
+    overall = fleet_summary(
+        summaries, time.perf_counter() - wall_start, engine="ray", workers=fleet.workers, per_worker_fps=per_worker
+    )
     overall["ray_startup_s"] = startup_s
     write_json(out_dir / "fleet_summary.json", overall)
     log.info("fleet summary (%s)\n%s", out_dir / "fleet_summary.json", format_fleet_summary(overall))
     return overall
-

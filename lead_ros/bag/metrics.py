@@ -134,6 +134,7 @@ def summarize(frames: list[FrameMetrics]) -> dict:
 def merge_metrics(summaries: list[dict]) -> dict:
     """``MetricsSummary.summary()`` of several bags merged into the one over all their frames:
     every figure is a mean over frames, so the merge weighs each bag's by its frame count."""
+
     def merge(groups: list[dict]) -> dict:
         total = sum(g["frames"] for g in groups)
         merged = summarize([])
@@ -160,8 +161,10 @@ def format_table(metrics: dict) -> str:
     rows = [header]
     groups = [("overall", metrics["overall"]), *metrics["per_command"].items()]
     for name, values in groups:
-        cells = "".join(f"{'-' if values[c] is None else format(values[c], '.3f'):>{w}}"
-                        for c, w in zip(columns, widths, strict=True))  # fmt: skip
+        cells = "".join(
+            f"{'-' if values[c] is None else format(values[c], '.3f'):>{w}}"
+            for c, w in zip(columns, widths, strict=True)
+        )
         rows.append(f"{name:<10}{values['frames']:>7}{cells}")
     rows.append(f"frames without 4 s of logged odometry ({NO_GROUND_TRUTH}): {metrics[NO_GROUND_TRUTH]}")
     return "\n".join(rows)

@@ -58,9 +58,7 @@ class OutputLock:
         except BagOutputError:  # another run holds it
             raise
         except OSError as error:
-            raise BagOutputError(
-                f"cannot create output directory {self.out_dir}: {error.strerror or error}"
-            ) from error
+            raise BagOutputError(f"cannot create output directory {self.out_dir}: {error.strerror or error}") from error
 
     def _lock(self) -> OutputLock:
         while True:

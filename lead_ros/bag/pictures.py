@@ -49,16 +49,25 @@ class PlanPictures:
 
     def add(self, frame: Picture, caption: str, logged: np.ndarray | None = None) -> None:
         """One frame; ``logged``: the logged future's ISO 8855 waypoints, when known."""
-        picture = render_plan(frame.model_image, frame.waypoints, frame.headings, caption, self.untrained, logged,
-                              frame.bev_labels, frame.boxes)  # fmt: skip
+        picture = render_plan(
+            frame.model_image,
+            frame.waypoints,
+            frame.headings,
+            caption,
+            self.untrained,
+            logged,
+            frame.bev_labels,
+            frame.boxes,
+        )
         bgr = np.ascontiguousarray(picture[..., ::-1])
         size = (_even(int(bgr.shape[1] * VIDEO_SCALE)), _even(int(bgr.shape[0] * VIDEO_SCALE)))
         if self._video is None:
             self._video = cv2.VideoWriter(str(self.video_path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
         self._video.write(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
         if self._count % self._stride == 0:
-            self._thumbs.append((self._count, cv2.resize(bgr, None, fx=THUMB_SCALE, fy=THUMB_SCALE,
-                                                         interpolation=cv2.INTER_AREA)))  # fmt: skip
+            self._thumbs.append(
+                (self._count, cv2.resize(bgr, None, fx=THUMB_SCALE, fy=THUMB_SCALE, interpolation=cv2.INTER_AREA))
+            )
             if len(self._thumbs) > 2 * SHEET_MAX_FRAMES:
                 self._thumbs = self._thumbs[::2]
                 self._stride *= 2
@@ -88,8 +97,9 @@ class PlanPictures:
 COMMAND_COLOURS = {"left": "tab:blue", "straight": "tab:gray", "right": "tab:orange", "unknown": "tab:purple"}
 
 
-def write_metrics_plot(path: Path, times_s: list[float], l2_2s: list[float], l2_4s: list[float],
-                       commands: list[str], untrained: bool) -> Path:  # fmt: skip
+def write_metrics_plot(
+    path: Path, times_s: list[float], l2_2s: list[float], l2_4s: list[float], commands: list[str], untrained: bool
+) -> Path:
     """``metrics.png``: L2 at 2 s and 4 s per frame over the drive, the command as a band."""
     import matplotlib
 

@@ -66,8 +66,10 @@ def check_bag_path(path: Path) -> Path:
         if path.is_dir()
         else (f"is a {path.suffix or 'suffix-less'} file")
     )
-    raise BagInputError(f"{path} is not a rosbag2 bag: it {what} (expected a bag directory with metadata.yaml, "
-                        "or a single .mcap or .db3 file)")  # fmt: skip
+    raise BagInputError(
+        f"{path} is not a rosbag2 bag: it {what} (expected a bag directory with metadata.yaml, "
+        "or a single .mcap or .db3 file)"
+    )
 
 
 @dataclass(frozen=True)
@@ -170,16 +172,22 @@ def _select(reader: AnyReader, bag: Path, topics: dict[str, str], classes: dict[
             hint = ""
             if connection.msgtype in CAMERA_TRANSPORTS and "image_transport" in told:
                 hint = f" (image_transport {transport}); image_transport: {told['image_transport']} would work"
-            raise BagInputError(f"{bag}: topic {connection.topic} ({key}) has type {connection.msgtype}, "
-                                f"expected {expected} for this configuration{hint}")  # fmt: skip
+            raise BagInputError(
+                f"{bag}: topic {connection.topic} ({key}) has type {connection.msgtype}, "
+                f"expected {expected} for this configuration{hint}"
+            )
         selected.append(connection)
     anchor = topics[anchor_input(mode)]
     if anchor not in {c.topic for c in selected} and told.get("camera_mode", mode) != mode:
-        raise BagInputError(f"{bag}: camera_mode {mode} reads {anchor}, which the bag does not have; "
-                            f"camera_mode: {told['camera_mode']} would work")  # fmt: skip
+        raise BagInputError(
+            f"{bag}: camera_mode {mode} reads {anchor}, which the bag does not have; "
+            f"camera_mode: {told['camera_mode']} would work"
+        )
     if not selected:
-        raise BagInputError(f"{bag}: none of the requested topics ({', '.join(sorted(by_topic))}) is in the bag; "
-                            f"it has: {_describe_topics(reader)}")  # fmt: skip
+        raise BagInputError(
+            f"{bag}: none of the requested topics ({', '.join(sorted(by_topic))}) is in the bag; "
+            f"it has: {_describe_topics(reader)}"
+        )
     return selected
 
 
@@ -206,8 +214,9 @@ def stream_messages(
         selected = _select(reader, bag, topics, classes)
         present = {c.topic for c in selected}
         stats.missing_topics = sorted(set(by_topic) - present)
-        stats.skipped_connections = sorted({f"{c.topic} ({c.msgtype})" for c in reader.connections
-                                            if c.topic not in present})  # fmt: skip
+        stats.skipped_connections = sorted(
+            {f"{c.topic} ({c.msgtype})" for c in reader.connections if c.topic not in present}
+        )
         expected_count = sum(c.msgcount for c in selected)
         yield from _reordered(_decoded(reader, selected, by_topic, stats), reorder_window_ns)
         read = sum(stats.messages_read[t] for t in present)

@@ -173,14 +173,19 @@ class BagReplayer:
             expected = ", ".join(ANSWER_TYPES)
             return f"lockstep topic {self.lockstep_topic} is {answerer.topic_type}; expected one of {expected}"
         if self._answer_sub is None:
-            self._answer_sub = self.node.create_subscription(answer_type, self.lockstep_topic, self._on_answer,
-                                                             ANSWER_QOS)  # fmt: skip
+            self._answer_sub = self.node.create_subscription(
+                answer_type, self.lockstep_topic, self._on_answer, ANSWER_QOS
+            )
         who = f"{answerer.node_namespace.rstrip('/')}/{answerer.node_name}"
 
         def node_inputs() -> dict:
             try:
-                names = {name for name, _ in self.node.get_subscriber_names_and_types_by_node(
-                    answerer.node_name, answerer.node_namespace)}  # fmt: skip
+                names = {
+                    name
+                    for name, _ in self.node.get_subscriber_names_and_types_by_node(
+                        answerer.node_name, answerer.node_namespace
+                    )
+                }
             except NodeNameNonExistentError:  # it left the graph meanwhile: nothing is matched
                 return {}
             wanted = {t: p for t, p in self.publishers.items() if self.remaps.get(t, t) in names}
@@ -190,8 +195,11 @@ class BagReplayer:
 
         def unmatched() -> list[str]:
             inputs = node_inputs()
-            missing = [t for t, p in inputs.items()
-                       if p.get_subscription_count() < self.node.count_subscribers(self.remaps.get(t, t))]  # fmt: skip
+            missing = [
+                t
+                for t, p in inputs.items()
+                if p.get_subscription_count() < self.node.count_subscribers(self.remaps.get(t, t))
+            ]
             if self.anchor_topic not in inputs:
                 missing.append(f"{self.anchor_topic} (not subscribed by {who})")
             if self._answer_sub.get_publisher_count() < 1:
@@ -204,8 +212,9 @@ class BagReplayer:
 
     def _wait_answers(self, count: int) -> None:
         with self._answered:
-            if not self._answered.wait_for(lambda: self._answers >= count or self._stop.is_set(),
-                                           self.lockstep_timeout_s):  # fmt: skip
+            if not self._answered.wait_for(
+                lambda: self._answers >= count or self._stop.is_set(), self.lockstep_timeout_s
+            ):
                 self.stats.lockstep_timeouts += 1
                 self._answers = count  # go on; later frames are counted from here
 

@@ -140,8 +140,10 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S, rig: CameraRig |
     metadata version that every supported distribution's ``ros2 bag`` reads
     (``PORTABLE_BAG_VERSION``): the sample is for all of them."""
     if rig is not None and rig.from_topics:
-        raise ValueError(f"--rig: {', '.join(rig.from_topics)} take their calibration from CameraInfo; the sample "
-                         "needs every camera's calibration in the rig file")  # fmt: skip
+        raise ValueError(
+            f"--rig: {', '.join(rig.from_topics)} take their calibration from CameraInfo; the sample "
+            "needs every camera's calibration in the rig file"
+        )
     typestore = get_typestore(RUNNING.typestore)
     types = typestore.types
     Time, Header = types["builtin_interfaces/msg/Time"], types["std_msgs/msg/Header"]
@@ -164,11 +166,18 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S, rig: CameraRig |
                 warped = cv2.remap(image, *warps[name], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                 ok, data = cv2.imencode(".png", warped)
                 encoding = "rgb8; png compressed bgr8"
-                events.append((ns + k, topics[f"{name}{CAMERA_INFO_SUFFIX}"], "sensor_msgs/msg/CameraInfo",
-                               _camera_info(types, header(ns, f"cam_{name}"), rig, name)))  # fmt: skip
+                events.append(
+                    (
+                        ns + k,
+                        topics[f"{name}{CAMERA_INFO_SUFFIX}"],
+                        "sensor_msgs/msg/CameraInfo",
+                        _camera_info(types, header(ns, f"cam_{name}"), rig, name),
+                    )
+                )
             assert ok
-            msg = types["sensor_msgs/msg/CompressedImage"](header=header(ns, f"cam_{name}"), format=encoding,
-                                                           data=data.ravel())  # fmt: skip
+            msg = types["sensor_msgs/msg/CompressedImage"](
+                header=header(ns, f"cam_{name}"), format=encoding, data=data.ravel()
+            )
             events.append((ns + k, topics[name], "sensor_msgs/msg/CompressedImage", msg))
     vector3, quaternion = types["geometry_msgs/msg/Vector3"], types["geometry_msgs/msg/Quaternion"]
     point, pose = types["geometry_msgs/msg/Point"], types["geometry_msgs/msg/Pose"]
@@ -183,32 +192,50 @@ def write_sample_bag(out: Path, duration_s: float = DURATION_S, rig: CameraRig |
         x, y, yaw = route_pose(arc)
         twist = types["geometry_msgs/msg/Twist"](linear=vector3(x=v, y=0.0, z=0.0), angular=vector3(x=0.0, y=0.0, z=r))
         odometry = types["nav_msgs/msg/Odometry"](
-            header=header(ns, ODOMETRY_FRAME), child_frame_id="base_link",
+            header=header(ns, ODOMETRY_FRAME),
+            child_frame_id="base_link",
             pose=types["geometry_msgs/msg/PoseWithCovariance"](
-                pose=pose(position=point(x=x, y=y, z=0.0),
-                          orientation=quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))),
-                covariance=np.zeros(36)),
+                pose=pose(
+                    position=point(x=x, y=y, z=0.0),
+                    orientation=quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)),
+                ),
+                covariance=np.zeros(36),
+            ),
             twist=types["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=np.zeros(36)),
-        )  # fmt: skip
+        )
         events.append((ns, topics["odometry"], "nav_msgs/msg/Odometry", odometry))
         imu = types["sensor_msgs/msg/Imu"](
-            header=header(ns, "imu"), orientation=quaternion(x=0.0, y=0.0, z=0.0, w=1.0),
-            orientation_covariance=np.zeros(9), angular_velocity=vector3(x=0.0, y=0.0, z=r),
-            angular_velocity_covariance=np.zeros(9), linear_acceleration=vector3(x=0.3, y=v * r, z=9.81),
+            header=header(ns, "imu"),
+            orientation=quaternion(x=0.0, y=0.0, z=0.0, w=1.0),
+            orientation_covariance=np.zeros(9),
+            angular_velocity=vector3(x=0.0, y=0.0, z=r),
+            angular_velocity_covariance=np.zeros(9),
+            linear_acceleration=vector3(x=0.3, y=v * r, z=9.81),
             linear_acceleration_covariance=np.zeros(9),
-        )  # fmt: skip
+        )
         events.append((ns + 1, topics["imu"], "sensor_msgs/msg/Imu", imu))
     route_ns = START_NS - 500_000_000  # published once, before the drive (transient local)
     identity = quaternion(x=0.0, y=0.0, z=0.0, w=1.0)  # planners often leave route orientations unset
-    route = types["nav_msgs/msg/Path"](header=header(route_ns, ODOMETRY_FRAME), poses=[
-        types["geometry_msgs/msg/PoseStamped"](header=header(route_ns, ODOMETRY_FRAME),
-                                               pose=pose(position=point(x=px, y=py, z=0.0), orientation=identity))
-        for px, py in route_points().tolist()
-    ])  # fmt: skip
+    route = types["nav_msgs/msg/Path"](
+        header=header(route_ns, ODOMETRY_FRAME),
+        poses=[
+            types["geometry_msgs/msg/PoseStamped"](
+                header=header(route_ns, ODOMETRY_FRAME),
+                pose=pose(position=point(x=px, y=py, z=0.0), orientation=identity),
+            )
+            for px, py in route_points().tolist()
+        ],
+    )
     events.append((route_ns, topics["route"], "nav_msgs/msg/Path", route))
     for t, value in COMMANDS:
-        events.append((START_NS + round(t * 1e9) - 1, topics["command"], "std_msgs/msg/UInt8",
-                       types["std_msgs/msg/UInt8"](data=value)))  # fmt: skip
+        events.append(
+            (
+                START_NS + round(t * 1e9) - 1,
+                topics["command"],
+                "std_msgs/msg/UInt8",
+                types["std_msgs/msg/UInt8"](data=value),
+            )
+        )
     events.sort(key=lambda e: (e[0], e[1]))
     writer = Writer(out, version=PORTABLE_BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
     with writer:
@@ -227,9 +254,15 @@ def _camera_info(types, header, rig: CameraRig, name: str):
     projection = np.zeros((3, 4))
     projection[:, :3] = calibration.camera_matrix
     return types["sensor_msgs/msg/CameraInfo"](
-        header=header, height=calibration.height, width=calibration.width,
-        distortion_model=calibration.distortion_model, d=calibration.distortion.copy(),
-        k=calibration.camera_matrix.ravel().copy(), r=np.eye(3).ravel(), p=projection.ravel(), binning_x=0,
-        binning_y=0, roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
-                                                                    do_rectify=False),
-    )  # fmt: skip
+        header=header,
+        height=calibration.height,
+        width=calibration.width,
+        distortion_model=calibration.distortion_model,
+        d=calibration.distortion.copy(),
+        k=calibration.camera_matrix.ravel().copy(),
+        r=np.eye(3).ravel(),
+        p=projection.ravel(),
+        binning_x=0,
+        binning_y=0,
+        roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+    )

@@ -88,8 +88,9 @@ class CameraCalibration:
             good = ahead & (np.hypot(rays[:, 0], rays[:, 1]) / safe_z < self.fold)
             if good.any():
                 points = (rays[good] / safe_z[good, None]).reshape(-1, 1, 3)
-                pixels[good] = np.concatenate([self._project_points(points[i : i + _CHUNK])
-                                               for i in range(0, len(points), _CHUNK)])  # fmt: skip
+                pixels[good] = np.concatenate(
+                    [self._project_points(points[i : i + _CHUNK]) for i in range(0, len(points), _CHUNK)]
+                )
         u, v = pixels[:, 0], pixels[:, 1]
         with np.errstate(invalid="ignore"):
             inside = good & (u >= -_EDGE) & (v >= -_EDGE)
@@ -120,8 +121,9 @@ class CameraCalibration:
         points = np.asarray(pixels, np.float64).reshape(-1, 2)
         if self.fisheye:
             return self._unproject_equidistant(points)
-        normal = cv2.undistortPoints(points.reshape(-1, 1, 2), self.camera_matrix, self.distortion,
-                                     criteria=UNDISTORT_CRITERIA).reshape(-1, 2)  # fmt: skip
+        normal = cv2.undistortPoints(
+            points.reshape(-1, 1, 2), self.camera_matrix, self.distortion, criteria=UNDISTORT_CRITERIA
+        ).reshape(-1, 2)
         rays = np.concatenate((normal, np.ones((normal.shape[0], 1))), axis=1)
         return rays / np.linalg.norm(rays, axis=1, keepdims=True)
 

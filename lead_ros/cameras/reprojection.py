@@ -48,13 +48,14 @@ def virtual_rig(virtual_distortion: str = "nuplan") -> CameraRig:
     pinhole = {
         name: RigCamera(
             name,
-            CameraCalibration(c.calibration.width, c.calibration.height, c.calibration.camera_matrix, "plumb_bob",
-                              np.zeros(5)),
+            CameraCalibration(
+                c.calibration.width, c.calibration.height, c.calibration.camera_matrix, "plumb_bob", np.zeros(5)
+            ),
             c.rotation,
             c.position,
         )
         for name, c in rig.cameras.items()
-    }  # fmt: skip
+    }
     return CameraRig(pinhole, rig.ground_z, f"{NUPLAN} (virtual_distortion none)")
 
 
@@ -104,8 +105,11 @@ class CameraReprojection:
         if image.shape[:2] != (height, width):
             got = f"{image.shape[1]}x{image.shape[0]}"
             raise ImageInputError(f"camera {self.real.name}: {got} pixels; the camera rig says {width}x{height}")
-        grid = image if self.maps is None else cv2.remap(image, *self.maps, cv2.INTER_LINEAR,
-                                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+        grid = (
+            image
+            if self.maps is None
+            else cv2.remap(image, *self.maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        )
         return cv2.resize(grid, (MODEL_VIEW_WIDTH, MODEL_VIEW_HEIGHT), interpolation=cv2.INTER_LINEAR)
 
     def virtual_view(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -107,11 +107,13 @@ def rotation_from_rpy(roll_deg: float, pitch_deg: float, yaw_deg: float) -> np.n
 
 def rotation_from_quaternion(x: float, y: float, z: float, w: float) -> np.ndarray:
     """The rotation matrix of a unit quaternion (x, y, z, w)."""
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])  # fmt: skip
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def load_rig(source: str | Path) -> CameraRig:
@@ -153,8 +155,10 @@ def _camera(name: str, entry: Any, where: str) -> RigCamera:
         raise RigError(f"{where}: rectified must be true or false, got {rectified!r}")
     if "camera_info" in entry:
         if entry["camera_info"] != FROM_TOPIC:
-            raise RigError(f"{where}: camera_info must be '{FROM_TOPIC}' (take the calibration from the CameraInfo "
-                           f"topic), got {entry['camera_info']!r}")  # fmt: skip
+            raise RigError(
+                f"{where}: camera_info must be '{FROM_TOPIC}' (take the calibration from the CameraInfo "
+                f"topic), got {entry['camera_info']!r}"
+            )
         given = sorted(CALIBRATION_KEYS & set(entry))
         if given:
             listed = ", ".join(given)
@@ -199,8 +203,10 @@ def calibration_from_fields(entry: dict, where: str, rectified: bool) -> CameraC
 
 def _orientation(entry: dict, where: str) -> np.ndarray:
     if ("quaternion" in entry) == ("rpy_deg" in entry):
-        raise RigError(f"{where}: give exactly one of quaternion [x, y, z, w] (optical frame) or rpy_deg "
-                       "[roll, pitch, yaw] (camera body)")  # fmt: skip
+        raise RigError(
+            f"{where}: give exactly one of quaternion [x, y, z, w] (optical frame) or rpy_deg "
+            "[roll, pitch, yaw] (camera body)"
+        )
     if "rpy_deg" in entry:
         return rotation_from_rpy(*_vector(entry, "rpy_deg", 3, where))
     quaternion = _vector(entry, "quaternion", 4, where)

@@ -115,9 +115,11 @@ def derive_command(route_xy: np.ndarray, ego_xy: tuple[float, float], rule: Rout
     offset = float(distances.min())
     if offset > rule.max_offset_m:
         return RouteCommand(
-            None, arc_length_m=s, offset_m=offset,
+            None,
+            arc_length_m=s,
+            offset_m=offset,
             problem=f"route: ego is {offset:.1f} m from the route (limit route_max_offset_m {rule.max_offset_m:g} m)",
-        )  # fmt: skip
+        )
     segment = min(int(np.searchsorted(starts, s, side="right")) - 1, len(segments) - 1)
     heading = float(np.arctan2(segments[segment, 1], segments[segment, 0]))
     origin = _point_at(points, starts, s)
@@ -164,8 +166,10 @@ class RouteTracker:
         """Why the held route cannot be used with odometry in ``odometry_frame``, or None."""
         if self._points is None or odometry_frame is None or self._frame_id == odometry_frame:
             return None
-        return (f"route: frame_id {self._frame_id!r} is not the odometry frame {odometry_frame!r}; re-publish the "
-                "route in the odometry frame (tf2 is not available to the node)")  # fmt: skip
+        return (
+            f"route: frame_id {self._frame_id!r} is not the odometry frame {odometry_frame!r}; re-publish the "
+            "route in the odometry frame (tf2 is not available to the node)"
+        )
 
     def state(self, pose: EgoPose | None, odometry_frame: str | None, now_ns: int) -> CommandState:
         """The command for a frame whose ego pose (odometry frame) is ``pose``."""

@@ -76,7 +76,9 @@ class PerceptionHeads(nn.Module):
 
     # Model state-dict prefix -> this module's.
     STATE_PREFIXES = {f"backbone.{name}.": f"{name}." for name in TOP_DOWN_CONVS} | {
-        "bev_semantic_decoder_navsim.": "semantic.", "center_net_decoder_navsim.": "centernet."}  # fmt: skip
+        "bev_semantic_decoder_navsim.": "semantic.",
+        "center_net_decoder_navsim.": "centernet.",
+    }
 
     def __init__(self, convs: dict[str, nn.Conv2d], semantic: BEVSemanticDecoder, centernet: CenterNetDecoder) -> None:
         super().__init__()
@@ -94,8 +96,12 @@ class PerceptionHeads(nn.Module):
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> PerceptionHeads:
         """Eval-mode heads loaded strictly from an LTFv6 state dict (LEAD's keys)."""
         heads = cls(top_down_convs(), BEVSemanticDecoder(), CenterNetDecoder())
-        own = {new + key[len(old):]: value for key, value in state.items()
-               for old, new in cls.STATE_PREFIXES.items() if key.startswith(old)}  # fmt: skip
+        own = {
+            new + key[len(old) :]: value
+            for key, value in state.items()
+            for old, new in cls.STATE_PREFIXES.items()
+            if key.startswith(old)
+        }
         heads.load_state_dict(own, strict=True)
         return heads.eval().requires_grad_(False)
 
@@ -111,7 +117,10 @@ class PerceptionHeads(nn.Module):
         heads."""
         grid = self.top_down(bev_features)
         pre_upsample = self.semantic.net(grid)
-        outputs = {"bev_feature_grid": grid, "bev_semantic_logits_pre_upsample": pre_upsample,
-                   "bev_semantic_logits": self.semantic.upsample(pre_upsample)}  # fmt: skip
+        outputs = {
+            "bev_feature_grid": grid,
+            "bev_semantic_logits_pre_upsample": pre_upsample,
+            "bev_semantic_logits": self.semantic.upsample(pre_upsample),
+        }
         outputs.update({f"centernet_{k}_head": v for k, v in self.centernet(grid).items()})
         return outputs

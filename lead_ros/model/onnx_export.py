@@ -99,10 +99,15 @@ def export_planning_graph(
         with contextlib.redirect_stdout(chatter), warnings.catch_warnings(), _quiet_loggers():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                PlanningOutputs(model, perception).eval(), example, dynamo=True, opset_version=OPSET,
-                input_names=list(INPUT_NAMES), output_names=list(output_names(perception)), verbose=False,
+                PlanningOutputs(model, perception).eval(),
+                example,
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=list(INPUT_NAMES),
+                output_names=list(output_names(perception)),
+                verbose=False,
                 external_data=False,
-            )  # fmt: skip
+            )
     logging.getLogger(__name__).debug("exporter: %s", chatter.getvalue().strip())
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))

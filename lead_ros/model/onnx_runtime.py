@@ -92,8 +92,10 @@ def check_feed(session: onnxruntime.InferenceSession, feed: dict[str, np.ndarray
         if array is None:
             raise ValueError(f"input {spec.name!r} is missing; the graph takes {', '.join(INPUT_NAMES)}")
         if list(array.shape) != list(spec.shape) or array.dtype != np.float32:
-            raise ValueError(f"input {spec.name!r}: {array.dtype} of shape {list(array.shape)}; the graph expects "
-                             f"float32 of shape {list(spec.shape)}")  # fmt: skip
+            raise ValueError(
+                f"input {spec.name!r}: {array.dtype} of shape {list(array.shape)}; the graph expects "
+                f"float32 of shape {list(spec.shape)}"
+            )
 
 
 class OnnxPlanning:
@@ -105,9 +107,13 @@ class OnnxPlanning:
     ``load_models``, for that export only."""
 
     def __init__(
-        self, models: Sequence[LTFv6], weights_sha256: Sequence[str], cache_dir: Path | None = None,
-        max_heights: int = MAX_HEIGHTS, load_models: Callable[[], list[LTFv6]] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        models: Sequence[LTFv6],
+        weights_sha256: Sequence[str],
+        cache_dir: Path | None = None,
+        max_heights: int = MAX_HEIGHTS,
+        load_models: Callable[[], list[LTFv6]] | None = None,
+    ) -> None:
         self._models = list(models)
         self._load_models = load_models
         self._sha256 = list(weights_sha256)
@@ -136,8 +142,9 @@ class OnnxPlanning:
             return sessions
         while len(self._sessions) >= self.max_heights:
             evicted, _ = self._sessions.popitem(last=False)
-            log.info("onnxruntime: dropped the sessions of height %d (at most %d heights kept)", evicted,
-                     self.max_heights)  # fmt: skip
+            log.info(
+                "onnxruntime: dropped the sessions of height %d (at most %d heights kept)", evicted, self.max_heights
+            )
         models = self._models  # built again below only if a graph must be exported
         sessions = []
         for member, sha256 in enumerate(self._sha256):
@@ -148,8 +155,14 @@ class OnnxPlanning:
                     models = self._load_models()
                 start = time.perf_counter()
                 export_planning_graph(models[member], height, MODEL_IMAGE_WIDTH, path, external_data=True)
-                log.info("onnxruntime: exported the %d-row graph of member %d (%s) in %.1f s to %s",
-                         height, member, sha256[:12], time.perf_counter() - start, path)  # fmt: skip
+                log.info(
+                    "onnxruntime: exported the %d-row graph of member %d (%s) in %.1f s to %s",
+                    height,
+                    member,
+                    sha256[:12],
+                    time.perf_counter() - start,
+                    path,
+                )
             sessions.append(open_session(path))
         del models
         return_free_heap()  # the parsed model files, models built for an export, dropped sessions

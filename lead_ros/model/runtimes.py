@@ -101,15 +101,26 @@ def register(entry: RuntimeEntry) -> None:
     REGISTRY[entry.name] = entry
 
 
-register(RuntimeEntry(
-    "onnxruntime", ("cpu",), ("fp32",), "fp32 on the CPU",
-    "ONNX Runtime (fp32, CPU): the fastest here, runs without the GIL, frees its memory",
-    "lead_ros.model.onnx_runtime",
-))  # fmt: skip
-register(RuntimeEntry(
-    "eager", ("cpu", "cuda"), ("fp32", "fp16", "bf16"), "every device and precision",
-    "PyTorch, eagerly (fp16/bf16 under autocast; CUDA)", "lead_ros.model.eager_runtime",
-))  # fmt: skip
+register(
+    RuntimeEntry(
+        "onnxruntime",
+        ("cpu",),
+        ("fp32",),
+        "fp32 on the CPU",
+        "ONNX Runtime (fp32, CPU): the fastest here, runs without the GIL, frees its memory",
+        "lead_ros.model.onnx_runtime",
+    )
+)
+register(
+    RuntimeEntry(
+        "eager",
+        ("cpu", "cuda"),
+        ("fp32", "fp16", "bf16"),
+        "every device and precision",
+        "PyTorch, eagerly (fp16/bf16 under autocast; CUDA)",
+        "lead_ros.model.eager_runtime",
+    )
+)
 
 
 def runtime_choices() -> tuple[str, ...]:
@@ -150,6 +161,8 @@ def choose_runtime(name: str, device_type: str, precision: str) -> RuntimeEntry:
         raise ValueError(f"runtime {name!r}: expected one of {', '.join(runtime_choices())}")
     if not entry.runs(device_type, precision):
         others = [e.name for e in REGISTRY.values() if e.runs(device_type, precision)]
-        raise ValueError(f"runtime {name} runs {entry.limits} only (got device {device_type}, precision "
-                         f"{precision}); use runtime {' or '.join([*others, AUTO])}")  # fmt: skip
+        raise ValueError(
+            f"runtime {name} runs {entry.limits} only (got device {device_type}, precision "
+            f"{precision}); use runtime {' or '.join([*others, AUTO])}"
+        )
     return entry

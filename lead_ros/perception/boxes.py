@@ -70,8 +70,10 @@ def decode_boxes(heads: dict[str, torch.Tensor]) -> DecodedBoxes:
     yaw = yaw_bins.float() * (2 * math.pi / NUM_YAW_BINS) + at("yaw_res", 0)
     yaw = torch.where(yaw > math.pi, yaw - 2 * math.pi, yaw)  # wrapped once, above pi only
     x_cell, y_cell = cols.float() + at("offset", 0), rows.float() + at("offset", 1)
-    image = torch.stack((x_cell, y_cell, at("wh", 0), at("wh", 1), yaw, at("velocity", 0),
-                         torch.zeros_like(yaw), classes, values), dim=1)  # fmt: skip
+    image = torch.stack(
+        (x_cell, y_cell, at("wh", 0), at("wh", 1), yaw, at("velocity", 0), torch.zeros_like(yaw), classes, values),
+        dim=1,
+    )
     image[:, :4] = image[:, :4] * PIXELS_PER_METER
     vehicle = image.clone()
     vehicle[:, :4] = vehicle[:, :4] / PIXELS_PER_METER

@@ -65,11 +65,21 @@ def perceive(logits_pre_upsample: torch.Tensor, logits: torch.Tensor, heads: dic
     labels = logits[0].argmax(dim=0).to(torch.uint8)
     decoded = decode_boxes(heads)
     boxes = tuple(
-        Box(x=float(x), y=-float(y), yaw=-float(yaw), half_length=float(w), half_width=float(h), score=float(score),
-            velocity=float(velocity), grid_row=int(row), grid_col=int(col))
-        for (x, y, w, h, yaw, velocity, _brake, _class, score), (row, col)
-        in zip(decoded.vehicle_system.tolist(), decoded.cells.tolist(), strict=True)
-    )  # fmt: skip
+        Box(
+            x=float(x),
+            y=-float(y),
+            yaw=-float(yaw),
+            half_length=float(w),
+            half_width=float(h),
+            score=float(score),
+            velocity=float(velocity),
+            grid_row=int(row),
+            grid_col=int(col),
+        )
+        for (x, y, w, h, yaw, velocity, _brake, _class, score), (row, col) in zip(
+            decoded.vehicle_system.tolist(), decoded.cells.tolist(), strict=True
+        )
+    )
     lead_logits = logits[0].cpu().numpy()
     return Perception(
         bev_probabilities=np.ascontiguousarray(lead_to_published(probabilities.cpu().numpy())),

@@ -65,8 +65,11 @@ def owned_segments(pid: int) -> list[Path]:
         return []
     if not held:
         return []
-    return [segment for segment, lock in participant_segments()
-            if f"{os.major(lock.st_dev):02x}:{os.minor(lock.st_dev):02x}:{lock.st_ino}" in held]  # fmt: skip
+    return [
+        segment
+        for segment, lock in participant_segments()
+        if f"{os.major(lock.st_dev):02x}:{os.minor(lock.st_dev):02x}:{lock.st_ino}" in held
+    ]
 
 
 def remove_segments(segments: list[Path]) -> None:

@@ -68,8 +68,14 @@ class CameraView:
             size: tuple[int, int] | None = (int(msg.width), int(msg.height))
             return cls(stamp_to_ns(msg.header.stamp), msg.encoding, size, 0, Image, deserialized=msg)
         data = memoryview(msg.data)  # bytes or array("B"): no copy
-        return cls(stamp_to_ns(msg.header.stamp), None, compressed_image_size(data), len(data), CompressedImage,
-                   deserialized=msg)  # fmt: skip
+        return cls(
+            stamp_to_ns(msg.header.stamp),
+            None,
+            compressed_image_size(data),
+            len(data),
+            CompressedImage,
+            deserialized=msg,
+        )
 
     @classmethod
     def of_serialized(cls, data: bytes, message_type: type, name: str) -> CameraView:
@@ -204,9 +210,17 @@ def camera_info_fields(msg: CameraInfo) -> dict:
     """A CameraInfo's calibration fields by name (``lead_ros.cameras.rig`` checks them)."""
     roi = msg.roi
     window = {"x_offset": roi.x_offset, "y_offset": roi.y_offset, "width": roi.width, "height": roi.height}
-    return {"width": msg.width, "height": msg.height, "distortion_model": msg.distortion_model, "k": list(msg.k),
-            "d": list(msg.d), "p": list(msg.p), "binning_x": msg.binning_x, "binning_y": msg.binning_y,
-            "roi": window}  # fmt: skip
+    return {
+        "width": msg.width,
+        "height": msg.height,
+        "distortion_model": msg.distortion_model,
+        "k": list(msg.k),
+        "d": list(msg.d),
+        "p": list(msg.p),
+        "binning_x": msg.binning_x,
+        "binning_y": msg.binning_y,
+        "roi": window,
+    }
 
 
 def frame_to_observation(
@@ -239,6 +253,7 @@ def frame_to_observation(
             continue
         image, own = decoded[name]
         cameras.append(image[..., ::-1] if own != encoding else image)
-    observation = Observation(frame.speed_mps, frame.acceleration_mps2, command, cameras=tuple(cameras),
-                              encoding=encoding)  # fmt: skip
+    observation = Observation(
+        frame.speed_mps, frame.acceleration_mps2, command, cameras=tuple(cameras), encoding=encoding
+    )
     return observation, tuple(n for n in SIDE_CAMERAS if n in filled)

@@ -303,9 +303,8 @@ def build_diagnostics(
         "command",
         OK if command.source == "received" else WARN,
         f"{command_name} ({command.source})" + (f", route lateral {lateral} m" if command_input == "route" else ""),
-        {"command": command_name, "source": command.source, "command_input": command_input,
-         "route_lateral_m": lateral},
-    )  # fmt: skip
+        {"command": command_name, "source": command.source, "command_input": command_input, "route_lateral_m": lateral},
+    )
     filling = snapshot["filling"] if active else ()
     level, message, values = cameras_report(calibrations, snapshot["filled"], filling, configured_s)
     cameras = status("cameras", level, message, values)

@@ -67,14 +67,17 @@ def distro_for(rclpy_version: str | None, ros_distro_env: str | None = None) -> 
             if distro.rclpy_major == major:
                 return distro
         known = ", ".join(f"{d.rclpy_major}.x ({d.name})" for d in SUPPORTED)
-        raise RuntimeError(f"rclpy {rclpy_version} is not a supported ROS 2 distribution; "
-                           f"lead_ros supports rclpy {known}")  # fmt: skip
+        raise RuntimeError(
+            f"rclpy {rclpy_version} is not a supported ROS 2 distribution; lead_ros supports rclpy {known}"
+        )
     for distro in SUPPORTED:
         if distro.name == (ros_distro_env or "").strip().lower():
             return distro
     names = " or ".join(d.name for d in SUPPORTED)
-    raise RuntimeError(f"cannot tell the ROS 2 distribution: rclpy has no package metadata and ROS_DISTRO is "
-                       f"{ros_distro_env!r}, expected {names}")  # fmt: skip
+    raise RuntimeError(
+        f"cannot tell the ROS 2 distribution: rclpy has no package metadata and ROS_DISTRO is "
+        f"{ros_distro_env!r}, expected {names}"
+    )
 
 
 def _installed_rclpy_version() -> str | None:
@@ -103,8 +106,10 @@ def answer_invalid_transitions(node: LifecycleNode) -> None:
             return change_state(request, response)
         except RCLError as error:
             state = node._state_machine.current_state[1]
-            node.get_logger().error(f"lifecycle transition {request.transition.id} ({request.transition.label!r}) "
-                                    f"refused in state {state}: {' '.join(str(error).split())}")  # fmt: skip
+            node.get_logger().error(
+                f"lifecycle transition {request.transition.id} ({request.transition.label!r}) "
+                f"refused in state {state}: {' '.join(str(error).split())}"
+            )
             response.success = False
             return response
 

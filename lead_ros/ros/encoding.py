@@ -43,8 +43,9 @@ def bev_class_grid(probabilities: np.ndarray, class_name: str, stamp_ns: int, fr
     """One class of the (7, 256, 256) published-layout probabilities as an OccupancyGrid."""
     header = Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
     origin = Pose(position=Point(x=GRID_MIN_M, y=GRID_MIN_M, z=0.0), orientation=Quaternion(w=1.0))
-    info = MapMetaData(map_load_time=header.stamp, resolution=CELL_M, width=GRID_CELLS, height=GRID_CELLS,
-                       origin=origin)  # fmt: skip
+    info = MapMetaData(
+        map_load_time=header.stamp, resolution=CELL_M, width=GRID_CELLS, height=GRID_CELLS, origin=origin
+    )
     percent = np.rint(100.0 * probabilities[CLASS_NAMES.index(class_name)]).astype(np.int8)
     grid = OccupancyGrid(header=header, info=info)
     grid.data = array.array("b", percent.tobytes())
@@ -58,10 +59,12 @@ def boxes_to_markers(boxes: tuple[Box, ...], stamp_ns: int, frame_id: str, names
     for k, box in enumerate(boxes):
         q = yaw_to_quaternion(box.yaw).tolist()
         cube = Marker(header=header, ns=namespace, id=k, type=Marker.CUBE, action=Marker.ADD)
-        cube.pose = Pose(position=Point(x=box.x, y=box.y, z=BOX_HEIGHT_M / 2),
-                         orientation=Quaternion(x=q[0], y=q[1], z=q[2], w=q[3]))  # fmt: skip
-        cube.scale = Vector3(x=max(abs(2 * box.half_length), 0.01), y=max(abs(2 * box.half_width), 0.01),
-                             z=BOX_HEIGHT_M)  # fmt: skip
+        cube.pose = Pose(
+            position=Point(x=box.x, y=box.y, z=BOX_HEIGHT_M / 2), orientation=Quaternion(x=q[0], y=q[1], z=q[2], w=q[3])
+        )
+        cube.scale = Vector3(
+            x=max(abs(2 * box.half_length), 0.01), y=max(abs(2 * box.half_width), 0.01), z=BOX_HEIGHT_M
+        )
         cube.color = ColorRGBA(r=0.1, g=0.6 + 0.4 * box.score, b=1.0, a=0.6)
         cube.lifetime = Duration()
         label = Marker(header=header, ns=f"{namespace}/score", id=k, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)

@@ -35,14 +35,18 @@ class FrameStatus:
         level = DiagnosticStatus.OK if self.status == PLANNED else DiagnosticStatus.WARN
         message = self.status if not self.reason else f"{self.status}: {self.reason}"
         values = {
-            "stamp_ns": "" if self.stamp_ns is None else str(self.stamp_ns), "status": self.status,
-            "reason": self.reason, "detail": self.detail, "command": self.command,
+            "stamp_ns": "" if self.stamp_ns is None else str(self.stamp_ns),
+            "status": self.status,
+            "reason": self.reason,
+            "detail": self.detail,
+            "command": self.command,
             "command_source": self.command_source,
             "speed_mps": "" if self.speed_mps is None else repr(self.speed_mps),
             "acceleration_mps2": "" if self.acceleration_mps2 is None else repr(self.acceleration_mps2),
-        }  # fmt: skip
-        return DiagnosticStatus(level=level, name=node_name, message=message,
-                                values=[KeyValue(key=k, value=v) for k, v in values.items()])  # fmt: skip
+        }
+        return DiagnosticStatus(
+            level=level, name=node_name, message=message, values=[KeyValue(key=k, value=v) for k, v in values.items()]
+        )
 
     @classmethod
     def from_message(cls, msg: DiagnosticStatus) -> FrameStatus:
@@ -52,11 +56,15 @@ class FrameStatus:
             return kind(values[key]) if values.get(key) else None
 
         return cls(
-            stamp_ns=number("stamp_ns", int), status=values.get("status", ""), reason=values.get("reason", ""),
-            detail=values.get("detail", ""), command=values.get("command", ""),
-            command_source=values.get("command_source", ""), speed_mps=number("speed_mps", float),
+            stamp_ns=number("stamp_ns", int),
+            status=values.get("status", ""),
+            reason=values.get("reason", ""),
+            detail=values.get("detail", ""),
+            command=values.get("command", ""),
+            command_source=values.get("command_source", ""),
+            speed_mps=number("speed_mps", float),
             acceleration_mps2=number("acceleration_mps2", float),
-        )  # fmt: skip
+        )
 
     def same_decision(self, other: FrameStatus) -> bool:
         """Both planned with the same command and ego state, or both skipped for the same reason."""
@@ -65,7 +73,11 @@ class FrameStatus:
         if self.status != PLANNED:
             return self.reason == other.reason
         return (self.command, self.command_source, self.speed_mps, self.acceleration_mps2) == (
-            other.command, other.command_source, other.speed_mps, other.acceleration_mps2)
+            other.command,
+            other.command_source,
+            other.speed_mps,
+            other.acceleration_mps2,
+        )
 
     def describe(self) -> str:
         """One line: planned or skipped and why, the command and the speed."""
@@ -77,8 +89,12 @@ class FrameStatus:
     def from_record(cls, record: dict) -> FrameStatus:
         """From an ``evaluate-bag`` ``frames.jsonl`` record."""
         return cls(
-            stamp_ns=record.get("stamp_ns"), status=record["status"], reason=record.get("reason", ""),
-            detail=record.get("detail", ""), command=record.get("command", ""),
-            command_source=record.get("command_source", ""), speed_mps=record.get("speed_mps"),
+            stamp_ns=record.get("stamp_ns"),
+            status=record["status"],
+            reason=record.get("reason", ""),
+            detail=record.get("detail", ""),
+            command=record.get("command", ""),
+            command_source=record.get("command_source", ""),
+            speed_mps=record.get("speed_mps"),
             acceleration_mps2=record.get("acceleration_mps2"),
-        )  # fmt: skip
+        )

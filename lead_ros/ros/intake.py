@@ -151,8 +151,9 @@ class InputIntake:
         if calibrations is None or name not in calibrations.from_topics:
             return []  # not subscribed then; a bag may hold it anyway
         try:
-            calibration = calibration_from_fields(camera_info_fields(msg), f"camera_info {name}",
-                                                  calibrations.is_rectified(name))  # fmt: skip
+            calibration = calibration_from_fields(
+                camera_info_fields(msg), f"camera_info {name}", calibrations.is_rectified(name)
+            )
             calibrations.update(name, calibration)
         except ValueError as error:  # RigError: the message names the field
             return [InputRejected(label, BAD_INPUT, f"{error}; keeping the calibration in force", False)]
@@ -279,6 +280,14 @@ class InputIntake:
                 events.append(SyncFailure(result.stamp_ns, CAMERA_INFO_MISSING, detail))
             else:
                 state = self._command_for(result)
-                events.append(ReadyFrame(result, state.command, state.source, self.command_input, state.lateral_m,
-                                         self._pose_frame(result)))  # fmt: skip
+                events.append(
+                    ReadyFrame(
+                        result,
+                        state.command,
+                        state.source,
+                        self.command_input,
+                        state.lateral_m,
+                        self._pose_frame(result),
+                    )
+                )
         return events

@@ -26,8 +26,12 @@ def qos_profile(spec: QosSpec) -> QoSProfile:
     """The rclpy profile of a spec: rclpy's own sensor-data profile for ``SENSOR_DATA``."""
     if spec == SENSOR_DATA:
         return qos_profile_sensor_data
-    return QoSProfile(depth=spec.depth, reliability=RELIABILITY[spec.reliability],
-                      durability=DURABILITY[spec.durability], history=HistoryPolicy.KEEP_LAST)  # fmt: skip
+    return QoSProfile(
+        depth=spec.depth,
+        reliability=RELIABILITY[spec.reliability],
+        durability=DURABILITY[spec.durability],
+        history=HistoryPolicy.KEEP_LAST,
+    )
 
 
 def topic_class(topic: Topic, context: TopicContext) -> type:

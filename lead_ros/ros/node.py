@@ -99,8 +99,16 @@ class QueuedFrame:
 def _status(ready: ReadyFrame, status: str, reason: str = "", detail: str = "") -> FrameStatus:
     """A synchronized frame's status, with the command and speed it was (or would be) planned with."""
     frame = ready.frame
-    return FrameStatus(frame.stamp_ns, status, reason, detail, ready.command.name.lower(), ready.command_source,
-                       frame.speed_mps, frame.acceleration_mps2)  # fmt: skip
+    return FrameStatus(
+        frame.stamp_ns,
+        status,
+        reason,
+        detail,
+        ready.command.name.lower(),
+        ready.command_source,
+        frame.speed_mps,
+        frame.acceleration_mps2,
+    )
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -165,8 +173,9 @@ class LeadPlannerNode(LifecycleNode):
         self._in_flight = threading.Lock()  # held by the worker while it plans and publishes one frame
         # /diagnostics reports every lifecycle state, so it lives outside configure/cleanup.
         context = TopicContext(self.config)
-        self.diagnostics_pub = self.create_publisher(topic_class(BY_KEY["diagnostics"], context), "/diagnostics",
-                                                     qos_profile(BY_KEY["diagnostics"].qos(context)))  # fmt: skip
+        self.diagnostics_pub = self.create_publisher(
+            topic_class(BY_KEY["diagnostics"], context), "/diagnostics", qos_profile(BY_KEY["diagnostics"].qos(context))
+        )
         # On the steady clock: diagnostics must go on (and say so) when /clock stops.
         self._clock_watch = ClockWatch()
         self.create_timer(
@@ -240,8 +249,12 @@ class LeadPlannerNode(LifecycleNode):
             name = topic.camera
             callback = self._guarded(f"camera {name}", lambda data, n=name: self._on_camera(n, data))
             return self.create_subscription(kind, topic.name, callback, qos, callback_group=group, raw=True)
-        handler = {"route": self._on_route, "command": self._on_command, "odometry": self._on_odometry,
-                   "imu": self._on_imu}[topic.key]  # fmt: skip
+        handler = {
+            "route": self._on_route,
+            "command": self._on_command,
+            "odometry": self._on_odometry,
+            "imu": self._on_imu,
+        }[topic.key]
         return self.create_subscription(kind, topic.name, self._guarded(topic.key, handler), qos, callback_group=group)
 
     def _destroy_interfaces(self) -> None:
@@ -470,8 +483,9 @@ class LeadPlannerNode(LifecycleNode):
         if not self._active.is_set() or self._stop.is_set():  # deactivated or stopping meanwhile
             return
         plan = result.plan
-        out = plan_messages(plan, ready, self.config, wanted, untrained=self.planner.info.untrained,
-                            reprojection=reprojection)  # fmt: skip
+        out = plan_messages(
+            plan, ready, self.config, wanted, untrained=self.planner.info.untrained, reprojection=reprojection
+        )
         publish, messages = self.outputs, out.messages
         publish["path"].publish(messages.pop("path"))
         self._publish_frame_status(_status(ready, PLANNED))

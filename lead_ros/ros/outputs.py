@@ -144,7 +144,15 @@ def plan_messages(
         if config.camera_mode == "navsim_4cam":
             front = reprojection.front_view() if reprojection else nuplan_front_view(config.virtual_distortion)
         labels = perceived.bev_labels if perceived is not None else None
-        picture = render_plan(plan.model_image, plan.waypoints, plan.headings, caption, untrained,
-                              bev_labels=labels, boxes=out.boxes, front_view=front)  # fmt: skip
+        picture = render_plan(
+            plan.model_image,
+            plan.waypoints,
+            plan.headings,
+            caption,
+            untrained,
+            bev_labels=labels,
+            boxes=out.boxes,
+            front_view=front,
+        )
         out.messages[DEBUG_IMAGE] = array_to_image(picture, stamp_ns, frame_id)
     return out

@@ -20,8 +20,21 @@ PARAMS = Path(__file__).resolve().parents[2] / "config" / "sample.yaml"
 
 
 def _evaluate(bag: Path, out: Path, weights: str, device: str) -> dict:
-    command = [sys.executable, "-m", "lead_ros.tools.cli", "evaluate-bag", str(bag), "--weights", weights,
-               "--out", str(out), "--device", device, "--params-file", str(PARAMS)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "lead_ros.tools.cli",
+        "evaluate-bag",
+        str(bag),
+        "--weights",
+        weights,
+        "--out",
+        str(out),
+        "--device",
+        device,
+        "--params-file",
+        str(PARAMS),
+    ]
     subprocess.run(command, check=True, capture_output=True)
     return json.loads((out / "summary.json").read_text())
 
@@ -48,10 +61,14 @@ def run(weights: str, device: str, durations: list[float]) -> dict:
         for duration in durations:
             bag = write_sample_bag(Path(tmp) / f"bag_{duration:g}s", duration)
             summary = _evaluate(bag, Path(tmp) / f"out_{duration:g}s", weights, device)
-            results["runs"].append({
-                "duration_s": duration, "frames": summary["planned"], "eval_fps": summary["frames_per_second"],
-                "peak_rss_mib": round(summary["peak_rss_mib"], 1),
-            })  # fmt: skip
+            results["runs"].append(
+                {
+                    "duration_s": duration,
+                    "frames": summary["planned"],
+                    "eval_fps": summary["frames_per_second"],
+                    "peak_rss_mib": round(summary["peak_rss_mib"], 1),
+                }
+            )
     planner = Planner(weights, device)
     frames = results["runs"][0]["frames"]
     results["bare_planner_fps"] = bare_planner_fps(planner, frames)

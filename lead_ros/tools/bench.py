@@ -151,8 +151,7 @@ def format_report(report: BenchReport) -> str:
 
     lines = [
         f"device {report.device}, precision {report.precision}, runtime {report.runtime}, "
-        f"torch threads {report.torch_threads}"
-        + (", UNTRAINED synthetic weights" if report.untrained else ""),
+        f"torch threads {report.torch_threads}" + (", UNTRAINED synthetic weights" if report.untrained else ""),
         row("preprocess 4x1080x1920", report.preprocess_4cam),
     ]
     lines += [

@@ -60,26 +60,40 @@ def _add_planner_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_runtime_arg(parser: argparse.ArgumentParser, default: str | None) -> None:
-    parser.add_argument("--runtime", default=default, choices=RUNTIMES,
-                        help=runtimes_help()
-                        + ("" if default else "; default: the params file's"))  # fmt: skip
+    parser.add_argument(
+        "--runtime",
+        default=default,
+        choices=RUNTIMES,
+        help=runtimes_help() + ("" if default else "; default: the params file's"),
+    )
 
 
 def _add_rig_args(parser: argparse.ArgumentParser, from_params: bool, required: bool = False) -> None:
     default = "; default: the params file's" if from_params else ""
-    parser.add_argument("--camera-rig", metavar="RIG.yaml", default=None, required=required,
-                        help="camera rig: reproject each camera into its nuPlan camera ('nuplan': the trained "
-                        "cameras)" + default)  # fmt: skip
-    parser.add_argument("--virtual-distortion", choices=VIRTUAL_DISTORTIONS, default=None,
-                        help="lens distortion of the virtual nuPlan cameras (default nuplan)"
-                        + default)  # fmt: skip
+    parser.add_argument(
+        "--camera-rig",
+        metavar="RIG.yaml",
+        default=None,
+        required=required,
+        help="camera rig: reproject each camera into its nuPlan camera ('nuplan': the trained cameras)" + default,
+    )
+    parser.add_argument(
+        "--virtual-distortion",
+        choices=VIRTUAL_DISTORTIONS,
+        default=None,
+        help="lens distortion of the virtual nuPlan cameras (default nuplan)" + default,
+    )
 
 
 def add_rig_check_arguments(parser: argparse.ArgumentParser) -> None:
     _add_rig_args(parser, from_params=False, required=True)
     images = parser.add_mutually_exclusive_group(required=True)
-    images.add_argument("--images", nargs=len(CAMERA_NAMES), metavar=tuple(n.upper() for n in CAMERA_NAMES),
-                        help=f"the camera images {' '.join(CAMERA_NAMES)}")  # fmt: skip
+    images.add_argument(
+        "--images",
+        nargs=len(CAMERA_NAMES),
+        metavar=tuple(n.upper() for n in CAMERA_NAMES),
+        help=f"the camera images {' '.join(CAMERA_NAMES)}",
+    )
     images.add_argument("--bag", help="a rosbag2 with the four camera topics")
     parser.add_argument("--frame", type=int, default=0, help="with --bag: the N-th image of each camera (0-based)")
     parser.add_argument("--out", required=True, help="output directory (parser.png, parser.txt)")
@@ -92,8 +106,10 @@ def cmd_rig_check(args: argparse.Namespace) -> int:
     rig = load_rig(args.camera_rig)
     if args.images:
         if rig.from_topics:
-            raise ValueError(f"--images: the rig takes the calibration of {', '.join(rig.from_topics)} from "
-                             "CameraInfo; use --bag with the CameraInfo recorded")  # fmt: skip
+            raise ValueError(
+                f"--images: the rig takes the calibration of {', '.join(rig.from_topics)} from "
+                "CameraInfo; use --bag with the CameraInfo recorded"
+            )
         images = {name: _read_rgb(path) for name, path in zip(CAMERA_NAMES, args.images, strict=True)}
     else:
         images, rig = bag_frame(Path(args.bag), args.frame, rig)
@@ -132,13 +148,23 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--command", required=True, help="left, straight, right or unknown")
     parser.add_argument("--no-jpeg", action="store_true", help="skip the JPEG q30 round trip (cameras only)")
     _add_rig_args(parser, from_params=False)
-    parser.add_argument("--perception", action="store_true",
-                         help="add the BEV class pixel counts and the detected boxes (ISO 8855) to the JSON")
-    parser.add_argument("--detection-score-threshold", type=finite_float, default=0.3,
-                         help="boxes with a score above this (strict) are listed (default 0.3, LEAD's)")
-    parser.add_argument("--bev-out", metavar="FILE.npy", default=None,
-                         help="write the BEV class probabilities, float32 (7, 256, 256), published layout "
-                         "(implies --perception)")
+    parser.add_argument(
+        "--perception",
+        action="store_true",
+        help="add the BEV class pixel counts and the detected boxes (ISO 8855) to the JSON",
+    )
+    parser.add_argument(
+        "--detection-score-threshold",
+        type=finite_float,
+        default=0.3,
+        help="boxes with a score above this (strict) are listed (default 0.3, LEAD's)",
+    )
+    parser.add_argument(
+        "--bev-out",
+        metavar="FILE.npy",
+        default=None,
+        help="write the BEV class probabilities, float32 (7, 256, 256), published layout (implies --perception)",
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -200,8 +226,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iters", type=int, default=20, help="timed runs per measurement (default 20)")
     parser.add_argument("--heights", type=int, nargs="+", default=[256, 270], help="model input heights")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--perception", action="store_true",
-                       help="also time inference with the perception heads and box decoding")
+    parser.add_argument(
+        "--perception", action="store_true", help="also time inference with the perception heads and box decoding"
+    )
     parser.add_argument(
         "--reference",
         action="store_true",
@@ -220,8 +247,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if planner.device.type != "cpu":
             raise ValueError("--reference compares CPU timings; use --device cpu")
         reference = build_models(load_checkpoint(args.weights))[0]
-    report = run_bench(planner, iters=args.iters, heights=tuple(args.heights), reference_model=reference,
-                       perception=args.perception)
+    report = run_bench(
+        planner, iters=args.iters, heights=tuple(args.heights), reference_model=reference, perception=args.perception
+    )
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -281,16 +309,25 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
     from lead_ros.tools.export import PARITY_TOLERANCE, ExportParityError, export_onnx
 
     try:
-        report = export_onnx(args.weights, Path(args.out), args.height, args.perception, args.overwrite,
-                             args.ensemble_size, args.cache_dir)  # fmt: skip
+        report = export_onnx(
+            args.weights,
+            Path(args.out),
+            args.height,
+            args.perception,
+            args.overwrite,
+            args.ensemble_size,
+            args.cache_dir,
+        )
     except ExportParityError as error:
         log.error("%s", error)
         return 1
     for path in report.files:
         print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     print(f"wrote {report.manifest}")
-    print(f"largest difference from lead_ros' fp32 forward on {report.cases} golden inputs: "
-          f"{report.max_difference:.2e} (tolerance {PARITY_TOLERANCE:g}): OK")  # fmt: skip
+    print(
+        f"largest difference from lead_ros' fp32 forward on {report.cases} golden inputs: "
+        f"{report.max_difference:.2e} (tolerance {PARITY_TOLERANCE:g}): OK"
+    )
     return 0
 
 
@@ -315,20 +352,27 @@ def _topic_overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def add_evaluate_bag_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "bags", nargs="+", metavar="BAG", help="bag directories, .mcap/.db3 files, or a folder of bags"
-    )
+    parser.add_argument("bags", nargs="+", metavar="BAG", help="bag directories, .mcap/.db3 files, or a folder of bags")
     parser.add_argument("--weights", required=True, help="local file/directory or hf://OWNER/REPO[@REV]")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument(
-        "--params-file", default=None,
+        "--params-file",
+        default=None,
         help="node params YAML (default: the packaged config/lead_ros.yaml, with camera_mode and image_transport "
         "taken from each bag)",
     )
-    parser.add_argument("--camera-mode", choices=["navsim_4cam", "stitched"], default=None,
-                          help="override; default: from the params file if it sets it, else from each bag")
-    parser.add_argument("--image-transport", choices=["raw", "compressed"], default=None,
-                          help="override; default: from the params file if it sets it, else from each bag")
+    parser.add_argument(
+        "--camera-mode",
+        choices=["navsim_4cam", "stitched"],
+        default=None,
+        help="override; default: from the params file if it sets it, else from each bag",
+    )
+    parser.add_argument(
+        "--image-transport",
+        choices=["raw", "compressed"],
+        default=None,
+        help="override; default: from the params file if it sets it, else from each bag",
+    )
     parser.add_argument(
         "--topic",
         action="append",
@@ -342,24 +386,44 @@ def add_evaluate_bag_arguments(parser: argparse.ArgumentParser) -> None:
     _add_runtime_arg(parser, None)
     parser.add_argument("--reorder-window-s", type=finite_float, default=1.0, help="header-stamp reorder window")
     parser.add_argument(
-        "--max-input-age-s", type=finite_float, default=0.0,
+        "--max-input-age-s",
+        type=finite_float,
+        default=0.0,
         help="skip frames whose anchor stamp is older than this vs record time (stale_input); default 0 = off",
-    )  # fmt: skip
+    )
     parser.add_argument("--write-inputs", action="store_true", help="copy the input topics into the output bag")
-    parser.add_argument("--perception", action="store_true",
-                          help="also run perception: BEV grids and boxes into the output bag (the node's topics), "
-                          "boxes into frames.jsonl, the BEV map in the pictures")
+    parser.add_argument(
+        "--perception",
+        action="store_true",
+        help="also run perception: BEV grids and boxes into the output bag (the node's topics), "
+        "boxes into frames.jsonl, the BEV map in the pictures",
+    )
     parser.add_argument("--no-pictures", action="store_true", help="skip the contact sheet and video")
     parser.add_argument("--jobs", type=int, default=1, help="bags evaluated in parallel processes (--engine local)")
-    parser.add_argument("--engine", choices=["local", "ray"], default="local",
-                          help="local: this machine (--jobs processes); ray: long-lived Ray actors, one bag at a time")
-    parser.add_argument("--ray-address", default=None,
-                          help="join a Ray cluster (auto, or ray://HOST:PORT); default: start a local instance")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this machine (--jobs processes); ray: long-lived Ray actors, one bag at a time",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="join a Ray cluster (auto, or ray://HOST:PORT); default: start a local instance",
+    )
     parser.add_argument("--workers", type=int, default=2, help="Ray actors (--engine ray; default 2)")
-    parser.add_argument("--cpus-per-worker", type=finite_float, default=1.0,
-                          help="CPUs per Ray actor, also its torch thread count (default 1)")
-    parser.add_argument("--gpus-per-worker", type=finite_float, default=0.0,
-                          help="GPUs per Ray actor (fractions share a GPU; default 0)")
+    parser.add_argument(
+        "--cpus-per-worker",
+        type=finite_float,
+        default=1.0,
+        help="CPUs per Ray actor, also its torch thread count (default 1)",
+    )
+    parser.add_argument(
+        "--gpus-per-worker",
+        type=finite_float,
+        default=0.0,
+        help="GPUs per Ray actor (fractions share a GPU; default 0)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
 
 
@@ -370,8 +434,12 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     values = params_file_values(Path(args.params_file) if args.params_file else _packaged_params_file())
     # A setting the user states (an option, or in a params file they pass) is kept; the
     # others follow each bag's camera connections.
-    given = (("camera_mode", args.camera_mode), ("image_transport", args.image_transport),
-             ("camera_rig_file", args.camera_rig), ("virtual_distortion", args.virtual_distortion))  # fmt: skip
+    given = (
+        ("camera_mode", args.camera_mode),
+        ("image_transport", args.image_transport),
+        ("camera_rig_file", args.camera_rig),
+        ("virtual_distortion", args.virtual_distortion),
+    )
     stated = {k: v for k, v in given if v}
     config = NodeConfig.from_values({**values, **stated})
     follow = tuple(k for k in FOLLOWABLE if k not in stated and not (args.params_file and k in values))
@@ -385,8 +453,9 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
         follow_bag=follow,
         perception=args.perception,
     )
-    spec = PlannerSpec(args.weights, args.device or config.device, args.precision or config.precision,
-                       args.runtime or config.runtime)  # fmt: skip
+    spec = PlannerSpec(
+        args.weights, args.device or config.device, args.precision or config.precision, args.runtime or config.runtime
+    )
     if args.engine == "ray":
         return _evaluate_on_ray(args, spec, options)
     summary = evaluate_bags([Path(b) for b in args.bags], Path(args.out), spec, options, args.jobs, args.overwrite)
@@ -405,15 +474,21 @@ def _evaluate_on_ray(args: argparse.Namespace, spec, options) -> int:
     try:
         from lead_ros.bag.fleet import FleetOptions, evaluate_on_ray
     except ModuleNotFoundError as error:  # ray itself
-        raise ValueError(f"--engine ray needs Ray ({error}): pip install -r requirements/fleet.txt; "
-                         "everything else, --engine local included, runs without it") from None  # fmt: skip
+        raise ValueError(
+            f"--engine ray needs Ray ({error}): pip install -r requirements/fleet.txt; "
+            "everything else, --engine local included, runs without it"
+        ) from None
     if args.workers < 1 or args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise ValueError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
     given = [Path(b) for b in args.bags]
     bags = find_bags(given)
     out = Path(args.out)
-    fleet = FleetOptions(address=args.ray_address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
-                         gpus_per_worker=args.gpus_per_worker)  # fmt: skip
+    fleet = FleetOptions(
+        address=args.ray_address,
+        workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
+    )
     with claim_output_dir(out, args.overwrite, [*given, *bags]):
         summary = evaluate_on_ray(bags, out, spec, replace(options, progress=sys.stderr.isatty()), fleet)
     json.dump(summary, sys.stdout, indent=2)
@@ -424,12 +499,23 @@ def _evaluate_on_ray(args: argparse.Namespace, spec, options) -> int:
 def add_compare_evaluations_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("first", metavar="OUT_A", help="evaluate-bag output directory of one bag")
     parser.add_argument("second", metavar="OUT_B", help="evaluate-bag output directory of the same bag")
-    parser.add_argument("--max-diff-m", type=finite_float, default=None,
-                         help="exit 1 when a frame's waypoints differ by more (or a frame is in one output only)")
-    parser.add_argument("--allow-different-inputs", action="store_true",
-                         help="parser outputs of different drives (refused by default: exit 2)")
-    parser.add_argument("--max-diff-rad", type=finite_float, default=None,
-                         help="exit 1 when a frame's headings differ by more (or a frame is in one output only)")
+    parser.add_argument(
+        "--max-diff-m",
+        type=finite_float,
+        default=None,
+        help="exit 1 when a frame's waypoints differ by more (or a frame is in one output only)",
+    )
+    parser.add_argument(
+        "--allow-different-inputs",
+        action="store_true",
+        help="parser outputs of different drives (refused by default: exit 2)",
+    )
+    parser.add_argument(
+        "--max-diff-rad",
+        type=finite_float,
+        default=None,
+        help="exit 1 when a frame's headings differ by more (or a frame is in one output only)",
+    )
 
 
 def cmd_compare_evaluations(args: argparse.Namespace) -> int:
@@ -445,10 +531,11 @@ def cmd_compare_evaluations(args: argparse.Namespace) -> int:
     if args.max_diff_m is None and args.max_diff_rad is None:
         return 0
     exceeded = [
-        stamp for stamp, (m, rad) in comparison.per_frame.items()
+        stamp
+        for stamp, (m, rad) in comparison.per_frame.items()
         if (args.max_diff_m is not None and m > args.max_diff_m)
         or (args.max_diff_rad is not None and rad > args.max_diff_rad)
-    ]  # fmt: skip
+    ]
     alone = len(comparison.only_first) + len(comparison.only_second)
     if exceeded or alone:
         print(f"result: {len(exceeded)} frames beyond the limits, {alone} frames in one output only")
@@ -459,10 +546,15 @@ def cmd_compare_evaluations(args: argparse.Namespace) -> int:
 
 def add_make_sample_bag_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="bag directory to create")
-    parser.add_argument("--duration-s", type=finite_float, default=None,
-                        help="camera seconds; default gives data/sample_bag")
-    parser.add_argument("--rig", metavar="RIG.yaml", default=None,
-                        help="the drive as this camera rig's cameras see it (PNG images, CameraInfo topics)")
+    parser.add_argument(
+        "--duration-s", type=finite_float, default=None, help="camera seconds; default gives data/sample_bag"
+    )
+    parser.add_argument(
+        "--rig",
+        metavar="RIG.yaml",
+        default=None,
+        help="the drive as this camera rig's cameras see it (PNG images, CameraInfo topics)",
+    )
 
 
 def cmd_make_sample_bag(args: argparse.Namespace) -> int:
@@ -487,8 +579,12 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", action="store_true", help="start again at the end")
     parser.add_argument("--clock", action="store_true", help="publish /clock (run the node with use_sim_time)")
     parser.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="topic remap")
-    parser.add_argument("--lockstep", metavar="TOPIC", help="wait for the node's answer on TOPIC after each anchor "
-                        "frame: its frame_status (every frame) or its path (planned frames only)")
+    parser.add_argument(
+        "--lockstep",
+        metavar="TOPIC",
+        help="wait for the node's answer on TOPIC after each anchor "
+        "frame: its frame_status (every frame) or its path (planned frames only)",
+    )
     parser.add_argument("--lockstep-timeout-s", type=finite_float, default=30.0, help="lockstep wait limit")
     parser.add_argument("--wait-s", type=finite_float, default=10.0, help="wait this long for subscribers first")
 
@@ -508,8 +604,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         remaps[source] = target
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # ours: lead_ros.tools.interrupts
     node = rclpy.create_node("lead_ros_replay")
-    replayer = BagReplayer(node, Path(args.bag), rate=args.rate, loop=args.loop, clock=args.clock, remaps=remaps,
-                           lockstep_topic=args.lockstep, lockstep_timeout_s=args.lockstep_timeout_s)  # fmt: skip
+    replayer = BagReplayer(
+        node,
+        Path(args.bag),
+        rate=args.rate,
+        loop=args.loop,
+        clock=args.clock,
+        remaps=remaps,
+        lockstep_topic=args.lockstep,
+        lockstep_timeout_s=args.lockstep_timeout_s,
+    )
     spin = BackgroundSpin(node)
     try:
         if (problem := replayer.wait_until_ready(args.wait_s)) is not None:
@@ -518,8 +622,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 return 1
             log.warning("%s; publishing anyway", problem)
         stats = replayer.run()
-        log.info("replayed %d messages (%d anchor frames, %d lockstep timeouts); skipped topics: %s",
-                 stats.published, stats.anchors, stats.lockstep_timeouts, stats.skipped_topics or "none")  # fmt: skip
+        log.info(
+            "replayed %d messages (%d anchor frames, %d lockstep timeouts); skipped topics: %s",
+            stats.published,
+            stats.anchors,
+            stats.lockstep_timeouts,
+            stats.skipped_topics or "none",
+        )
     except KeyboardInterrupt as error:
         replayer.stop()
         return exit_code(error)
@@ -570,12 +679,13 @@ def cmd_record_path(args: argparse.Namespace) -> int:
 def add_bench_node_arguments(parser: argparse.ArgumentParser) -> None:
     _add_planner_args(parser)
     parser.add_argument("--rates", type=finite_float, nargs="+", default=[10.0, 30.0], help="camera rates, Hz")
-    parser.add_argument("--durations-s", type=finite_float, nargs="+", default=[30.0, 130.0],
-                            help="seconds per rate")
+    parser.add_argument("--durations-s", type=finite_float, nargs="+", default=[30.0, 130.0], help="seconds per rate")
     parser.add_argument(
-        "--publisher", choices=["process", "inline"], default="process",
+        "--publisher",
+        choices=["process", "inline"],
+        default="process",
         help="camera stream from a separate process (default, as on a robot) or a thread of the benchmark",
-    )  # fmt: skip
+    )
 
 
 def cmd_bench_node(args: argparse.Namespace) -> int:
@@ -584,8 +694,14 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     if len(args.rates) != len(args.durations_s):
         raise ValueError("--rates and --durations-s need the same number of values")
     runs = list(zip(args.rates, args.durations_s, strict=True))
-    reports = run(args.weights, args.device, args.precision, runs, separate_publisher=args.publisher == "process",
-                  runtime=args.runtime)
+    reports = run(
+        args.weights,
+        args.device,
+        args.precision,
+        runs,
+        separate_publisher=args.publisher == "process",
+        runtime=args.runtime,
+    )
     print(format_reports(reports))
     return 0
 
@@ -593,8 +709,7 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
 def add_bench_bag_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, help="weights source")
     parser.add_argument("--device", default="cpu", help="device (default cpu)")
-    parser.add_argument("--durations-s", type=finite_float, nargs="+", default=[2.0, 8.0],
-                           help="sample drive lengths")
+    parser.add_argument("--durations-s", type=finite_float, nargs="+", default=[2.0, 8.0], help="sample drive lengths")
 
 
 def cmd_bench_bag(args: argparse.Namespace) -> int:

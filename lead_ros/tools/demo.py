@@ -114,8 +114,12 @@ def run_live(bag: Path, weights: str, device: str, out: Path, rig: str | None = 
         context.try_shutdown()
     if code != 0:
         raise RuntimeError(f"the node exited with code {code}; see {node_log}")
-    counts = {"anchors": stats.anchors, "published": stats.published, "lockstep_timeouts": stats.lockstep_timeouts,
-              "recorded_paths": recorder.count}  # fmt: skip
+    counts = {
+        "anchors": stats.anchors,
+        "published": stats.published,
+        "lockstep_timeouts": stats.lockstep_timeouts,
+        "recorded_paths": recorder.count,
+    }
     return recorded, counts, stats.statuses
 
 
@@ -140,8 +144,10 @@ def explain_differences(live: list, offline_frames: Path, comparison, tolerance:
         if not same:
             when = "no stamp" if stamp is None else f"stamp {stamp / 1e9:.3f} s"
             diff = f"; plans differ by {position:.2e} m, {heading:.2e} rad" if stamp in comparison.per_frame else ""
-            lines.append(f"  {when}: live {ours.describe() if ours else 'no status'} | "
-                         f"offline {theirs.describe() if theirs else 'no record'}{diff}")  # fmt: skip
+            lines.append(
+                f"  {when}: live {ours.describe() if ours else 'no status'} | "
+                f"offline {theirs.describe() if theirs else 'no record'}{diff}"
+            )
     return lines
 
 
@@ -205,8 +211,9 @@ def _demo(args: argparse.Namespace, out: Path, bag: Path) -> int:
     if args.camera_rig:
         config = replace(config, camera_rig_file=args.camera_rig, camera_info_qos="transient_local")
     # The node's input age limit too (evaluate-bag leaves it off unless asked): same rules.
-    options = EvaluationOptions(config=config, topics=default_topics(), progress=False,
-                                max_input_age_s=config.max_input_age_s)  # fmt: skip
+    options = EvaluationOptions(
+        config=config, topics=default_topics(), progress=False, max_input_age_s=config.max_input_age_s
+    )
     offline_dir = out / "offline"
     spec = PlannerSpec(weights, args.device, config.precision, config.runtime)
     summary = evaluate_bags([bag], offline_dir, spec, options)
@@ -221,8 +228,13 @@ def _demo(args: argparse.Namespace, out: Path, bag: Path) -> int:
     comparison = compare_paths(live_paths, offline_paths)
     same_frames = not comparison.only_first and not comparison.only_second
     differences = explain_differences(statuses, Path(summary["outputs"]["frames"]), comparison)
-    ok = (same_frames and comparison.matches() and live["lockstep_timeouts"] == 0 and comparison.common > 0
-          and not differences)  # fmt: skip
+    ok = (
+        same_frames
+        and comparison.matches()
+        and live["lockstep_timeouts"] == 0
+        and comparison.common > 0
+        and not differences
+    )
     if differences:
         print(f"\nframes treated differently ({len(differences)}):\n" + "\n".join(differences), flush=True)
     print(

@@ -52,12 +52,14 @@ def golden_feeds(height: int) -> list[dict[str, np.ndarray]]:
             image = cv2.resize(image, (MODEL_IMAGE_WIDTH, height), interpolation=cv2.INTER_AREA)
         command = np.zeros((1, 4), np.float32)
         command[0, case["command_index"]] = 1.0
-        feeds.append({
-            "rgb": np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32),
-            "speed": np.full((1, 1), case["speed_mps"], np.float32),
-            "acceleration": np.full((1, 1), case["acceleration_mps2"], np.float32),
-            "command": command,
-        })  # fmt: skip
+        feeds.append(
+            {
+                "rgb": np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32),
+                "speed": np.full((1, 1), case["speed_mps"], np.float32),
+                "acceleration": np.full((1, 1), case["acceleration_mps2"], np.float32),
+                "command": command,
+            }
+        )
     return feeds
 
 
@@ -88,15 +90,34 @@ def manifest(planner: Planner, files: list[Path], height: int, perception: bool)
         "files": [f.name for f in files],
         "ensemble": "average waypoints and headings over the files" if len(files) > 1 else "single model",
         "inputs": [
-            {"name": "rgb", "shape": [1, 3, height, MODEL_IMAGE_WIDTH], "dtype": "float32", "layout": "NCHW",
-             "channel_order": "RGB", "value_range": "raw pixel values 0..255 as float; ImageNet normalisation "
-             "(mean 0.485 0.456 0.406, std 0.229 0.224 0.225 on value/255) happens inside the graph"},
-            {"name": "speed", "shape": [1, 1], "dtype": "float32",
-             "meaning": "ego speed, m/s (norm of the velocity; the graph divides by 15)"},
-            {"name": "acceleration", "shape": [1, 1], "dtype": "float32",
-             "meaning": "ego acceleration, m/s^2 (norm; the graph divides by 4)"},
-            {"name": "command", "shape": [1, 4], "dtype": "float32",
-             "meaning": "one-hot driving command", "order": ["left", "straight", "right", "unknown"]},
+            {
+                "name": "rgb",
+                "shape": [1, 3, height, MODEL_IMAGE_WIDTH],
+                "dtype": "float32",
+                "layout": "NCHW",
+                "channel_order": "RGB",
+                "value_range": "raw pixel values 0..255 as float; ImageNet normalisation "
+                "(mean 0.485 0.456 0.406, std 0.229 0.224 0.225 on value/255) happens inside the graph",
+            },
+            {
+                "name": "speed",
+                "shape": [1, 1],
+                "dtype": "float32",
+                "meaning": "ego speed, m/s (norm of the velocity; the graph divides by 15)",
+            },
+            {
+                "name": "acceleration",
+                "shape": [1, 1],
+                "dtype": "float32",
+                "meaning": "ego acceleration, m/s^2 (norm; the graph divides by 4)",
+            },
+            {
+                "name": "command",
+                "shape": [1, 4],
+                "dtype": "float32",
+                "meaning": "one-hot driving command",
+                "order": ["left", "straight", "right", "unknown"],
+            },
         ],
         "outputs": outputs,
         "image_preprocessing": {
@@ -113,11 +134,18 @@ def manifest(planner: Planner, files: list[Path], height: int, perception: bool)
             "waypoints": "8 poses at t = 0.5, 1.0, ..., 4.0 s, metres; headings in radians relative to the current "
             "heading",
         },
-        "weights": {"source": info.weights, "sha256": list(info.weights_sha256), "untrained": info.untrained,
-                    "token_dim": info.config.token_dim},
+        "weights": {
+            "source": info.weights,
+            "sha256": list(info.weights_sha256),
+            "untrained": info.untrained,
+            "token_dim": info.config.token_dim,
+        },
         "opset": OPSET,
-        "exported_with": {"lead_ros": lead_ros.__version__, "torch": torch.__version__,
-                          "onnxruntime_checked": onnxruntime.__version__},
+        "exported_with": {
+            "lead_ros": lead_ros.__version__,
+            "torch": torch.__version__,
+            "onnxruntime_checked": onnxruntime.__version__,
+        },
     }
 
 
@@ -140,9 +168,14 @@ def check_parity(models: list, files: list[Path], height: int, perception: bool)
 
 
 def export_onnx(
-    weights: str, out_dir: Path, height: int = 270, perception: bool = False, overwrite: bool = False,
-    ensemble_size: int | None = None, cache_dir: str | None = None,
-) -> ExportReport:  # fmt: skip
+    weights: str,
+    out_dir: Path,
+    height: int = 270,
+    perception: bool = False,
+    overwrite: bool = False,
+    ensemble_size: int | None = None,
+    cache_dir: str | None = None,
+) -> ExportReport:
     """Export, write the manifest, then check every file on the golden inputs."""
     check_stitched_size("--height", MODEL_IMAGE_WIDTH, height)
     with Planner(weights, "cpu", "fp32", runtime="eager", ensemble_size=ensemble_size, cache_dir=cache_dir) as planner:

@@ -79,8 +79,7 @@ class RateReport:
 
 
 def _publish_stream(driver, stop: threading.Event, rate_hz: float, counter: list[int]) -> None:
-    cameras = {n: array_to_image(img, 0, f"cam_{n}") for n, img in zip(CAMERA_NAMES, reference_cameras(),
-                                                                        strict=True)}  # fmt: skip
+    cameras = {n: array_to_image(img, 0, f"cam_{n}") for n, img in zip(CAMERA_NAMES, reference_cameras(), strict=True)}
     topics = default_topics()
     publishers = {n: driver.create_publisher(type(m), topics[n], 5) for n, m in cameras.items()}
     odometry = driver.create_publisher(Odometry, topics["odometry"], 50)
@@ -219,9 +218,13 @@ def bench_rate(
 
 
 def run(
-    weights: str, device: str, precision: str, runs: list[tuple[float, float]], separate_publisher: bool = True,
+    weights: str,
+    device: str,
+    precision: str,
+    runs: list[tuple[float, float]],
+    separate_publisher: bool = True,
     runtime: str = "auto",
-) -> list[dict]:  # fmt: skip
+) -> list[dict]:
     planner = Planner(weights, device, precision, runtime=runtime)
     context = rclpy.Context()
     rclpy.init(context=context)

@@ -119,8 +119,9 @@ def bag_frame(bag: Path, frame: int, rig: CameraRig | None = None) -> tuple[dict
             name = BY_KEY[message.key].camera
             if name in awaited:
                 where = f"{bag}: CameraInfo of {name}"
-                calibration = calibration_from_fields(camera_info_fields(message.msg), where,
-                                                      rig.cameras[name].rectified)  # fmt: skip
+                calibration = calibration_from_fields(
+                    camera_info_fields(message.msg), where, rig.cameras[name].rectified
+                )
                 rig, awaited = rig.calibrated(name, calibration), awaited - {name}
         elif message.key not in images:
             if seen[message.key] == frame:

@@ -104,8 +104,10 @@ def perception_result(case_id: str, perception, precision: str) -> PerceptionRes
     )
     cells = {b["rank"]: (b["grid_row"], b["grid_col"]) for b in boxes["image_system_topk"]}
     lead = {cells[b["rank"]]: b for b in boxes["vehicle_system"]}
-    ours = {tuple(c): row for c, row in zip(perception.decoded.cells.tolist(), perception.decoded.vehicle_system,
-                                            strict=True)}  # fmt: skip
+    ours = {
+        tuple(c): row
+        for c, row in zip(perception.decoded.cells.tolist(), perception.decoded.vehicle_system, strict=True)
+    }
     # The yaw depends on a discrete decision (the yaw bin, wrapped above pi only): compared in fp32 only.
     keys = ("x", "y", "w", "h", "score") + (("yaw",) if precision == "fp32" else ())
     columns = [0, 1, 2, 3, 8] + ([4] if precision == "fp32" else [])
@@ -116,8 +118,12 @@ def perception_result(case_id: str, perception, precision: str) -> PerceptionRes
     if precision == "fp32":
         margins = _aux_cases()[source]
         ties = {tuple(p) for p in margins["bev_semantic"]["argmax_near_tie_pixels_row_col_gap_lt_1e-4"]}
-        fragile = {(r, c) for r, c, *_ in
-                   margins["centernet"]["decision_margins"]["fragile_cells_row_col_margin_islocalmax_abs_margin_lt_1e-5"]}
+        fragile = {
+            (r, c)
+            for r, c, *_ in margins["centernet"]["decision_margins"][
+                "fragile_cells_row_col_margin_islocalmax_abs_margin_lt_1e-5"
+            ]
+        }
         flipped = {tuple(p) for p in np.argwhere(perception.bev_labels[::-1, :] != semantic["argmax"]).tolist()}
         above = {(b.grid_row, b.grid_col) for b in perception.boxes_above(0.3)}
         mismatches = len(flipped - ties) + len((above ^ set(lead)) - fragile)
@@ -221,7 +227,14 @@ def run_selftest(
                 preprocess, inference = bench.preprocess_4cam, bench.inference_by_height
             planner.close()
     return SelftestReport(
-        str(resolved), precision, used, software_versions(resolved), tolerance, cases, preprocess, inference,
+        str(resolved),
+        precision,
+        used,
+        software_versions(resolved),
+        tolerance,
+        cases,
+        preprocess,
+        inference,
         perception,
     )
 
@@ -241,12 +254,16 @@ def format_report(report: SelftestReport) -> str:
             + ("PASS" if case.passed else "FAIL")
         )
     if report.perception_cases:
-        lines.append(f"perception: {'case':<14} {'max |dlogit|':>13} {'max |dbox|':>11} {'discrete':>9}  result "
-                     f"(tolerance {PERCEPTION_TOLERANCES[report.precision]:g})")  # fmt: skip
+        lines.append(
+            f"perception: {'case':<14} {'max |dlogit|':>13} {'max |dbox|':>11} {'discrete':>9}  result "
+            f"(tolerance {PERCEPTION_TOLERANCES[report.precision]:g})"
+        )
         for p in report.perception_cases:
             discrete = "n/a" if p.discrete_mismatches is None else str(p.discrete_mismatches)
-            lines.append(f"            {p.case:<14} {p.max_logit_diff:>13.2e} {p.max_box_diff:>11.2e} {discrete:>9}  "
-                         + ("PASS" if p.passed else "FAIL"))  # fmt: skip
+            lines.append(
+                f"            {p.case:<14} {p.max_logit_diff:>13.2e} {p.max_box_diff:>11.2e} {discrete:>9}  "
+                + ("PASS" if p.passed else "FAIL")
+            )
     if report.preprocess_4cam is not None:
         clock = "CUDA events" if report.device.startswith("cuda") else "wall clock"
         lines.append(f"timing ({clock}):")
