@@ -58,6 +58,7 @@ $(STAMP):
 lint: setup
 	$(BIN)/ruff check lead_ros test launch benchmarks setup.py
 	$(BIN)/ruff format --check lead_ros test launch benchmarks setup.py
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest test --durations=15

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class ParamSpec:
     name: str
     default: Any
     description: str
-    choices: tuple[str, ...] = ()
+    choices: Sequence[str] = ()
     min_value: float | None = None
     max_value: float | None = None
     read_only: bool = True

@@ -218,6 +218,8 @@ class Planner:
         into nuPlan's when a ``reprojection`` (a camera rig) is given."""
         if observation.cameras is not None:
             return stitch_cameras(observation.cameras, observation.encoding, self.jpeg_roundtrip, reprojection)
+        if observation.image is None:
+            raise ValueError("observation: neither cameras nor a stitched image")
         return prepare_stitched(observation.image, observation.encoding)
 
     def _height_state(self, height: int) -> _HeightState:
@@ -228,7 +230,7 @@ class Planner:
         if state is None:
             while len(self._heights) >= MAX_HEIGHTS:
                 self._heights.popitem(last=False)
-            state = _HeightState.allocate(height, self.device, channels_last=self.runtime.channels_last_input)
+            state = _HeightState.allocate(height, self.device, channels_last=self._runtime.channels_last_input)
             self._heights[height] = state
         self._heights.move_to_end(height)
         return state
@@ -236,7 +238,7 @@ class Planner:
     def _input_tensor(self, image: np.ndarray, state: _HeightState) -> torch.Tensor:
         """Copy the image into the height's (1, 3, H, 1920) float buffer on the device."""
         source = torch.from_numpy(image)
-        if self._cuda:
+        if state.staging is not None and state.device_u8 is not None:  # CUDA
             # Pinned host buffer -> device buffer, both reused: no per-frame allocation, and
             # the copy overlaps with host work until the result is read back.
             state.staging.copy_(source)
@@ -263,11 +265,11 @@ class Planner:
         self._speed.fill_(speed_mps)
         self._acceleration.fill_(acceleration_mps2)
         self._command.zero_()[0, int(command)] = 1.0
-        total = None
         outputs = self._forward(rgb)
-        for waypoints, headings, _ in outputs:
-            joined = torch.cat((waypoints, headings.unsqueeze(-1)), dim=-1)
-            total = joined if total is None else total + joined
+        joined = [torch.cat((waypoints, headings.unsqueeze(-1)), dim=-1) for waypoints, headings, _ in outputs]
+        total = joined[0]
+        for member in joined[1:]:
+            total = total + member
         # One device-to-host copy per frame: the only synchronisation point (perception,
         # when asked for, adds the copies of its own results).
         result = (total / self.info.ensemble_size)[0].double().cpu().numpy()
@@ -275,8 +277,14 @@ class Planner:
 
     def _forward(self, rgb: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
         """Each ensemble member's (waypoints, headings, bev_features)."""
-        assert self.runtime is not None  # infer refuses a closed planner
-        return self.runtime.forward((rgb, self._speed, self._acceleration, self._command))
+        return self._runtime.forward((rgb, self._speed, self._acceleration, self._command))
+
+    @property
+    def _runtime(self) -> Runtime:
+        """The runtime of a planner that is not closed."""
+        if self.runtime is None:
+            raise RuntimeError("this planner was closed; create a new one")
+        return self.runtime
 
     @property
     def models(self) -> list[LTFv6]:
@@ -286,8 +294,7 @@ class Planner:
     def _perceive(self, bev_features: torch.Tensor) -> Perception:
         """The auxiliary heads on the first member's BEV features, always in float32 (LEAD
         runs its output heads in float32 under autocast too), eagerly: about 4 % of a forward."""
-        assert self.runtime is not None
-        aux = self.runtime.perception_heads(bev_features.float())
+        aux = self._runtime.perception_heads(bev_features.float())
         heads = {name: aux[f"centernet_{name}_head"] for name in CENTERNET_OUTPUTS}
         return perceive(aux["bev_semantic_logits_pre_upsample"], aux["bev_semantic_logits"], heads)
 

@@ -131,7 +131,10 @@ def jpeg_roundtrip(image: np.ndarray) -> np.ndarray:
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise ImageInputError("JPEG encoding of the stitched image failed")
-    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise ImageInputError("JPEG decoding of the stitched image failed")
+    return decoded
 
 
 def _to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
@@ -181,20 +184,21 @@ def stitch_cameras(
 
 def _stitch_nuplan_cameras(cameras: Sequence[np.ndarray | None]) -> np.ndarray:
     front = cameras[NAVSIM_LAYOUT.index(ANCHOR_CAMERA)]
-    cameras = [np.zeros_like(front) if image is None else image for image in cameras]
-    for name, image in zip(CAMERA_NAMES, cameras, strict=True):
+    assert front is not None  # stitch_cameras refuses a missing anchor
+    images = [np.zeros_like(front) if image is None else image for image in cameras]
+    for name, image in zip(CAMERA_NAMES, images, strict=True):
         check_camera_size(f"camera {name}", image.shape[1], image.shape[0])
-    check_equal_sizes({n: (img.shape[1], img.shape[0]) for n, img in zip(CAMERA_NAMES, cameras, strict=True)})
-    cam_h, cam_w = cameras[0].shape[:2]
+    check_equal_sizes({n: (img.shape[1], img.shape[0]) for n, img in zip(CAMERA_NAMES, images, strict=True)})
+    cam_h, cam_w = images[0].shape[:2]
     out_h = stitched_height(cam_h, cam_w)
     if cam_w == 4 * CAMERA_SLOT_WIDTH and cam_h == 4 * out_h:
         resized = np.empty((out_h, MODEL_IMAGE_WIDTH, 3), np.uint8)
-        for k, image in enumerate(cameras):
+        for k, image in enumerate(images):
             resized[:, k * CAMERA_SLOT_WIDTH : (k + 1) * CAMERA_SLOT_WIDTH] = cv2.resize(
                 image, (CAMERA_SLOT_WIDTH, out_h), interpolation=cv2.INTER_LINEAR
             )
         return resized
-    return cv2.resize(np.concatenate(cameras, axis=1), (MODEL_IMAGE_WIDTH, out_h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(np.concatenate(images, axis=1), (MODEL_IMAGE_WIDTH, out_h), interpolation=cv2.INTER_LINEAR)
 
 
 def prepare_stitched(image: np.ndarray, encoding: str = "rgb8") -> np.ndarray:

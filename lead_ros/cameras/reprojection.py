@@ -49,7 +49,11 @@ def virtual_rig(virtual_distortion: str = "nuplan") -> CameraRig:
         name: RigCamera(
             name,
             CameraCalibration(
-                c.calibration.width, c.calibration.height, c.calibration.camera_matrix, "plumb_bob", np.zeros(5)
+                c.known_calibration.width,
+                c.known_calibration.height,
+                c.known_calibration.camera_matrix,
+                "plumb_bob",
+                np.zeros(5),
             ),
             c.rotation,
             c.position,
@@ -77,10 +81,10 @@ def remap_tables(real: RigCamera, virtual: RigCamera, columns: np.ndarray, rows:
     """Float maps (x, y) of shape (len(rows), len(columns)) from the virtual camera's pixels to
     the real camera's, and the mask of the pixels the real camera sees."""
     u, v = np.meshgrid(columns, rows)
-    rays = virtual.calibration.unproject(np.stack((u.ravel(), v.ravel()), axis=1))
+    rays = virtual.known_calibration.unproject(np.stack((u.ravel(), v.ravel()), axis=1))
     # virtual optical -> base_link -> real optical (row vectors: r @ R.T applies R).
     rays_real = rays @ (real.rotation.T @ virtual.rotation).T
-    pixels, seen = real.calibration.project(rays_real)
+    pixels, seen = real.known_calibration.project(rays_real)
     pixels[~seen] = _OUTSIDE
     shape = u.shape
     maps = pixels[:, 0].reshape(shape).astype(np.float32), pixels[:, 1].reshape(shape).astype(np.float32)
@@ -101,7 +105,7 @@ class CameraReprojection:
         camera filled black is black in the virtual image too)."""
         if image is None:
             return np.zeros((MODEL_VIEW_HEIGHT, MODEL_VIEW_WIDTH, 3), np.uint8)
-        width, height = self.real.calibration.width, self.real.calibration.height
+        width, height = self.real.known_calibration.width, self.real.known_calibration.height
         if image.shape[:2] != (height, width):
             got = f"{image.shape[1]}x{image.shape[0]}"
             raise ImageInputError(f"camera {self.real.name}: {got} pixels; the camera rig says {width}x{height}")
@@ -138,7 +142,7 @@ class FrontView:
         points = np.asarray(points_xy, np.float64).reshape(-1, 2)
         world = np.column_stack((points, np.full(len(points), self.ground_z)))
         rays = (world - self.position) @ self.camera.rotation  # base_link -> optical: R^T (p - c)
-        pixels, seen = self.camera.calibration.project(rays)
+        pixels, seen = self.camera.known_calibration.project(rays)
         return (pixels + 0.5) / (VIRTUAL_WIDTH / MODEL_VIEW_WIDTH) - 0.5, seen
 
 
@@ -182,7 +186,9 @@ class Reprojection:
 
     @staticmethod
     def _camera(real: RigCamera, virtual: RigCamera) -> CameraReprojection:
-        if real.calibration.same_as(virtual.calibration) and np.array_equal(real.rotation, virtual.rotation):
+        if real.known_calibration.same_as(virtual.known_calibration) and np.array_equal(
+            real.rotation, virtual.rotation
+        ):
             return CameraReprojection(real, virtual, None, 1.0)
         (map_x, map_y), seen = remap_tables(real, virtual, *model_grid())
         # Fixed-point maps (what initUndistortRectifyMap gives by default): remap is ~2x faster.

@@ -58,6 +58,13 @@ class RigCamera:
         return replace(self, calibration=calibration)
 
     @property
+    def known_calibration(self) -> CameraCalibration:
+        """The calibration, which reprojection needs (a camera awaiting its CameraInfo has none)."""
+        if self.calibration is None:
+            raise ValueError(f"camera {self.name}: no calibration yet (awaiting its CameraInfo)")
+        return self.calibration
+
+    @property
     def optical_axis(self) -> np.ndarray:
         """The viewing direction in base_link (unit vector)."""
         return self.rotation[:, 2]

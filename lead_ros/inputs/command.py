@@ -35,7 +35,7 @@ class CommandTracker:
         self._latest = self._received_ns = None
 
     def state(self, now_ns: int) -> CommandState:
-        if self._latest is None:
+        if self._latest is None or self._received_ns is None:
             return CommandState(self.default, "default: none received yet", None)
         age_s = (now_ns - self._received_ns) / 1e9
         if self.timeout_s > 0 and age_s > self.timeout_s:

@@ -107,6 +107,7 @@ class SampleBuffer:
         if len(indices) == 1:
             return Lookup(self._values[indices[0]])
         (t0, t1), (v0, v1) = [self._stamps[i] for i in indices], [self._values[i] for i in indices]
+        assert v0 is not None and v1 is not None  # rejected samples were answered above
         w = (stamp_ns - t0) / (t1 - t0)
         delta = v1 - v0
         if self.angle_columns:

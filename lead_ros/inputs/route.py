@@ -177,7 +177,7 @@ class RouteTracker:
         return self.last
 
     def _state(self, pose: EgoPose | None, odometry_frame: str | None, now_ns: int) -> CommandState:
-        if self._points is None:
+        if self._points is None or self._received_ns is None:
             return CommandState(self.default, "default: no route received yet", None)
         age_s = (now_ns - self._received_ns) / 1e9
         if self.timeout_s > 0 and age_s > self.timeout_s:

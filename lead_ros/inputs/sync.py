@@ -286,7 +286,7 @@ class FrameSynchronizer:
             )
         odometry = self.odometry.at(t, tolerance)
         if odometry.values is None:
-            return SyncFailure(t, ODOMETRY_UNAVAILABLE, odometry.error)
+            return SyncFailure(t, ODOMETRY_UNAVAILABLE, odometry.error or "odometry: no sample")
         if odometry.values[2] < REVERSING_BELOW_MPS:
             return SyncFailure(
                 t, REVERSING, f"odometry: reversing at {odometry.values[2]:.2f} m/s; LTFv6 plans forward motion only"
@@ -294,7 +294,7 @@ class FrameSynchronizer:
         if self.policy.acceleration_source == "imu":
             imu = self.imu.at(t, tolerance)
             if imu.values is None:
-                return SyncFailure(t, IMU_UNAVAILABLE, imu.error)
+                return SyncFailure(t, IMU_UNAVAILABLE, imu.error or "imu: no sample")
             acceleration, estimated = float(imu.values[0]), True
         else:
             estimate = odometry_acceleration(self.odometry, t, odometry.values, self.policy.acceleration_window_ns)

@@ -3,6 +3,8 @@ constant coordinate grid, fused after every stage by a GPT (SPEC §4.1-4.5)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,7 +19,12 @@ _STAGES = (("maxpool", "layer1"), ("layer2",), ("layer3",), ("layer4",))
 TOP_DOWN_CONVS = ("up_conv5", "up_conv4", "c5_conv")
 
 
-def _resnet34(in_chans: int) -> nn.Module:
+# timm's feature-extracting ResNet (FeatureListNet): its stages are attributes set by name,
+# which a type checker cannot follow.
+Encoder = Any
+
+
+def _resnet34(in_chans: int) -> Encoder:
     # Imported here: timm brings torchvision and torch._dynamo (2.5 s), which a planner that
     # runs a cached ONNX graph never needs. pretrained=False: never touches the network.
     import timm
@@ -40,11 +47,11 @@ def _ltf_grid() -> torch.Tensor:
     return torch.stack((rows, cols)).unsqueeze(0).contiguous()
 
 
-def _stem(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _stem(encoder: Encoder, x: torch.Tensor) -> torch.Tensor:
     return encoder.act1(encoder.bn1(encoder.conv1(x)))
 
 
-def _stage(encoder: nn.Module, index: int, x: torch.Tensor) -> torch.Tensor:
+def _stage(encoder: Encoder, index: int, x: torch.Tensor) -> torch.Tensor:
     for name in _STAGES[index]:
         x = getattr(encoder, name)(x)
     return x
@@ -52,6 +59,11 @@ def _stage(encoder: nn.Module, index: int, x: torch.Tensor) -> torch.Tensor:
 
 class TransfuserBackbone(nn.Module):
     """Returns the fused BEV feature map ``(B, 512, 8, 8)`` that the planner reads."""
+
+    # Buffers (register_buffer), declared for the type checker.
+    ltf_grid: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 
+_LIBC: ctypes.CDLL | None
 try:
     _LIBC = ctypes.CDLL("libc.so.6")
 except OSError:  # not glibc (musl, macOS): nothing to trim

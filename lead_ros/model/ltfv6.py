@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -93,7 +94,7 @@ class PerceptionHeads(nn.Module):
         return cls(convs, model.bev_semantic_decoder_navsim, model.center_net_decoder_navsim)
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> PerceptionHeads:
+    def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> PerceptionHeads:
         """Eval-mode heads loaded strictly from an LTFv6 state dict (LEAD's keys)."""
         heads = cls(top_down_convs(), BEVSemanticDecoder(), CenterNetDecoder())
         own = {

@@ -109,6 +109,8 @@ def export_planning_graph(
                 external_data=False,
             )
     logging.getLogger(__name__).debug("exporter: %s", chatter.getvalue().strip())
+    if program is None:
+        raise RuntimeError(f"torch.onnx.export returned no program for the {height}-row graph")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:

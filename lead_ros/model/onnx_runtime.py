@@ -151,6 +151,8 @@ class OnnxPlanning:
             path = self.graph_path(member, height)
             if not path.exists():
                 if not models:
+                    if self._load_models is None:
+                        raise RuntimeError(f"onnxruntime: no models to export the {height}-row graph from")
                     log.info("onnxruntime: loading the weights again to export the %d-row graph", height)
                     models = self._load_models()
                 start = time.perf_counter()
@@ -173,7 +175,7 @@ class OnnxPlanning:
         """Each member's (waypoints, headings, bev_features) for CPU float32 tensors shaped as
         the graph's inputs: (1, 3, H, 1920) contiguous RGB, (1, 1), (1, 1), (1, 4)."""
         feed = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs, strict=True)}
-        outputs = []
+        outputs: list[tuple[torch.Tensor, ...]] = []
         for session in self._sessions_for(inputs[0].shape[2]):
             check_feed(session, feed)
             waypoints, headings, bev = session.run(None, feed)

@@ -132,7 +132,7 @@ class RuntimeChoices(Sequence[str]):
     """``runtime_choices()`` read when asked (a runtime registered later is a choice too):
     what the parameter table and the command line check values against."""
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         return runtime_choices()[index]
 
     def __len__(self) -> int:
