@@ -30,7 +30,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 OUT ?= out
 WEIGHTS ?=
 
-.PHONY: setup test lint demo bench bench-runtimes bench-memory bench-fleet clean
+.PHONY: setup test lint docs demo bench bench-runtimes bench-memory bench-fleet clean
 .DEFAULT_GOAL := help
 
 help:
@@ -59,6 +59,10 @@ lint: setup
 	$(BIN)/ruff check lead_ros test launch benchmarks setup.py
 	$(BIN)/ruff format --check lead_ros test launch benchmarks setup.py
 	$(BIN)/mypy
+
+# The reference tables of docs/ (parameters, topics), written from the code; a test checks them.
+docs: setup
+	$(BIN)/python -m lead_ros.tools.reference_docs docs
 
 test: lint
 	$(BIN)/python -m pytest test --durations=15
