@@ -55,7 +55,7 @@ PLACES = {
     "route": ({"command_input": "route"}, ("intake", "route_message"), "route"),
     "flush timer": ({}, ("intake", "flush"), None),
     "diagnostics timer": ({}, ("intake", "command_state"), None),
-    "inference worker": ({}, (node_module, "plan_to_path"), None),
+    "inference worker": ({}, (node_module, "plan_messages"), None),
 }
 
 

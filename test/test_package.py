@@ -114,7 +114,8 @@ def _launch_arguments() -> dict[str, str]:
         if isinstance(node, ast.Call) and getattr(func, "id", None) == "DeclareLaunchArgument":
             if isinstance(node.args[0], ast.Constant):
                 description = next(k.value for k in node.keywords if k.arg == "description")
-                found[node.args[0].value] = description.value
+                text = description.value if isinstance(description, ast.Constant) else ast.unparse(description)
+                found[node.args[0].value] = text
     return found
 
 

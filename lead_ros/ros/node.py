@@ -18,6 +18,7 @@ import ctypes
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -331,10 +332,14 @@ class LeadPlannerNode(LifecycleNode):
             self._release()
         return TransitionCallbackReturn.SUCCESS  # back to unconfigured
 
-    def bring_up(self) -> bool:
-        """Configure and activate (what ``autostart`` does); False when configure failed."""
+    def bring_up(self, stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Configure and activate (what ``autostart`` does); False when configure failed. A
+        node asked to stop while it configured (``stopping``) is not activated: it never
+        plans after a signal."""
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             return False
+        if stopping():
+            return True
         return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
     def _stop_planning(self) -> None:

@@ -173,7 +173,7 @@ class NodeThread(threading.Thread):
             executor.add_node(node)
             if node.config.autostart and not self.stop.requested:
                 logger.info("autostart: configuring (loading the weights) and activating")
-                if not node.bring_up() and not self.stop.requested:
+                if not node.bring_up(stopping=lambda: self.stop.requested) and not self.stop.requested:
                     return 1  # on_configure logged the reason in one line
             while not self.stop.requested:
                 executor.spin_once(timeout_sec=SPIN_PERIOD_S)
