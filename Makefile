@@ -30,7 +30,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 OUT ?= out
 WEIGHTS ?=
 
-.PHONY: setup test lint docs demo bench bench-runtimes bench-memory bench-fleet clean
+.PHONY: setup test test-fast test-distro lint docs demo bench bench-runtimes bench-memory bench-fleet clean
 .DEFAULT_GOAL := help
 
 help:
@@ -66,6 +66,15 @@ docs: setup
 
 test: lint
 	$(BIN)/python -m pytest test --durations=15
+
+# The inner loop: the pure tests (no rclpy, no processes, none over 10 s), with exported
+# graphs kept between runs in .cache/test-graphs. `make test` runs everything.
+test-fast: setup
+	LEAD_ROS_TEST_CACHE=$(CURDIR)/.cache/test-graphs $(BIN)/python -m pytest test -m "not ros and not process and not slow" --durations=5
+
+# What differs between ROS distributions (CI runs it on the second one).
+test-distro: setup
+	$(BIN)/python -m pytest test -m distro --durations=5
 
 demo: setup
 	$(BIN)/python -m lead_ros.tools.demo --out $(OUT)/demo $(if $(WEIGHTS),--weights $(WEIGHTS))

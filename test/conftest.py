@@ -44,16 +44,24 @@ def dds_settings_problems() -> list[str]:
 SEGMENT_SETTLE_S = 10.0  # younger files may belong to a participant still being created
 
 
+# Where `make test-fast` keeps exported ONNX graphs between runs (the inner loop's warm cache).
+KEPT_CACHE_ENV = "LEAD_ROS_TEST_CACHE"
+
+
 def pytest_configure(config):
     """Exported ONNX graphs go to a cache of this run's own (shared with the processes the
-    tests start), so every run exports from scratch and leaves nothing behind."""
-    config.lead_ros_cache = tempfile.mkdtemp(prefix="lead_ros_test_cache_")
+    tests start), so every run exports from scratch and leaves nothing behind; with
+    ``LEAD_ROS_TEST_CACHE`` set (``make test-fast``) they go there and are kept."""
+    kept = os.environ.get(KEPT_CACHE_ENV)
+    config.lead_ros_cache = kept or tempfile.mkdtemp(prefix="lead_ros_test_cache_")
+    config.lead_ros_cache_kept = bool(kept)
     os.environ["LEAD_ROS_CACHE_DIR"] = config.lead_ros_cache
     config.lead_ros_started = time.time()
 
 
 def pytest_unconfigure(config):
-    shutil.rmtree(getattr(config, "lead_ros_cache", ""), ignore_errors=True)
+    if not getattr(config, "lead_ros_cache_kept", False):
+        shutil.rmtree(getattr(config, "lead_ros_cache", ""), ignore_errors=True)
     remove_dead_participant_segments(getattr(config, "lead_ros_started", time.time()))
 
 
@@ -132,8 +140,75 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"  peak rose {rise:+.2f} GB to {peak:.2f} GB during {test}")
 
 
+# Tiers (setup.cfg's markers; docs/development.md): `make test-fast` runs the tests with none of
+# ros, process and slow; CI runs the distro tests on the second ROS distribution too.
+PROCESS_MODULES = {
+    "test_node_process", "test_exit_codes", "test_package", "test_reconfigure_memory",
+    "test_shared_memory_cleanup", "test_fleet", "test_bag_outputs",
+}  # fmt: skip
+PROCESS_FIXTURES = {"ray_local"}
+# What differs between ROS distributions: rclpy, lifecycle, bag metadata, DDS, signals.
+DISTRO_MODULES = {
+    "test_distro", "test_node_lifecycle", "test_node_process", "test_shared_memory_cleanup",
+    "test_ros_roundtrip", "test_background_spin", "test_node_clock", "test_serialized_camera",
+}  # fmt: skip
+DISTRO_FIXTURES = {"bag_version"}
+DISTRO_TESTS = {"test/test_bags.py::test_metadata_that_disagrees_with_storage_is_reported"}
+# Tests of the pure tier that took over 2 s here with a warm graph cache (a session fixture's
+# set-up counted: pytest --durations=0 -m "not ros and not process"), golden cases aside.
+SLOW_TESTS = {
+    "test/test_bags.py::test_camera_settings_follow_the_bag_unless_stated",
+    "test/test_bags.py::test_sample_evaluation_outputs",
+    "test/test_bags.py::test_stitched_raw_bag_with_imu_command_changes_and_an_odometry_gap",
+    "test/test_cameras.py::test_model_views_are_the_bytes_of_a_full_remap_and_todays_resize",
+    "test/test_cli.py::test_bench_prints_figures",
+    "test/test_cli.py::test_predict_from_cameras",
+    "test/test_export.py::test_a_graph_that_disagrees_with_its_model_fails_the_parity_check",
+    "test/test_export.py::test_export_writes_a_graph_and_a_manifest_that_describes_it",
+    "test/test_metrics.py::test_an_evaluation_compared_with_itself_has_no_difference",
+    "test/test_metrics.py::test_logged_future_equals_the_analytic_trajectory",
+    "test/test_panorama.py::test_coverage_follows_the_geometry_for_a_lens_wider_than_180_degrees_and_a_camera_facing_away",
+    "test/test_panorama.py::test_reprojected_user_cameras_match_the_direct_nuplan_render_within_the_bound",
+    "test/test_planner.py::test_bf16_on_cpu_runs_close_to_fp32",
+    "test/test_planner.py::test_input_buffers_are_kept_for_a_bounded_number_of_heights",
+    "test/test_rig_pipeline.py::test_evaluate_bag_reads_camera_info_from_the_bag",
+    "test/test_rig_pipeline.py::test_evaluate_bag_uses_the_same_reprojection",
+    "test/test_rig_pipeline.py::test_predict_and_evaluate_bag_take_the_rig_from_the_command_line",
+    "test/test_rig_pipeline.py::test_rig_calibrations_wait_for_camera_info_and_rebuild_one_table_once",
+    "test/test_rig_pipeline.py::test_rig_check_draws_each_camera_and_reports_against_nuplan",
+    "test/test_rig_pipeline.py::test_the_sample_drive_seen_by_the_example_rig_gives_the_same_model_input",
+    "test/test_runtime.py::test_sessions_beyond_the_bound_are_dropped_and_reloaded_from_the_graph_cache",
+    "test/test_runtime.py::test_the_planner_keeps_no_pytorch_trunk_and_builds_it_again_only_to_export_a_height",
+    "test/test_runtime_registry.py::test_a_registered_runtime_is_a_parameter_choice_and_runs_a_planner",
+    "test/test_selftest.py::test_broken_frame_convention_fails",
+    "test/test_selftest.py::test_cpu_bf16_passes_within_its_measured_tolerance",
+    "test/test_selftest.py::test_cpu_fp32_passes_with_a_fixed_json_contract",
+    "test/test_selftest.py::test_perturbed_weights_fail_and_name_every_case",
+    "test/test_weights.py::test_ensemble_directory_averages_members",
+}  # fmt: skip
+
+
+def _tiers(item) -> set[str]:
+    module = item.module.__name__ if item.module else ""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    tiers = set()
+    if ROS_FIXTURES & fixtures:
+        tiers.add("ros")
+    if module in PROCESS_MODULES or PROCESS_FIXTURES & fixtures:
+        tiers.add("process")
+    if module in DISTRO_MODULES or DISTRO_FIXTURES & fixtures or item.nodeid.split("[")[0] in DISTRO_TESTS:
+        tiers.add("distro")
+    if item.nodeid.split("[")[0] in SLOW_TESTS:
+        tiers.add("slow")
+    return tiers
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Refuse the whole run, loudly, before any test starts rclpy with unsafe DDS settings."""
+    """Mark each test with its tiers; refuse the whole run, loudly, before any test starts
+    rclpy with unsafe DDS settings."""
+    for item in items:
+        for tier in sorted(_tiers(item)):
+            item.add_marker(tier)
     uses_ros = [item.nodeid for item in items if ROS_FIXTURES & set(getattr(item, "fixturenames", ()))]
     problems = dds_settings_problems()
     if uses_ros and problems:
