@@ -36,9 +36,13 @@ WEIGHTS ?=
 help:
 	@echo "make demo   - run the LTFv6 planner end to end on the embedded sample (sets up the venv)"
 	@echo "make test   - lint and run the test suite (sets up the venv)"
+	@echo "make test-fast - the pure tests only (no rclpy, no processes), the inner loop"
+	@echo "make test-distro - the tests of what differs between ROS distributions"
+	@echo "make lint   - ruff check, ruff format --check, mypy on the core"
+	@echo "make docs   - write docs/parameters.md and docs/topics.md from the code"
 	@echo "             ROS_DISTRO=jazzy (default, .venv) or kilted (.venv-kilted) picks the ROS 2 distribution"
 	@echo "make bench  - core latency/throughput benchmark on this machine"
-	@echo "make bench-runtimes - inference runtimes side by side (README table)"
+	@echo "make bench-runtimes - inference runtimes side by side (docs/benchmarks.md)"
 	@echo "make bench-memory - RSS over 20 configure/cleanup cycles of the node and 20 planners"
 	@echo "make bench-fleet - Ray vs local engine on four copies of the sample drive"
 
@@ -83,7 +87,7 @@ bench: setup
 	$(BIN)/lead-ros weights synth --out $(OUT)/synthetic_weights >/dev/null
 	$(BIN)/lead-ros bench --weights $(OUT)/synthetic_weights --device auto
 
-# Inference runtimes side by side (README "Inference runtimes"; several minutes: two compilers).
+# Inference runtimes side by side (docs/benchmarks.md; several minutes: two compilers).
 bench-runtimes: setup
 	$(BIN)/lead-ros weights synth --out $(OUT)/synthetic_weights >/dev/null
 	$(BIN)/python benchmarks/runtimes.py --weights $(OUT)/synthetic_weights

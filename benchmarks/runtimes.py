@@ -1,4 +1,4 @@
-"""Inference runtimes for LTFv6, side by side on this machine, in one run (README "Inference
+"""Inference runtimes for LTFv6, side by side on this machine, in one run (docs/benchmarks.md "Inference
 runtimes"): eager PyTorch, torch.compile (inductor), torch.export + AOTInductor, ONNX Runtime
 (lead_ros' own, as the planner uses it) and the TorchScript trace lead_ros used before.
 

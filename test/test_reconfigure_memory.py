@@ -1,6 +1,6 @@
 """Configure/cleanup cycles of the node, and planners created and closed, give their memory
 back: ``benchmarks/reconfigure_memory.py`` with 5 cycles in a process of its own (the
-benchmark runs 20; README "Inference runtimes")."""
+benchmark runs 20; docs/benchmarks.md)."""
 
 from __future__ import annotations
 

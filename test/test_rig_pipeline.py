@@ -368,7 +368,7 @@ EXAMPLE_RIG = REPO / "data" / "rigs" / "example_4x3_fisheye.yaml"
 
 
 def test_the_sample_drive_seen_by_the_example_rig_gives_the_same_model_input(tmp_path, capsys):
-    """make-sample-bag --rig, then rig-check on it (the README's commands); the model input
+    """make-sample-bag --rig, then rig-check on it (docs/cameras.md's commands); the model input
     stitched from that bag through the rig matches the one from the shipped sample, before the
     JPEG step, inside the covered area: mean difference under 1.5 levels, 99 % of pixels within
     20. Edges differ more: the example's fisheye resolves 3.7x fewer pixels per degree than

@@ -1,6 +1,6 @@
 """ONNX Runtime sessions of an ensemble's planning forward, one per input height.
 
-Why ONNX Runtime is the default fp32 CPU runtime (README "Inference runtimes" has the
+Why ONNX Runtime is the default fp32 CPU runtime (docs/runtimes.md and docs/benchmarks.md have the
 figures and the command that made them): it was the fastest of eager PyTorch,
 torch.compile, AOTInductor, ONNX Runtime and the old TorchScript trace on the development
 CPU; ``InferenceSession.run`` releases the GIL for the whole forward, so the node's

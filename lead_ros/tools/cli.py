@@ -209,7 +209,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     }
     if perception:
         perceived = plan.perception
-        result["perception"] = {  # a fixed contract (README): scripts rely on these keys
+        result["perception"] = {  # a fixed contract (docs/node.md): scripts rely on these keys
             "boxes_iso8855": [b.as_dict() for b in perceived.boxes_above(args.detection_score_threshold)],
             "bev_class_pixels": perceived.class_pixel_counts(),
         }
