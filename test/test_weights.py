@@ -309,3 +309,20 @@ def test_a_malicious_pickle_is_one_complete_line_and_never_executed(tmp_path, ca
     assert code == 2 and len(errors) == 1 and err.endswith("\n"), err
     assert "Warning" not in err and "weights_only" not in err and "nothing in it was executed" in errors[0]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("variant", ["navsim", "token256", "mixed"])
+def test_synthetic_config_carries_leads_navsim_flags(tmp_path, variant):
+    """LEAD's NAVSIM agent builds its CARLA configuration without these flags, and the strict load
+    of the synthetic weights then fails (unexpected *_navsim keys, lidar_encoder.conv1 [64,2,7,7]
+    vs [64,1,7,7], pos_emb 544 vs 552)."""
+    from lead_ros.weights.synthetic import write_synthetic_checkpoint
+
+    write_synthetic_checkpoint(tmp_path, variant)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["use_navsim_data"] is True and config["LTF"] is True and config["use_planning_decoder"] is True
+    assert config["use_carla_data"] is (variant == "mixed")
+    assert config["transfuser_token_dim"] == (256 if variant == "token256" else 64)
+    assert config["transfuser_num_bev_cross_attention_heads"] == 8
+    loaded = load_checkpoint(str(tmp_path)).config  # lead_ros reads the same file
+    assert (loaded.token_dim, loaded.mixed_data_training) == (config["transfuser_token_dim"], config["use_carla_data"])

@@ -23,6 +23,10 @@ class Manifest:
     variant: str
     entries: tuple[ManifestEntry, ...]
     synthetic_digest: str
+    # The TrainingConfig fields LEAD's NAVSIM agent needs in config.json to build this variant
+    # (use_navsim_data, use_carla_data, LTF, use_planning_decoder, ...): without them it builds
+    # its CARLA configuration and the strict load fails.
+    lead_config: dict
 
 
 @cache
@@ -35,4 +39,4 @@ def load_manifest(variant: str) -> Manifest:
     entries = tuple(
         ManifestEntry(e["key"], tuple(e["shape"]), e["dtype"], e["synthetic_sha256"]) for e in data["entries"]
     )
-    return Manifest(variant, entries, data["synthetic_state_dict_digest"])
+    return Manifest(variant, entries, data["synthetic_state_dict_digest"], dict(data["config_overrides"]))

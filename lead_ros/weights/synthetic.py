@@ -70,11 +70,13 @@ def synthetic_state_dict(manifest: Manifest) -> dict[str, torch.Tensor]:
 
 
 def write_synthetic_checkpoint(out_dir: Path, variant: str = "navsim") -> Path:
-    """Write ``config.json`` + ``model_0000.pth`` in LEAD's checkpoint layout."""
+    """Write ``config.json`` + ``model_0000.pth`` in LEAD's checkpoint layout, loadable by LEAD's
+    NAVSIM agent: the config carries the variant's TrainingConfig flags (the manifest's)."""
     manifest = load_manifest(variant)
     state = synthetic_state_dict(manifest)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {
+        **manifest.lead_config,
         **_VARIANT_CONFIGS[variant].to_config_json(),
         "synthetic": True,
         "recipe": RECIPE,
