@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -682,3 +684,21 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     comparison = compare_paths(live, offline)
     assert len(live) == planned and comparison.common == planned and not comparison.only_first
     assert comparison.matches(1e-4), comparison
+
+
+@pytest.mark.parametrize(
+    ("bag", "expected"),
+    [
+        ("cdr_test_mcap", r"nothing to replay: its topics \(.*\) have none of the types lead_ros' inputs have"),
+        ("service_events_mcap", r"nothing to replay: its topics \(.*service_event.*\) have none of the types"),
+    ],
+)
+def test_replay_of_a_bag_with_nothing_it_publishes_is_one_line(bag, expected):
+    """rosbag2's own test bags: replay died with KeyError (an empty connection list reads as "all"
+    to rosbags), or printed rosbags' 5-20 line parse error with the message definition."""
+    path = REPO / "test" / "data" / "real_bags" / bag
+    result = subprocess.run([sys.executable, "-m", "lead_ros.tools.cli", "replay", str(path), "--wait-s", "0"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert re.search(expected, line) and line.startswith(f"[ERROR] lead_ros: {path}:"), line

@@ -307,6 +307,25 @@ def test_evaluate_bag_reads_camera_info_from_the_bag(tmp_path, planner, rig_file
         np.testing.assert_allclose(waypoints[:, :2], expected.waypoints, atol=1e-4)
 
 
+def test_evaluate_bag_refuses_a_bag_without_the_camera_info_its_rig_awaits(
+    tmp_path, capsys, planner, navsim_weights, rig_file, cameras
+):
+    """A rig with ``camera_info: topic`` on a bag without that CameraInfo could plan no frame:
+    evaluate-bag exited 0 having planned nothing, silently; now one line naming the topic, exit 2."""
+    from lead_ros.bag.reader import BagInputError
+    from lead_ros.tools.cli import main
+
+    rig = _camera_info_rig(tmp_path, rig_file)
+    with pytest.raises(BagInputError, match=r"takes the calibration of f0 from CameraInfo, but the bag has no "
+                                            r"/lead_planner/input/cameras/f0/camera_info; record them"):  # fmt: skip
+        _evaluate_drive(tmp_path, planner, rig, cameras, [START + k * 100 * MS for k in range(2)])
+    argv = ["evaluate-bag", str(tmp_path / "bag"), "--weights", str(navsim_weights), "--device", "cpu",
+            "--camera-rig", str(rig), "--out", str(tmp_path / "cli"), "--no-pictures"]  # fmt: skip
+    assert main(argv) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[ERROR]")]
+    assert "/lead_planner/input/cameras/f0/camera_info" in line
+
+
 def test_predict_and_evaluate_bag_take_the_rig_from_the_command_line(
     tmp_path, capsys, planner, navsim_weights, rig_file, cameras
 ):

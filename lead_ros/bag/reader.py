@@ -24,7 +24,16 @@ from lead_ros.node_config import CAMERA_MODES, NodeConfig
 from lead_ros.ros.decoding import stamp_to_ns
 from lead_ros.ros.distro import RUNNING
 from lead_ros.ros.interfaces import message_class
-from lead_ros.ros.topics import CAMERA_TYPES, INPUT, INPUT_KEYS, TOPICS, TopicContext, active_topics, default_topics
+from lead_ros.ros.topics import (
+    CAMERA_INFO_SUFFIX,
+    CAMERA_TYPES,
+    INPUT,
+    INPUT_KEYS,
+    TOPICS,
+    TopicContext,
+    active_topics,
+    default_topics,
+)
 
 # Re-exported: the bag tools' input keys and default topics are the topic table's.
 __all__ = ["INPUT_KEYS", "default_topics"]
@@ -103,7 +112,7 @@ def _describe_topics(reader: AnyReader) -> str:
     return ", ".join(topics) if topics else "no topics at all"
 
 
-def _open(bag: Path) -> AnyReader | Reader:
+def open_bag(bag: Path) -> AnyReader | Reader:
     """An open reader. AnyReader parses every connection's message definition, and fails on
     the whole bag for one it cannot parse (e.g. service events); messages are decoded with
     rclpy here, so such a bag is read with the plain rosbag2 reader instead, and connections
@@ -148,7 +157,7 @@ def camera_settings(connection_types: dict[str, str], topics: dict[str, str]) ->
 
 def bag_camera_settings(bag: Path, topics: dict[str, str]) -> dict[str, str]:
     """``camera_settings`` of a bag (opened for its connections only)."""
-    reader = _open(bag)
+    reader = open_bag(bag)
     try:
         return camera_settings({c.topic: c.msgtype for c in reader.connections}, topics)
     finally:
@@ -188,12 +197,20 @@ def _select(reader: AnyReader, bag: Path, topics: dict[str, str], classes: dict[
             f"{bag}: none of the requested topics ({', '.join(sorted(by_topic))}) is in the bag; "
             f"it has: {_describe_topics(reader)}"
         )
+    present = {c.topic for c in selected}
+    awaited = [key for key in classes if key.endswith(CAMERA_INFO_SUFFIX) and topics[key] not in present]
+    if awaited:  # no frame could ever be planned: every one would wait for these calibrations
+        cameras = ", ".join(key.removesuffix(CAMERA_INFO_SUFFIX) for key in awaited)
+        raise BagInputError(
+            f"{bag}: the camera rig takes the calibration of {cameras} from CameraInfo, but the bag has no "
+            f"{', '.join(topics[key] for key in awaited)}; record them, or give their calibration in the rig file"
+        )
     return selected
 
 
 def check_bag_inputs(bag: Path, topics: dict[str, str], classes: dict[str, type]) -> None:
     """Open the bag and check its topics and types, without reading messages."""
-    reader = _open(bag)
+    reader = open_bag(bag)
     try:
         _select(reader, bag, topics, classes)
     finally:
@@ -209,7 +226,7 @@ def stream_messages(
 ) -> Iterator[BagMessage]:
     """Yield the bag's input messages in header-stamp order (within the reorder window)."""
     by_topic = {topics[key]: key for key in classes}
-    reader = _open(bag)
+    reader = open_bag(bag)
     try:
         selected = _select(reader, bag, topics, classes)
         present = {c.topic for c in selected}

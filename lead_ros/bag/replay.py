@@ -31,14 +31,11 @@ from nav_msgs.msg import Path as PathMsg
 from rclpy.duration import Duration
 from rclpy.node import Node, NodeNameNonExistentError
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rosbags.highlevel import AnyReader
 from rosbags.interfaces import QosDurability, QosReliability
-from rosbags.typesys import get_typestore
 from rosgraph_msgs.msg import Clock
 
-from lead_ros.bag.reader import MESSAGE_CLASSES, BagInputError, check_bag_path
+from lead_ros.bag.reader import MESSAGE_CLASSES, BagInputError, check_bag_path, open_bag
 from lead_ros.inputs.sync import ARRIVAL_GRACE_NS
-from lead_ros.ros.distro import RUNNING
 from lead_ros.ros.encoding import ns_to_stamp
 from lead_ros.ros.frame_status import FrameStatus
 
@@ -116,11 +113,23 @@ class BagReplayer:
         self._answer_sub = None
         depth = LOCKSTEP_DEPTH if lockstep_topic else REPLAY_DEPTH
         self.clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, depth) if clock else None
-        self.reader = AnyReader([self.bag], default_typestore=get_typestore(RUNNING.typestore))
+        self.reader = open_bag(self.bag)  # one line when it cannot (service events need no parsing here)
         try:
-            self.reader.open()
-        except Exception as error:
-            raise BagInputError(f"{bag}: could not open the bag ({type(error).__name__}: {error})") from error
+            self._make_publishers(depth)
+        except BaseException:
+            self.reader.close()
+            raise
+        topics = [c.topic for c in self.reader.connections]
+        self.anchor_topic = anchor_topic or next((t for t in topics if t.endswith(ANCHOR_SUFFIXES)), None)
+        if lockstep_topic and self.anchor_topic is None:
+            self.reader.close()
+            raise ValueError("--lockstep needs an anchor camera topic (…/cameras/f0 or …/input/image) in the bag")
+        self.lockstep = bool(lockstep_topic)
+
+    def _make_publishers(self, depth: int) -> None:
+        """A publisher per connection of a type lead_ros' inputs have; the rest are skipped and
+        named. A bag with none of them is refused in one line (an empty connection list would
+        read as "every connection" to rosbags)."""
         self.publishers = {}
         for connection in self.reader.connections:
             cls = MESSAGE_CLASSES.get(connection.msgtype)
@@ -128,12 +137,13 @@ class BagReplayer:
                 self.stats.skipped_topics.append(f"{connection.topic} ({connection.msgtype})")
                 continue
             topic = self.remaps.get(connection.topic, connection.topic)
-            self.publishers[connection.topic] = node.create_publisher(cls, topic, _qos(connection, depth))
-        topics = [c.topic for c in self.reader.connections]
-        self.anchor_topic = anchor_topic or next((t for t in topics if t.endswith(ANCHOR_SUFFIXES)), None)
-        if lockstep_topic and self.anchor_topic is None:
-            raise ValueError("--lockstep needs an anchor camera topic (…/cameras/f0 or …/input/image) in the bag")
-        self.lockstep = bool(lockstep_topic)
+            self.publishers[connection.topic] = self.node.create_publisher(cls, topic, _qos(connection, depth))
+        if not self.publishers:
+            found = ", ".join(sorted(self.stats.skipped_topics)) or "no topics at all"
+            raise BagInputError(
+                f"{self.bag}: nothing to replay: its topics ({found}) have none of the types lead_ros' inputs have "
+                f"({', '.join(sorted(MESSAGE_CLASSES))})"
+            )
 
     def _on_answer(self, msg) -> None:
         with self._answered:

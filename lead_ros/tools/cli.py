@@ -604,16 +604,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
         remaps[source] = target
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # ours: lead_ros.tools.interrupts
     node = rclpy.create_node("lead_ros_replay")
-    replayer = BagReplayer(
-        node,
-        Path(args.bag),
-        rate=args.rate,
-        loop=args.loop,
-        clock=args.clock,
-        remaps=remaps,
-        lockstep_topic=args.lockstep,
-        lockstep_timeout_s=args.lockstep_timeout_s,
-    )
+    try:
+        replayer = BagReplayer(
+            node,
+            Path(args.bag),
+            rate=args.rate,
+            loop=args.loop,
+            clock=args.clock,
+            remaps=remaps,
+            lockstep_topic=args.lockstep,
+            lockstep_timeout_s=args.lockstep_timeout_s,
+        )
+    except BaseException:  # a bag it cannot replay (one line, exit 2): leave ROS cleanly first
+        node.destroy_node()
+        rclpy.try_shutdown()
+        raise
     spin = BackgroundSpin(node)
     try:
         if (problem := replayer.wait_until_ready(args.wait_s)) is not None:
