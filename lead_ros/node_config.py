@@ -369,11 +369,7 @@ def read_params_file(path: str | Path) -> dict:
     except UnicodeDecodeError as error:
         raise ValueError(f"params file {path} is not UTF-8 text (byte {error.start})") from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ValueError(
-            f"params file {path} is not valid YAML{at}: {getattr(error, 'problem', '') or error}"
-        ) from None
+        raise ValueError(f"params file {path} is not valid YAML{yaml_problem(error)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -381,11 +377,48 @@ def read_params_file(path: str | Path) -> dict:
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key: PyYAML keeps the last one,
+    so a second ``f0:`` in a rig file, or a parameter given twice, would silently win."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in first_lines:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first_lines[key] + 1})", key_node.start_mark
+                    )
+                first_lines[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses duplicate keys (rig files, and params files through
+    ``read_params_file``)."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error in one line, to follow "not valid YAML": where (line, column), and what."""
+    mark = getattr(error, "problem_mark", None)
+    at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    problem = getattr(error, "problem", None) or " ".join(str(error).split())
+    return f"{at}: {problem}"
+
+
 def _load_bounded_yaml(text: str, path: str) -> Any:
     """``yaml.safe_load``, refusing a document whose nodes, with every alias expanded, number
     more than ``MAX_PARAMS_FILE_NODES``: counted on the composed graph (aliases are shared
     nodes there) before any Python object is built."""
-    loader = yaml.SafeLoader(text)
+    loader = _UniqueKeyLoader(text)
     try:
         try:
             root = loader.get_single_node()

@@ -284,6 +284,73 @@ def test_rig_files_are_read_and_refused_with_one_line(tmp_path):
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "p",
+    [
+        [0.0] * 12,  # what uncalibrated drivers publish
+        [-1200.0, 0, 960, 0, 0, 1200.0, 540, 0, 0, 0, 1, 0],
+        [1200.0, 0, 960, 0, 0, -1200.0, 540, 0, 0, 0, 1, 0],
+        [1200.0, 0, 960, 0, 0, 1200.0, 540, 0, 0, 0, 0, 0],
+    ],
+    ids=["all-zero", "negative-fx", "negative-fy", "no-homogeneous-row"],
+)
+def test_a_degenerate_projection_of_a_rectified_camera_is_refused(p):
+    """It was accepted with "coverage 100 %", and every ray of that camera landed on pixel (0, 0):
+    the model saw one flat colour. The same check serves a CameraInfo received on a topic."""
+    from sensor_msgs.msg import CameraInfo
+
+    from lead_ros.node_config import NodeConfig
+    from lead_ros.ros.encoding import ns_to_stamp
+    from lead_ros.ros.intake import InputIntake, InputRejected
+
+    document = uniform_rig()
+    document["cameras"]["f0"].update(rectified=True, p=p)
+    with pytest.raises(RigError, match=r"^camera rig degenerate: camera f0: p must be \[fx, 0, cx, 0, 0, fy, cy"):
+        parse_rig(document, "degenerate")
+    document["cameras"]["f0"] = {"camera_info": "topic", "rectified": True, "rpy_deg": [0.0, 0.0, 0.0],
+                                 "position": [1.5, 0.0, 1.6]}  # fmt: skip
+    intake = InputIntake(NodeConfig.from_values({}))
+    from lead_ros.cameras.calibrations import RigCalibrations
+
+    intake.calibrations = RigCalibrations(parse_rig(document, "from topic"), "nuplan")
+    info = CameraInfo(width=1920, height=1080, distortion_model="plumb_bob", p=p)
+    info.header.stamp = ns_to_stamp(10**18)
+    (event,) = intake.camera_info("f0", info)
+    assert isinstance(event, InputRejected) and event.input == "f0_camera_info"
+    assert event.detail.startswith("camera_info f0: p must be [fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0] with fx, fy > 0")
+    assert intake.calibrations.missing == ("f0",), "the degenerate calibration is not taken"
+
+
+def test_a_rig_file_that_repeats_a_key_is_refused_with_its_line(tmp_path):
+    """PyYAML keeps the last of two equal keys: a second f0 silently replaced the first."""
+    text = yaml.safe_dump(uniform_rig(), sort_keys=False)
+    first = text.index("  f0:")
+    f0_block = text[first : text.index("  r0:")]
+    path = tmp_path / "twice.yaml"
+    path.write_text(text + f0_block)
+    line = text.count("\n") + 1
+    first_line = text[:first].count("\n") + 1
+    with pytest.raises(RigError) as caught:
+        load_rig(path)
+    assert str(caught.value) == (
+        f"camera rig {path}: not valid YAML (line {line}, column 3): duplicate key 'f0' (first at line {first_line})"
+    )
+
+
+def test_a_params_file_that_repeats_a_parameter_is_refused_with_its_line(tmp_path):
+    from lead_ros.node_config import read_params_file
+
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        "/**:\n  ros__parameters:\n    sync_tolerance_ms: 50.0\n    device: cpu\n    sync_tolerance_ms: 80.0\n"
+    )
+    with pytest.raises(ValueError) as caught:
+        read_params_file(path)
+    assert str(caught.value) == (
+        f"params file {path} is not valid YAML (line 5, column 5): duplicate key 'sync_tolerance_ms' (first at line 3)"
+    )
+
+
 def test_a_roi_of_the_whole_image_is_the_whole_image():
     document = uniform_rig()
     document["cameras"]["f0"]["roi"] = {"x_offset": 0, "y_offset": 0, "width": 1920, "height": 1080}

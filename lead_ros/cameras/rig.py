@@ -27,6 +27,7 @@ import yaml
 
 from lead_ros.camera_layout import CAMERA_NAMES
 from lead_ros.cameras.calibration import DISTORTION_MODELS, CameraCalibration
+from lead_ros.node_config import load_yaml, yaml_problem
 
 NUPLAN = "nuplan"
 CALIBRATION_KEYS = {"width", "height", "distortion_model", "k", "d", "p", "binning_x", "binning_y", "roi"}
@@ -133,9 +134,9 @@ def load_rig(source: str | Path) -> CameraRig:
         except OSError as error:
             raise RigError(f"camera rig {source}: cannot read it ({error.strerror or error})") from None
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
     except yaml.YAMLError as error:
-        raise RigError(f"camera rig {source}: not valid YAML ({' '.join(str(error).split())})") from None
+        raise RigError(f"camera rig {source}: not valid YAML{yaml_problem(error)}") from None
     return parse_rig(document, str(source))
 
 
@@ -193,6 +194,12 @@ def calibration_from_fields(entry: dict, where: str, rectified: bool) -> CameraC
         raise RigError(f"{where}: roi {roi!r} is not supported (only the full image: all zero, or the image size)")
     if rectified:
         projection = _vector(entry, "p", 12, where).reshape(3, 4)
+        fx, fy = projection[0, 0], projection[1, 1]
+        if not (fx > 0 and fy > 0 and projection[0, 1] == 0 and np.array_equal(projection[2, :3], [0.0, 0.0, 1.0])):
+            raise RigError(
+                f"{where}: p must be [fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0] with fx, fy > 0 (a rectified image "
+                f"is projected with it), got {projection.ravel().tolist()}"
+            )
         if np.any(projection[:, 3] != 0):
             raise RigError(f"{where}: p has a translation column (a stereo right camera); expected [.., 0] x 3")
         return CameraCalibration(entry["width"], entry["height"], projection[:, :3], "plumb_bob", np.zeros(5))
