@@ -193,7 +193,10 @@ def test_rig_check_reads_the_nth_frame_of_a_bag(tmp_path, cameras, rig_file):
         bag_frame(path, 2)
     # A rig taking f0's calibration from CameraInfo: from the first one recorded.
     rig = load_rig(_camera_info_rig(tmp_path, rig_file))
-    with pytest.raises(ValueError, match="takes the calibration of f0 from CameraInfo, but the bag has no /lead_planner/input/cameras/f0/camera_info"):
+    with pytest.raises(
+        ValueError,
+        match="calibration of f0 from CameraInfo, but the bag has no /lead_planner/input/cameras/f0/camera_info",
+    ):
         bag_frame(path, 0, rig)
     bag.add(START - 5 * MS, "f0_camera_info", "sensor_msgs/msg/CameraInfo", serialize_message(_camera_info()))
     path = bag.write(tmp_path / "bag_with_info")
