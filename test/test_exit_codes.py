@@ -249,3 +249,49 @@ def test_evaluate_bag_stops_when_the_signal_lands_inside_a_message_constructor(
     assert cli.main(argv) == 143, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["incomplete"] is True and len(built) == 100, "the evaluation stopped at the signal"
+
+
+def test_pytorch_that_cannot_be_loaded_under_an_address_space_limit_is_one_line(tmp_path):
+    """Under ``ulimit -v`` / systemd ``LimitAS`` too small for PyTorch, ``predict`` and the node
+    printed an 18-line ImportError traceback (libtorch_cpu.so: failed to map segment)."""
+    import resource
+
+    limit = 2 * 2**30  # numpy, OpenCV and rclpy load under it; PyTorch's libraries do not
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    image = Path(__file__).resolve().parent.parent / "lead_ros" / "data" / "ltfv6_reference" / "images" / "case_00.png"
+    commands = {
+        "predict": [str(LEAD_ROS), "predict", "--weights", str(tmp_path), "--image", str(image), "--speed", "1",
+                    "--accel", "0", "--command", "left"],
+        "lead_planner": [str(LEAD_ROS.with_name("lead_planner")), "--ros-args", "-p", f"weights:={tmp_path}"],
+    }  # fmt: skip
+    expected = (
+        "PyTorch could not be loaded (libtorch_cpu.so: failed to map segment from shared object): the address-space "
+        "limit in force (RLIMIT_AS: ulimit -v, systemd LimitAS) is 2.0 GiB; PyTorch needs about 4 GiB of address "
+        "space: raise the limit or remove it"
+    )
+    for name, command in commands.items():
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=limited)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == (2 if name == "predict" else 1), result.stderr
+        assert len(lines) == 1 and lines[0].endswith(expected), (name, result.stderr)
+
+
+def test_a_failed_export_write_names_the_file_and_the_folder(tmp_path, capsys, monkeypatch, navsim_weights):
+    """A full disk said only "[Errno 28] No space left on device"."""
+    import torch
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")  # as the exporter's own writes raise it: no file name
+
+    monkeypatch.setattr(torch.onnx.ONNXProgram, "save", full_disk)
+    out = tmp_path / "onnx"
+    assert cli.main(["export", "onnx", "--weights", str(navsim_weights), "--out", str(out)]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[ERROR]")]
+    assert line == (
+        f"[ERROR] lead_ros: writing {out / 'model.onnx'} failed (No space left on device); the export in {out} is "
+        "incomplete"
+    )
+    assert not list(out.glob("*.onnx")) and not list(out.glob(".*partial*")), "nothing half-written stays"

@@ -41,7 +41,7 @@ from lead_ros.bag.metrics import (
     logged_future,
     merge_metrics,
 )
-from lead_ros.bag.output import BagOutputError, claim_output_dir, write_json
+from lead_ros.bag.output import BagOutputError, claim_output_dir, write_failure, write_json
 from lead_ros.bag.pictures import Picture, PlanPictures, write_metrics_plot
 from lead_ros.bag.reader import (
     BagInputError,
@@ -395,11 +395,11 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
     except BagReadError as error:
         failure = {"stage": "read", "error": f"reading {bag} failed after {messages_done} messages: {error}"}
     except (OSError, WriterError) as error:
-        failure = {"stage": "write", "error": _write_failure(error, out_dir)}
+        failure = {"stage": "write", "error": write_failure(error, out_dir, "evaluation output")}
     finally:
         pictures, close_error = evaluation.close()
     if failure is None and close_error is not None:
-        failure = {"stage": "write", "error": _write_failure(close_error, out_dir)}
+        failure = {"stage": "write", "error": write_failure(close_error, out_dir, "evaluation output")}
     elapsed = time.perf_counter() - started
     info = planner.info
     summary = {
@@ -443,7 +443,7 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
         write_json(out_dir / "summary.json", summary)
     except OSError as error:
         if failure is None:
-            raise BagOutputError(_write_failure(error, out_dir)) from error
+            raise BagOutputError(write_failure(error, out_dir, "evaluation output")) from error
         # The output is already incomplete and says so in the error; a full disk may refuse this too.
     if failure is not None and failure["stage"] == "write":
         raise BagOutputError(failure["error"])
@@ -457,13 +457,6 @@ def evaluate_bag(bag: Path, out_dir: Path, planner: Planner, options: Evaluation
         return summary
     log.info("%s: open-loop metrics against the logged drive (m, rad)\n%s", bag, format_table(summary["metrics"]))
     return summary
-
-
-def _write_failure(error: BaseException, out_dir: Path) -> str:
-    """One line: which file could not be written, why, and that the output is incomplete."""
-    path = getattr(error, "filename", None) or out_dir
-    reason = getattr(error, "strerror", None) or " ".join(str(error).split())
-    return f"writing {path} failed ({reason}); the evaluation output in {out_dir} is incomplete"
 
 
 @dataclass(frozen=True)

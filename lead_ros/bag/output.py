@@ -24,6 +24,14 @@ class BagOutputError(OSError):
     """The output cannot be (or could not be) written; the message names the path."""
 
 
+def write_failure(error: BaseException, out_dir: Path, what: str) -> str:
+    """One line: which file could not be written, why, and that ``what`` in ``out_dir`` is
+    incomplete (a full disk says only "[Errno 28] No space left on device" otherwise)."""
+    path = getattr(error, "filename", None) or out_dir
+    reason = getattr(error, "strerror", None) or " ".join(str(error).split())
+    return f"writing {path} failed ({reason}); the {what} in {out_dir} is incomplete"
+
+
 def check_outside_inputs(out_dir: Path, inputs: list[Path]) -> None:
     """Refuse an ``out_dir`` that is, contains or lies inside one of ``inputs``."""
     out = out_dir.resolve()

@@ -114,7 +114,12 @@ def export_planning_graph(
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:
-        program.save(str(staging / path.name), external_data=external_data)
+        try:
+            program.save(str(staging / path.name), external_data=external_data)
+        except OSError as error:  # the exporter's own writes name no file: name the graph
+            if error.filename is None:
+                raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+            raise
         data = staging / f"{path.name}.data"
         if data.exists():
             os.replace(data, path.with_name(data.name))

@@ -52,6 +52,7 @@ import threading
 import time
 from typing import NoReturn
 
+from lead_ros.model.torch_import import is_torch_import_failure, torch_load_problem
 from lead_ros.ros.dds_segments import owned_segments, remove_segments
 
 SPIN_PERIOD_S = 0.1  # how often the node thread looks at the stop flag
@@ -137,7 +138,14 @@ class NodeThread(threading.Thread):
         import rclpy
         from rclpy.signals import SignalHandlerOptions
 
-        from lead_ros.ros.node import one_line
+        try:
+            from lead_ros.ros.node import one_line  # imports PyTorch
+        except ImportError as error:
+            if not is_torch_import_failure(error):
+                raise
+            log_line("FATAL", f"cannot start: {torch_load_problem(error)}")
+            self.code = 1
+            return
 
         logger = rclpy.logging.get_logger(NODE_NAME)
         if self.stop.requested:

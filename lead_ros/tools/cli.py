@@ -21,6 +21,7 @@ import numpy as np
 
 from lead_ros.camera_layout import CAMERA_NAMES
 from lead_ros.model.runtimes import runtimes_help
+from lead_ros.model.torch_import import is_torch_import_failure, torch_load_problem
 from lead_ros.node_config import RUNTIMES, VIRTUAL_DISTORTIONS
 from lead_ros.observation import Command
 from lead_ros.ros.topics import INPUT_KEYS
@@ -865,6 +866,11 @@ def main(argv: list[str] | None = None) -> int:
             return args.run(args)
     except (ValueError, OSError) as error:  # input/weights/config errors; output errors name the path
         log.error("%s", error)
+        return EXIT_USAGE
+    except ImportError as error:
+        if not is_torch_import_failure(error):
+            raise
+        log.error("%s", torch_load_problem(error))  # an address-space limit, typically: one line
         return EXIT_USAGE
     except KeyboardInterrupt as error:  # Interrupted (SIGINT, SIGTERM), or a KeyboardInterrupt of its own
         log.error("interrupted%s", f" ({error})" if isinstance(error, Interrupted) else "")

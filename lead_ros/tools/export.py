@@ -20,7 +20,7 @@ import onnxruntime
 import torch
 
 import lead_ros
-from lead_ros.bag.output import claim_output_dir, write_json
+from lead_ros.bag.output import BagOutputError, claim_output_dir, write_failure, write_json
 from lead_ros.golden import load_cases
 from lead_ros.model.onnx_export import INPUT_NAMES, OPSET, PlanningOutputs, export_planning_graph, output_names
 from lead_ros.model.onnx_runtime import check_feed, open_session
@@ -182,9 +182,12 @@ def export_onnx(
         with claim_output_dir(out_dir, overwrite, [Path(weights)] if Path(weights).exists() else []):
             models = planner.models
             files = [out_dir / ("model.onnx" if len(models) == 1 else f"model_{i}.onnx") for i in range(len(models))]
-            for model, path in zip(models, files, strict=True):
-                export_planning_graph(model, height, MODEL_IMAGE_WIDTH, path, perception)
             manifest_path = out_dir / "model.json"
-            write_json(manifest_path, manifest(planner, files, height, perception))
+            try:
+                for model, path in zip(models, files, strict=True):
+                    export_planning_graph(model, height, MODEL_IMAGE_WIDTH, path, perception)
+                write_json(manifest_path, manifest(planner, files, height, perception))
+            except OSError as error:  # a full disk, a read-only folder: the file and the folder named
+                raise BagOutputError(write_failure(error, out_dir, "export")) from error
             worst, cases = check_parity(models, files, height, perception)
     return ExportReport(files, manifest_path, worst, cases)
