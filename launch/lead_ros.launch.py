@@ -3,6 +3,12 @@
 The node is a lifecycle node; with ``autostart:=true`` (default) it configures and activates
 itself. Ctrl-C stops it cleanly (exit 0), also with launch's second, forwarded SIGINT.
 
+The planner is what this launch file is for: when it exits, the launch shuts down, and when
+it exits with an error (it could not start: bad weights, a bad parameter), ``ros2 launch``
+exits non-zero, so scripts and systemd see the failure. The planner ends with the launch
+process (``LEAD_ROS_EXIT_WITH_PARENT``): ``kill -TERM`` to ``ros2 launch`` alone, which
+stops no child (ros2/launch#666), leaves no planner behind.
+
 Arguments given on the command line override the params file. Equivalent direct command:
 ``ros2 run lead_ros lead_planner --ros-args --params-file <share>/config/lead_ros.yaml``.
 """
@@ -11,11 +17,14 @@ import os
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from lead_ros.model.runtimes import runtime_choices
+from lead_ros.ros.process import EXIT_WITH_PARENT_ENV
 from lead_ros.ros.topics import launch_argument, remappable_topics
 
 # The node's private topics (the topic table, lead_ros/ros/topics.py); each gets a
@@ -29,25 +38,36 @@ def _flag(context, name: str) -> bool:
     return LaunchConfiguration(name).perform(context).lower() == "true"
 
 
+class PlannerFailed(RuntimeError):
+    """Raised in the launch's event handling: ``ros2 launch`` then shuts down and exits 1."""
+
+
+def planner_exited(event, context):
+    """The planner ended: shut the launch down; with an error, fail it (exit code 1)."""
+    if event.returncode != 0:
+        raise PlannerFailed(f"lead_planner exited with code {event.returncode} (its reason is logged above)")
+    return [EmitEvent(event=Shutdown(reason="lead_planner exited"))]
+
+
 def _launch_setup(context):
     overrides = {"use_sim_time": _flag(context, "use_sim_time"), "autostart": _flag(context, "autostart")}
     for name in OVERRIDABLE:
         value = LaunchConfiguration(name).perform(context)
         if value:  # empty: keep the params file's value
             overrides[name] = value
-    actions = [
-        Node(
-            package="lead_ros",
-            executable="lead_planner",
-            name=LaunchConfiguration("node_name"),
-            namespace=LaunchConfiguration("namespace"),
-            parameters=[LaunchConfiguration("params_file"), overrides],
-            remappings=[(t.name, LaunchConfiguration(launch_argument(t))) for t in TOPICS],
-            arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
-            output="screen",
-            emulate_tty=True,
-        )
-    ]
+    planner = Node(
+        package="lead_ros",
+        executable="lead_planner",
+        name=LaunchConfiguration("node_name"),
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[LaunchConfiguration("params_file"), overrides],
+        remappings=[(t.name, LaunchConfiguration(launch_argument(t))) for t in TOPICS],
+        arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+        additional_env={EXIT_WITH_PARENT_ENV: "1"},
+        output="screen",
+        emulate_tty=True,
+    )
+    actions = [planner, RegisterEventHandler(OnProcessExit(target_action=planner, on_exit=planner_exited))]
     if _flag(context, "rviz"):
         try:
             get_package_share_directory("rviz2")

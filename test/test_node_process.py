@@ -357,16 +357,78 @@ def _node_process_of(process: NodeProcess):
     return _started_node_process(process)
 
 
-def test_the_node_process_dies_with_its_supervisor(ros_context, exported_navsim_weights):
-    """``ros2 launch`` SIGKILLs a node that ignores its signals: no node process may stay behind."""
+def _wait_gone(process: psutil.Process, what: str) -> None:
+    deadline = time.monotonic() + 60  # catches a process that lives on, however slow the machine
+    while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:  # a zombie: dead, not yet reaped
+        assert time.monotonic() < deadline, f"{what} {process.pid} lives on"
+        time.sleep(0.05)
+
+
+def test_the_node_process_dies_with_its_supervisor_and_leaves_no_shared_memory(ros_context, exported_navsim_weights):
+    """``ros2 launch`` SIGKILLs a node that ignores its signals: no node process may stay behind,
+    and it gets a signal it handles (its DDS segments stayed in /dev/shm after the kernel's SIGKILL)."""
     process = NodeProcess(*NODE_ARGS, "-p", f"weights:={exported_navsim_weights}")
     child = _node_process_of(process)
+    process.wait_for_line("active: planning")
+    segments = owned_segments(child.pid)
+    assert segments, "the node process owns its participant's segments"
     os.kill(process.process.pid, signal.SIGKILL)
     process.finish()
-    deadline = time.monotonic() + 60  # catches a node process that lives on, however slow the machine
-    while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:  # a zombie: dead, not yet reaped
-        assert time.monotonic() < deadline, f"the node process {child.pid} outlived its supervisor"
-        time.sleep(0.05)
+    _wait_gone(child, "the node process, whose supervisor was killed,")
+    assert not [segment for segment in segments if segment.exists()], f"left {segments} behind"
+
+
+LAUNCHER = (
+    "import os, subprocess, sys, time; child = subprocess.Popen(sys.argv[1:], env={**os.environ, **ENV}); "
+    "print(child.pid, flush=True); time.sleep(600)"
+)
+
+
+@pytest.mark.parametrize("exit_with_parent", [True, False], ids=["launch-file", "nohup"])
+def test_a_planner_started_by_the_launch_file_ends_with_its_launcher(ros_context, exported_navsim_weights,
+                                                                     exit_with_parent):  # fmt: skip
+    """``kill -TERM`` to ``ros2 launch`` alone (ros2/launch#666: it exits without stopping its
+    children) left lead_planner running under PID 1. The launch file's environment makes the
+    planner end with its launcher; started otherwise it outlives it, as before."""
+    from lead_ros.ros.process import EXIT_WITH_PARENT_ENV
+
+    env = {EXIT_WITH_PARENT_ENV: "1"} if exit_with_parent else {}
+    command = [str(EXECUTABLE), "--ros-args", "-r", f"__ns:=/launched{os.getpid()}", *NODE_ARGS,
+               "-p", f"weights:={exported_navsim_weights}"]  # fmt: skip
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER.replace("ENV", repr(env)), *command],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    planner = psutil.Process(int(launcher.stdout.readline()))
+    try:
+        deadline = time.monotonic() + 120
+        while not planner.children():  # the supervisor started its node process
+            assert time.monotonic() < deadline and planner.is_running(), "lead_planner did not start"
+            time.sleep(0.05)
+        node_process = planner.children()[0]
+        launcher.kill()  # as `ros2 launch` leaving on SIGTERM: its children are not stopped
+        launcher.wait()
+        if exit_with_parent:
+            _wait_gone(planner, "lead_planner, whose launcher is gone,")
+            _wait_gone(node_process, "its node process")
+        else:
+            time.sleep(3.0)  # what the other case needs to be gone, and more
+            assert planner.is_running() and planner.status() != psutil.STATUS_ZOMBIE
+    finally:
+        for leftover in (planner,):
+            if leftover.is_running():
+                leftover.terminate()
+                leftover.wait(30)
+
+
+def test_the_supervisor_logs_under_the_nodes_name(ros_context, exported_navsim_weights):
+    """Its own lines said [lead_planner] when the node ran as namespace:=veh1 node_name:=planner."""
+    process = NodeProcess(*NODE_ARGS, "-r", "__node:=planner", "-p", f"weights:={exported_navsim_weights}")
+    process.wait_for_line("configuring: loading the weights")
+    process.send("SIGTERM")
+    code, output, _ = process.finish()
+    expected = f"[{process.namespace.strip('/')}.planner]"
+    lines = [line for line in output.splitlines() if line.startswith("[")]
+    assert code == 0 and any("SIGTERM: shutting down" in line for line in lines), output
+    assert all(expected in line for line in lines), output
 
 
 STUCK_PARTICIPANT = (

@@ -71,6 +71,7 @@ class Block:
             raise ImportError(f"blocked: {{name}}")
 sys.meta_path.insert(0, Block())
 from lead_ros.ros.topics import remappable_topics, launch_argument
+import lead_ros.model.runtimes, lead_ros.ros.process  # the launch file's other imports
 print(len(remappable_topics()), launch_argument(remappable_topics()[0]))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
@@ -213,7 +214,12 @@ def _stub_launch_modules(monkeypatch) -> None:
     for real outside this machine): stand-ins that record what the file makes."""
     modules = {
         "launch": {"LaunchDescription": _Recorded},
-        "launch.actions": {"DeclareLaunchArgument": _Recorded, "LogInfo": _Recorded, "OpaqueFunction": _Recorded},
+        "launch.actions": {
+            name: _Recorded
+            for name in ("DeclareLaunchArgument", "EmitEvent", "LogInfo", "OpaqueFunction", "RegisterEventHandler")
+        },
+        "launch.event_handlers": {"OnProcessExit": _Recorded},
+        "launch.events": {"Shutdown": _Recorded},
         "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
         "launch_ros": {},
         "launch_ros.actions": {"Node": _Recorded},
@@ -229,7 +235,8 @@ def _stub_launch_modules(monkeypatch) -> None:
         monkeypatch.setitem(sys.modules, name, module)
 
 
-def test_the_launch_file_declares_and_remaps_every_private_topic_of_the_table(monkeypatch):
+def _launched(monkeypatch):
+    """The launch file run with stand-ins: (its module, declared arguments, the actions it starts)."""
     import importlib.util
 
     _stub_launch_modules(monkeypatch)
@@ -237,11 +244,14 @@ def test_the_launch_file_declares_and_remaps_every_private_topic_of_the_table(mo
     spec = importlib.util.spec_from_file_location("lead_ros_launch_under_test", path)
     launch_file = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(launch_file)
-    description = launch_file.generate_launch_description()
-    entities = description.args[0]
+    entities = launch_file.generate_launch_description().args[0]
     declared = {e.args[0]: e.kwargs["default_value"] for e in entities if "default_value" in e.kwargs}
-    context = types.SimpleNamespace(values=declared)
-    (node,) = entities[-1].kwargs["function"](context)  # rviz:=false: the planner alone
+    actions = entities[-1].kwargs["function"](types.SimpleNamespace(values=declared))
+    return launch_file, declared, actions
+
+
+def test_the_launch_file_declares_and_remaps_every_private_topic_of_the_table(monkeypatch):
+    _, declared, (node, _) = _launched(monkeypatch)  # rviz:=false: the planner and its exit handler
     remapped = {source: target.args[0] for source, target in node.kwargs["remappings"]}
     for topic in remappable_topics():
         argument = launch_argument(topic)
@@ -284,3 +294,19 @@ def test_every_row_describes_its_topic(key):
     topic = BY_KEY[key]
     assert len(topic.description) > 15 and topic.types and topic.direction in (INPUT, OUTPUT)
     assert Path(topic.relative).name  # a name below the node, or an absolute one
+
+
+def test_the_launch_fails_when_the_planner_fails_and_ends_when_it_ends(monkeypatch):
+    """A planner that could not start made launch print "process has died ... exit code 1" and
+    then `ros2 launch` exited 0. Launch sets its exit code to 1 when an event handler raises."""
+    from lead_ros.ros.process import EXIT_WITH_PARENT_ENV
+
+    launch_file, _, (node, handler) = _launched(monkeypatch)
+    (exit_handler,) = handler.args
+    assert exit_handler.kwargs["target_action"] is node
+    on_exit = exit_handler.kwargs["on_exit"]
+    with pytest.raises(launch_file.PlannerFailed, match=r"^lead_planner exited with code 1 "):
+        on_exit(types.SimpleNamespace(returncode=1), None)
+    (shutdown,) = on_exit(types.SimpleNamespace(returncode=0), None)
+    assert shutdown.kwargs["event"].kwargs == {"reason": "lead_planner exited"}
+    assert node.kwargs["additional_env"] == {EXIT_WITH_PARENT_ENV: "1"}, "the planner ends with ros2 launch"

@@ -64,6 +64,11 @@ KILL_AFTER_S = 1.6
 NODE_NAME = "lead_planner"  # as lead_ros.ros.node.NODE_NAME, which neither main thread may import
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 SUPERVISOR_PID_ENV = "LEAD_PLANNER_SUPERVISOR_PID"
+# Set by the launch file: the supervisor ends (SIGTERM, its orderly stop) when its parent dies.
+# `ros2 launch` killed by SIGTERM exits without stopping its children (ros2/launch#666), which
+# left lead_planner running under PID 1, still in the domain. `ros2 run` and `nohup lead_planner &`
+# do not set it and outlive their parent as before.
+EXIT_WITH_PARENT_ENV = "LEAD_ROS_EXIT_WITH_PARENT"
 PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 
 
@@ -96,10 +101,34 @@ class StopRequest:
         return self._event.wait(timeout_s)
 
 
-def log_line(severity: str, message: str) -> None:
+def logger_name(argv: list[str]) -> str:
+    """The node's logger name as rcl makes it from ``-r __node:=`` and ``-r __ns:=`` (launch's
+    ``name`` and ``namespace``): ``veh1.planner`` for ``/veh1`` and ``planner``, so that the
+    supervisor's lines carry the node's name, as every other line does."""
+    name, namespace = NODE_NAME, ""
+    in_ros_args = False
+    for flag, value in zip(argv, [*argv[1:], ""], strict=True):
+        if flag == "--ros-args":
+            in_ros_args = True
+        elif flag == "--":
+            in_ros_args = False
+        elif in_ros_args and flag in ("-r", "--remap"):
+            target, rule = "", value
+            if ":" in value.partition(":=")[0]:  # node:from:=to, a remap for that node only
+                target, _, rule = value.partition(":")
+            if target not in ("", NODE_NAME):
+                continue
+            if rule.startswith(("__node:=", "__name:=")):
+                name = rule.split(":=", 1)[1]
+            elif rule.startswith("__ns:="):
+                namespace = rule.split(":=", 1)[1]
+    return ".".join(part for part in (*namespace.strip("/").split("/"), name) if part)
+
+
+def log_line(severity: str, message: str, name: str = NODE_NAME) -> None:
     """One line in rcutils' console format, written by the main thread itself: it must not
     import rclpy (the node thread may be importing it and hold the import lock)."""
-    sys.stderr.write(f"[{severity}] [{time.time():.9f}] [{NODE_NAME}]: {message}\n")
+    sys.stderr.write(f"[{severity}] [{time.time():.9f}] [{name}]: {message}\n")
     sys.stderr.flush()
 
 
@@ -143,11 +172,11 @@ class NodeThread(threading.Thread):
         except ImportError as error:
             if not is_torch_import_failure(error):
                 raise
-            log_line("FATAL", f"cannot start: {torch_load_problem(error)}")
+            log_line("FATAL", f"cannot start: {torch_load_problem(error)}", logger_name(self.argv))
             self.code = 1
             return
 
-        logger = rclpy.logging.get_logger(NODE_NAME)
+        logger = rclpy.logging.get_logger(logger_name(self.argv))
         if self.stop.requested:
             return
         problem = params_file_problem(self.argv)
@@ -192,16 +221,22 @@ class NodeThread(threading.Thread):
             executor.shutdown()
 
 
+def _signal_when_parent_dies(signum: int) -> None:
+    """Have the kernel send ``signum`` to this process when its parent dies (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the supervisor stops it on its own exit paths
+        pass
+
+
 def _die_with_supervisor() -> bool:
-    """Have the kernel kill this process when the supervisor dies (Linux); False when the
-    supervisor is already gone."""
+    """Have the kernel send this process SIGTERM when the supervisor dies, which it handles as
+    any stop (its node closed, its DDS shared-memory segments removed; a SIGKILL left them in
+    /dev/shm); False when the supervisor is already gone."""
     supervisor = os.environ.get(SUPERVISOR_PID_ENV)
     if supervisor is None:
         return True  # started by hand, without a supervisor
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the supervisor kills it on its own exit paths
-        pass
+    _signal_when_parent_dies(signal.SIGTERM)
     return os.getppid() == int(supervisor)
 
 
@@ -252,18 +287,25 @@ def main(args: list[str] | None = None) -> int:
     """``lead_planner``: supervise the node process until SIGINT/SIGTERM; see the module
     docstring for exit codes."""
     stop = StopRequest().install()
-    node_process = _start_node_process(list(sys.argv if args is None else args))
+    argv = list(sys.argv if args is None else args)
+    name = logger_name(argv)
+    if os.environ.get(EXIT_WITH_PARENT_ENV) == "1":
+        parent = os.getppid()
+        _signal_when_parent_dies(signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the kernel was asked
+            os.kill(os.getpid(), signal.SIGTERM)
+    node_process = _start_node_process(argv)
     while node_process.poll() is None and not stop.wait(SPIN_PERIOD_S):
         pass
     if not stop.requested:
         code = node_process.returncode
         if code < 0:
-            log_line("FATAL", f"the node process was killed by {signal.Signals(-code).name}")
+            log_line("FATAL", f"the node process was killed by {signal.Signals(-code).name}", name)
             return 1
         if code == 0:  # it was signalled on its own, not through this process
-            log_line("INFO", "the node process ended: shutting down")
+            log_line("INFO", "the node process ended: shutting down", name)
         return code  # 1: it could not start, and said why
-    log_line("INFO", f"{stop.signal_name}: shutting down")
+    log_line("INFO", f"{stop.signal_name}: shutting down", name)
     stop_node_process(node_process)
     _exit_now(0)
 
