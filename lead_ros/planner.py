@@ -46,6 +46,16 @@ def _inference_models(checkpoint: Checkpoint) -> list[LTFv6]:
     return [optimize_for_inference(m) for m in build_models(checkpoint)]
 
 
+def _reload_inference_models(
+    weights: str, ensemble_size: int, cache_dir: str | None, sha256: tuple[str, ...]
+) -> list[LTFv6]:
+    """The same files again (their sha256 checked), built for inference: what a runtime that
+    dropped its models uses later, possibly in a child process (a module-level function, so
+    that its partial pickles)."""
+    again = load_checkpoint(weights, ensemble_size=ensemble_size, cache_dir=cache_dir, expected_sha256=sha256)
+    return _inference_models(again)
+
+
 class PlannerConfigError(ValueError):
     """A device or precision the planner cannot run with."""
 
@@ -154,11 +164,6 @@ class Planner:
             ensemble_size=len(sha256),
         )
 
-        def reload_models() -> list[LTFv6]:
-            """The same files again (their sha256 checked), for a runtime that needs the models later."""
-            again = load_checkpoint(weights, ensemble_size=len(sha256), cache_dir=cache_dir, expected_sha256=sha256)
-            return _inference_models(again)
-
         request = RuntimeRequest(
             checkpoint.state_dicts,
             sha256,
@@ -166,7 +171,7 @@ class Planner:
             self._autocast,
             Path(runtime_cache_dir) if runtime_cache_dir else None,
             partial(_inference_models, checkpoint),
-            reload_models,
+            partial(_reload_inference_models, weights, len(sha256), cache_dir, sha256),
         )
         self.runtime: Runtime | None = choose_runtime(runtime, self.device.type, precision).create(request)
         # The checkpoint's state dicts (one model's worth of memory per member) were copied

@@ -143,15 +143,26 @@ def pytest_terminal_summary(terminalreporter):
 # Tiers (setup.cfg's markers; docs/development.md): `make test-fast` runs the tests with none of
 # ros, process and slow; CI runs the distro tests on the second ROS distribution too.
 PROCESS_MODULES = {
-    "test_node_process", "test_exit_codes", "test_package", "test_reconfigure_memory",
-    "test_shared_memory_cleanup", "test_fleet", "test_bag_outputs",
-}  # fmt: skip
+    "test_node_process",
+    "test_exit_codes",
+    "test_package",
+    "test_reconfigure_memory",
+    "test_shared_memory_cleanup",
+    "test_fleet",
+    "test_bag_outputs",
+}
 PROCESS_FIXTURES = {"ray_local"}
 # What differs between ROS distributions: rclpy, lifecycle, bag metadata, DDS, signals.
 DISTRO_MODULES = {
-    "test_distro", "test_node_lifecycle", "test_node_process", "test_shared_memory_cleanup",
-    "test_ros_roundtrip", "test_background_spin", "test_node_clock", "test_serialized_camera",
-}  # fmt: skip
+    "test_distro",
+    "test_node_lifecycle",
+    "test_node_process",
+    "test_shared_memory_cleanup",
+    "test_ros_roundtrip",
+    "test_background_spin",
+    "test_node_clock",
+    "test_serialized_camera",
+}
 DISTRO_FIXTURES = {"bag_version"}
 DISTRO_TESTS = {"test/test_bags.py::test_metadata_that_disagrees_with_storage_is_reported"}
 # Tests of the pure tier that took over 2 s here with a warm graph cache (a session fixture's

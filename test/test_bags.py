@@ -697,8 +697,12 @@ def test_replay_of_a_bag_with_nothing_it_publishes_is_one_line(bag, expected):
     """rosbag2's own test bags: replay died with KeyError (an empty connection list reads as "all"
     to rosbags), or printed rosbags' 5-20 line parse error with the message definition."""
     path = REPO / "test" / "data" / "real_bags" / bag
-    result = subprocess.run([sys.executable, "-m", "lead_ros.tools.cli", "replay", str(path), "--wait-s", "0"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "lead_ros.tools.cli", "replay", str(path), "--wait-s", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert re.search(expected, line) and line.startswith(f"[ERROR] lead_ros: {path}:"), line

@@ -307,8 +307,12 @@ def test_a_degenerate_projection_of_a_rectified_camera_is_refused(p):
     document["cameras"]["f0"].update(rectified=True, p=p)
     with pytest.raises(RigError, match=r"^camera rig degenerate: camera f0: p must be \[fx, 0, cx, 0, 0, fy, cy"):
         parse_rig(document, "degenerate")
-    document["cameras"]["f0"] = {"camera_info": "topic", "rectified": True, "rpy_deg": [0.0, 0.0, 0.0],
-                                 "position": [1.5, 0.0, 1.6]}  # fmt: skip
+    document["cameras"]["f0"] = {
+        "camera_info": "topic",
+        "rectified": True,
+        "rpy_deg": [0.0, 0.0, 0.0],
+        "position": [1.5, 0.0, 1.6],
+    }
     intake = InputIntake(NodeConfig.from_values({}))
     from lead_ros.cameras.calibrations import RigCalibrations
 

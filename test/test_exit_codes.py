@@ -263,10 +263,22 @@ def test_pytorch_that_cannot_be_loaded_under_an_address_space_limit_is_one_line(
 
     image = Path(__file__).resolve().parent.parent / "lead_ros" / "data" / "ltfv6_reference" / "images" / "case_00.png"
     commands = {
-        "predict": [str(LEAD_ROS), "predict", "--weights", str(tmp_path), "--image", str(image), "--speed", "1",
-                    "--accel", "0", "--command", "left"],
+        "predict": [
+            str(LEAD_ROS),
+            "predict",
+            "--weights",
+            str(tmp_path),
+            "--image",
+            str(image),
+            "--speed",
+            "1",
+            "--accel",
+            "0",
+            "--command",
+            "left",
+        ],
         "lead_planner": [str(LEAD_ROS.with_name("lead_planner")), "--ros-args", "-p", f"weights:={tmp_path}"],
-    }  # fmt: skip
+    }
     expected = (
         "PyTorch could not be loaded (libtorch_cpu.so: failed to map segment from shared object): the address-space "
         "limit in force (RLIMIT_AS: ulimit -v, systemd LimitAS) is 2.0 GiB; PyTorch needs about 4 GiB of address "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -385,18 +386,30 @@ LAUNCHER = (
 
 
 @pytest.mark.parametrize("exit_with_parent", [True, False], ids=["launch-file", "nohup"])
-def test_a_planner_started_by_the_launch_file_ends_with_its_launcher(ros_context, exported_navsim_weights,
-                                                                     exit_with_parent):  # fmt: skip
+def test_a_planner_started_by_the_launch_file_ends_with_its_launcher(
+    ros_context, exported_navsim_weights, exit_with_parent
+):
     """``kill -TERM`` to ``ros2 launch`` alone (ros2/launch#666: it exits without stopping its
     children) left lead_planner running under PID 1. The launch file's environment makes the
     planner end with its launcher; started otherwise it outlives it, as before."""
     from lead_ros.ros.process import EXIT_WITH_PARENT_ENV
 
     env = {EXIT_WITH_PARENT_ENV: "1"} if exit_with_parent else {}
-    command = [str(EXECUTABLE), "--ros-args", "-r", f"__ns:=/launched{os.getpid()}", *NODE_ARGS,
-               "-p", f"weights:={exported_navsim_weights}"]  # fmt: skip
-    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER.replace("ENV", repr(env)), *command],
-                                stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    command = [
+        str(EXECUTABLE),
+        "--ros-args",
+        "-r",
+        f"__ns:=/launched{os.getpid()}",
+        *NODE_ARGS,
+        "-p",
+        f"weights:={exported_navsim_weights}",
+    ]
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER.replace("ENV", repr(env)), *command],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     planner = psutil.Process(int(launcher.stdout.readline()))
     try:
         deadline = time.monotonic() + 120
@@ -479,3 +492,31 @@ def _alias_bomb(levels: int = 9) -> str:
     lines = ['a0: &a0 ["lol"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
     return "\n".join(lines) + f"\n/**:\n  ros__parameters:\n    perception_classes: *a{levels}\n"
+
+
+def test_a_signal_during_a_child_export_ends_everything(ros_context, exported_navsim_weights, planner, tmp_path):
+    """A frame of a new height exports its graph in a spawned child of the node process; a
+    signal meanwhile ends the node within the bound, and the exporter does not outlive it."""
+    from lead_ros.model.onnx_runtime import OnnxPlanning
+
+    cache = tmp_path / "cache"
+    cached = OnnxPlanning([], planner.info.weights_sha256).graph_path(0, 270)  # the session's: no export at start
+    (cache / "onnx").mkdir(parents=True)
+    for suffix in ("", ".data", ".sha256"):
+        shutil.copy(cached.with_name(cached.name + suffix), cache / "onnx" / (cached.name + suffix))
+    process = NodeProcess(*NODE_ARGS, "-p", f"weights:={exported_navsim_weights}", "-p", f"runtime_cache_dir:={cache}")
+    node_process = _node_process_of(process)
+    process.wait_for_line("active: planning")
+    feeder = Feeder(ros_context, process.namespace)  # 256-row frames: a height not in the cache
+    try:
+        deadline = time.monotonic() + 60
+        while not (exporters := [c for c in node_process.children() if "multiprocessing" in " ".join(c.cmdline())]):
+            assert time.monotonic() < deadline, f"no exporter started:\n{process.output}"
+            time.sleep(0.05)
+        process.send("SIGTERM")
+        code, output, stopped_s = process.finish()
+    finally:
+        feeder.close()
+    assert code == 0 and stopped_s < STOP_WITHIN_S, f"took {stopped_s:.1f} s:\n{output}"
+    for exporter in exporters:
+        _wait_gone(exporter, "the graph exporter of a node that left")

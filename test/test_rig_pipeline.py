@@ -319,11 +319,25 @@ def test_evaluate_bag_refuses_a_bag_without_the_camera_info_its_rig_awaits(
     from lead_ros.tools.cli import main
 
     rig = _camera_info_rig(tmp_path, rig_file)
-    with pytest.raises(BagInputError, match=r"takes the calibration of f0 from CameraInfo, but the bag has no "
-                                            r"/lead_planner/input/cameras/f0/camera_info; record them"):  # fmt: skip
+    with pytest.raises(
+        BagInputError,
+        match=r"takes the calibration of f0 from CameraInfo, but the bag has no "
+        r"/lead_planner/input/cameras/f0/camera_info; record them",
+    ):
         _evaluate_drive(tmp_path, planner, rig, cameras, [START + k * 100 * MS for k in range(2)])
-    argv = ["evaluate-bag", str(tmp_path / "bag"), "--weights", str(navsim_weights), "--device", "cpu",
-            "--camera-rig", str(rig), "--out", str(tmp_path / "cli"), "--no-pictures"]  # fmt: skip
+    argv = [
+        "evaluate-bag",
+        str(tmp_path / "bag"),
+        "--weights",
+        str(navsim_weights),
+        "--device",
+        "cpu",
+        "--camera-rig",
+        str(rig),
+        "--out",
+        str(tmp_path / "cli"),
+        "--no-pictures",
+    ]
     assert main(argv) == 2
     (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[ERROR]")]
     assert "/lead_planner/input/cameras/f0/camera_info" in line

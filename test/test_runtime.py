@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import shutil
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +33,7 @@ def test_sessions_beyond_the_bound_are_dropped_and_reloaded_from_the_graph_cache
     assert sorted(p.name for p in graph_270.parent.iterdir() if p.name.startswith(graph_270.name)) == [
         graph_270.name,
         f"{graph_270.name}.data",
+        f"{graph_270.name}.sha256",
     ]
     assert not [p for p in graph_270.parent.iterdir() if p.name.endswith(".partial")]
     waypoints, headings, bev = onnx.run(_inputs(256))[0]
@@ -48,36 +50,97 @@ def test_sessions_beyond_the_bound_are_dropped_and_reloaded_from_the_graph_cache
     assert onnx.heights == ()
 
 
-def test_the_planner_keeps_no_pytorch_trunk_and_builds_it_again_only_to_export_a_height(
-    planner, eager_planner, tmp_path
+def _copy_graph(source: Path, folder: Path) -> None:
+    """A cached graph's files (graph, weights, digests) into another cache folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", ".data", ".sha256"):
+        shutil.copy(source.with_name(source.name + suffix), folder / (source.name + suffix))
+
+
+def test_a_new_height_is_exported_in_a_child_process_from_the_weights_files(
+    planner, eager_planner, navsim_weights, tmp_path, monkeypatch
 ):
-    """The sessions hold the weights: an ONNX Runtime planner drops its PyTorch models once
-    they exist (208 MB per member), and builds them again only for a height whose graph is
-    not cached yet."""
+    """An ONNX Runtime planner holds no PyTorch models (208 MB per member): a height whose graph
+    is not cached is exported in a spawned child that builds them from the same files, so the
+    planner's process does not grow by the models and the exporter's heap for every height."""
+    from functools import partial
+
+    import lead_ros.model.onnx_runtime as onnx_runtime
+    from lead_ros.planner import _reload_inference_models
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("exported in the planner's process")
+
+    monkeypatch.setattr(onnx_runtime, "export_planning_graph", not_here)  # this process only: the child imports anew
     assert planner.models == [] and len(eager_planner.models) == 1
-    built = []
-
-    def load_models():
-        built.append(len(built))
-        return eager_planner.models  # the same weights, built
-
     sha256 = planner.info.weights_sha256
-    cached_270 = OnnxPlanning([], sha256).graph_path(0, 270)  # the session planner's
-    onnx = OnnxPlanning([], sha256, tmp_path, max_heights=1, load_models=load_models)
-    onnx.graph_path(0, 270).parent.mkdir(parents=True)
-    for source in (cached_270, cached_270.with_name(f"{cached_270.name}.data")):
-        shutil.copy(source, onnx.graph_path(0, 270).parent / source.name)
-    onnx.run(_inputs(270))
-    assert built == []  # cached: nothing to build
+    reload = partial(_reload_inference_models, str(navsim_weights), 1, None, sha256)
+    onnx = OnnxPlanning([], sha256, tmp_path, max_heights=1, load_models=reload)
+    _copy_graph(OnnxPlanning([], sha256).graph_path(0, 270), onnx.graph_path(0, 270).parent)  # the session's
+    onnx.run(_inputs(270))  # cached: nothing exported
     waypoints, headings, _ = onnx.run(_inputs(256))[0]
-    assert built == [0] and onnx.graph_path(0, 256).exists()
+    assert onnx_runtime.graph_problem(onnx.graph_path(0, 256)) is None  # exported, with its digests
     with torch.inference_mode():
         expected = eager_planner.models[0](*_inputs(256))
     np.testing.assert_allclose(waypoints.numpy(), expected.waypoints.numpy(), rtol=0, atol=1e-4)
     np.testing.assert_allclose(headings.numpy(), expected.headings.numpy(), rtol=0, atol=1e-4)
-    onnx.run(_inputs(270))
-    assert built == [0]
     onnx.close()
+
+
+@pytest.mark.parametrize("damage", ["truncated-data", "flipped-data", "truncated-graph", "no-digest"])
+def test_a_damaged_cached_graph_is_exported_again(eager_planner, planner, tmp_path, caplog, damage):
+    """A truncated graph or weights file killed predict and the node with an ONNX Runtime
+    traceback at every start; flipped bytes of the same size loaded and planned wrong."""
+    sha256 = planner.info.weights_sha256
+    with torch.inference_mode():
+        expected = eager_planner.models[0](*_inputs(256))
+    OnnxPlanning(eager_planner.models, sha256, tmp_path).run(_inputs(256))
+    graph = OnnxPlanning([], sha256, tmp_path).graph_path(0, 256)
+    data = graph.with_name(graph.name + ".data")
+    if damage == "truncated-data":
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    elif damage == "flipped-data":
+        raw = bytearray(data.read_bytes())
+        raw[len(raw) // 2 : len(raw) // 2 + 64] = bytes(b ^ 0xFF for b in raw[len(raw) // 2 : len(raw) // 2 + 64])
+        data.write_bytes(bytes(raw))
+    elif damage == "truncated-graph":
+        graph.write_bytes(graph.read_bytes()[:100])
+    else:
+        graph.with_name(graph.name + ".sha256").unlink()
+    caplog.set_level("WARNING", logger="lead_ros.model.onnx_runtime")
+    waypoints, headings, _ = OnnxPlanning(eager_planner.models, sha256, tmp_path).run(_inputs(256))[0]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith(f"onnxruntime: the cached graph {graph} is damaged (") and warning.endswith(
+        "): removed, exporting it again"
+    )
+    np.testing.assert_allclose(waypoints.numpy(), expected.waypoints.numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(headings.numpy(), expected.headings.numpy(), rtol=0, atol=1e-4)
+    from lead_ros.model.onnx_runtime import graph_problem
+
+    assert graph_problem(graph) is None
+
+
+def test_a_cache_that_cannot_be_written_gives_way_to_a_private_one(eager_planner, planner, tmp_path, caplog):
+    """Under a read-only HOME or LEAD_ROS_CACHE_DIR, or a path under a regular file, the whole
+    export ran and then failed with [Errno 30] / [Errno 20]: the default runtime was unusable."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    caplog.set_level("WARNING", logger="lead_ros.model.onnx_runtime")
+    onnx = OnnxPlanning(eager_planner.models, planner.info.weights_sha256, blocker / "cache")
+    waypoints, _, _ = onnx.run(_inputs(256))[0]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    private = onnx.cache_dir
+    assert warning == (
+        f"onnxruntime: the graph cache {blocker / 'cache'} cannot be written (Not a directory); graphs go to "
+        f"{private} for this process and are removed with it: set runtime_cache_dir or LEAD_ROS_CACHE_DIR to a "
+        "writable directory to keep them"
+    )
+    with torch.inference_mode():
+        expected = eager_planner.models[0](*_inputs(256))
+    np.testing.assert_allclose(waypoints.numpy(), expected.waypoints.numpy(), rtol=0, atol=1e-4)
+    assert private.is_dir()
+    onnx.close()
+    assert not private.exists()
 
 
 def test_a_planner_whose_graph_is_cached_builds_no_trunk_and_perceives_as_the_built_model(

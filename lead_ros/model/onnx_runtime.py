@@ -15,10 +15,16 @@ second. At most ``MAX_HEIGHTS`` heights keep sessions; the least recently used i
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.metadata
+import json
 import logging
+import multiprocessing
 import os
+import shutil
+import signal
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -40,6 +46,7 @@ log = logging.getLogger(__name__)
 # Each kept height (at most MAX_HEIGHTS) costs ~0.29 GB: ONNX Runtime's own copy of the
 # weights, re-laid out for its convolutions, and its activation arena.
 CACHE_ENV = "LEAD_ROS_CACHE_DIR"
+PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 
 
 def default_cache_dir() -> Path:
@@ -98,13 +105,76 @@ def check_feed(session: onnxruntime.InferenceSession, feed: dict[str, np.ndarray
             )
 
 
+DIGEST_SUFFIX = ".sha256"  # beside a graph: the sha256 of the graph and of its weights file
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _graph_files(graph: Path) -> tuple[Path, Path, Path]:
+    """A cached graph's files: the graph, its weights beside it, their digests."""
+    return graph, graph.with_name(f"{graph.name}.data"), graph.with_name(f"{graph.name}{DIGEST_SUFFIX}")
+
+
+def record_digest(graph: Path) -> None:
+    """Write the digests of a graph just exported (whole, or not at all: temporary, rename)."""
+    graph, data, digest = _graph_files(graph)
+    record = {"graph": _sha256(graph), "data": _sha256(data) if data.exists() else None}
+    staging = digest.with_name(f".{digest.name}.partial")
+    staging.write_text(json.dumps(record) + "\n")
+    os.replace(staging, digest)
+
+
+def graph_problem(graph: Path) -> str | None:
+    """Why a cached graph cannot be trusted (a truncated or flipped file, a digest missing or
+    unreadable), or None: a damaged weights file of the same size would load and plan wrong."""
+    graph, data, digest = _graph_files(graph)
+    try:
+        record = json.loads(digest.read_text())
+        if record.get("graph") != _sha256(graph):
+            return "the graph differs from its digest"
+        if record.get("data") != (_sha256(data) if data.exists() else None):
+            return "its weights file differs from its digest"
+    except FileNotFoundError as error:
+        return f"{Path(error.filename).name} is missing"
+    except (OSError, ValueError, AttributeError) as error:
+        return f"its digest cannot be read ({type(error).__name__})"
+    return None
+
+
+def remove_graph(graph: Path) -> None:
+    for path in _graph_files(graph):
+        path.unlink(missing_ok=True)
+
+
+def _export_member(load_models: Callable[[], list[LTFv6]], member: int, height: int, path: str) -> None:
+    """In a spawned child: build the members from the weights files and export one graph. Its
+    memory goes back to the system with the child; the child dies with the thread that
+    started it (PR_SET_PDEATHSIG), so no exporter outlives a node that leaves."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux
+        pass
+    export_planning_graph(load_models()[member], height, MODEL_IMAGE_WIDTH, Path(path), external_data=True)
+
+
 class OnnxPlanning:
     """The planning forward of each ensemble member in ONNX Runtime.
 
     ``models`` are what graphs are exported from. Once the sessions of the first height
     exist, ``release_models`` lets them go (the sessions hold their own copy of the
-    weights); a height whose graph is not cached yet then has the members built again with
-    ``load_models``, for that export only."""
+    weights); a height whose graph is not cached yet is then exported in a spawned child
+    process, which builds the members with ``load_models`` (picklable: a module-level function
+    or a partial of one), so the planner's process does not grow with every new height.
+
+    Every graph is kept with the digests of its files and checked when its session is made: a
+    damaged one is removed and exported again (one warning naming it). A cache directory
+    that cannot be written gives way to a private temporary one, removed on ``close``."""
 
     def __init__(
         self,
@@ -120,6 +190,8 @@ class OnnxPlanning:
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.max_heights = max_heights
         self._sessions: OrderedDict[int, list[onnxruntime.InferenceSession]] = OrderedDict()
+        self._private_cache: Path | None = None  # when the cache cannot be written
+        self._cache_checked = False
 
     @property
     def heights(self) -> tuple[int, ...]:
@@ -130,7 +202,8 @@ class OnnxPlanning:
         return graph_file(self.cache_dir, self._sha256[member], height)
 
     def release_models(self) -> None:
-        """Drop the PyTorch models (208 MB per member); needs ``load_models`` for later exports."""
+        """Drop the PyTorch models (208 MB per member); needs ``load_models`` for later exports
+        (in a child process)."""
         if self._load_models is None:
             raise ValueError("release_models needs load_models, to export the graphs of other heights")
         self._models.clear()
@@ -145,31 +218,85 @@ class OnnxPlanning:
             log.info(
                 "onnxruntime: dropped the sessions of height %d (at most %d heights kept)", evicted, self.max_heights
             )
-        models = self._models  # built again below only if a graph must be exported
-        sessions = []
-        for member, sha256 in enumerate(self._sha256):
-            path = self.graph_path(member, height)
-            if not path.exists():
-                if not models:
-                    if self._load_models is None:
-                        raise RuntimeError(f"onnxruntime: no models to export the {height}-row graph from")
-                    log.info("onnxruntime: loading the weights again to export the %d-row graph", height)
-                    models = self._load_models()
-                start = time.perf_counter()
-                export_planning_graph(models[member], height, MODEL_IMAGE_WIDTH, path, external_data=True)
-                log.info(
-                    "onnxruntime: exported the %d-row graph of member %d (%s) in %.1f s to %s",
-                    height,
-                    member,
-                    sha256[:12],
-                    time.perf_counter() - start,
-                    path,
-                )
-            sessions.append(open_session(path))
-        del models
-        return_free_heap()  # the parsed model files, models built for an export, dropped sessions
+        sessions = [self._session(member, height) for member in range(len(self._sha256))]
+        return_free_heap()  # the parsed model files, dropped sessions
         self._sessions[height] = sessions
         return sessions
+
+    def _session(self, member: int, height: int) -> onnxruntime.InferenceSession:
+        """The session of a member's graph at a height: from the cache when its files match
+        their digests, else exported (again)."""
+        path = self.graph_path(member, height)
+        if path.exists():
+            problem = graph_problem(path)
+            if problem is None:
+                try:
+                    return open_session(path)
+                except Exception as error:  # onnxruntime's InvalidProtobuf, Fail, ...: say so, export again
+                    problem = f"ONNX Runtime cannot load it ({type(error).__name__})"
+            log.warning("onnxruntime: the cached graph %s is damaged (%s): removed, exporting it again", path, problem)
+            remove_graph(path)
+        path = self._export(member, height)
+        return open_session(path)
+
+    def _export(self, member: int, height: int) -> Path:
+        """Export a member's graph into the cache (checked writable first) and record its
+        digests: in this process while it holds the models (its first height), else in a
+        spawned child."""
+        self._ensure_writable_cache()
+        path = self.graph_path(member, height)
+        start = time.perf_counter()
+        if self._models:
+            export_planning_graph(self._models[member], height, MODEL_IMAGE_WIDTH, path, external_data=True)
+            where = "here"
+        elif self._load_models is not None:
+            child = multiprocessing.get_context("spawn").Process(  # a fork would copy the planner's memory and locks
+                target=_export_member, args=(self._load_models, member, height, str(path)), daemon=True
+            )
+            child.start()
+            child.join()
+            if child.exitcode != 0:
+                raise RuntimeError(
+                    f"onnxruntime: exporting the {height}-row graph failed (exporter exit {child.exitcode})"
+                )
+            where = f"in a child process ({child.pid})"
+        else:
+            raise RuntimeError(f"onnxruntime: no models to export the {height}-row graph from")
+        record_digest(path)
+        log.info(
+            "onnxruntime: exported the %d-row graph of member %d (%s) %s in %.1f s to %s",
+            height,
+            member,
+            self._sha256[member][:12],
+            where,
+            time.perf_counter() - start,
+            path,
+        )
+        return path
+
+    def _ensure_writable_cache(self) -> None:
+        """Before the first export: a cache that cannot be written (read-only HOME or
+        directory, a path under a regular file) is replaced by a private temporary directory
+        for this planner, with one warning, instead of failing after the export."""
+        if self._cache_checked:
+            return
+        self._cache_checked = True
+        folder = self.cache_dir / "onnx"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable."):
+                pass
+        except OSError as error:
+            self._private_cache = Path(tempfile.mkdtemp(prefix="lead_ros_graphs_"))
+            log.warning(
+                "onnxruntime: the graph cache %s cannot be written (%s); graphs go to %s for this process and are "
+                "removed with it: set runtime_cache_dir or %s to a writable directory to keep them",
+                self.cache_dir,
+                error.strerror or type(error).__name__,
+                self._private_cache,
+                CACHE_ENV,
+            )
+            self.cache_dir = self._private_cache
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
         """Each member's (waypoints, headings, bev_features) for CPU float32 tensors shaped as
@@ -183,9 +310,12 @@ class OnnxPlanning:
         return outputs
 
     def close(self) -> None:
-        """Drop every session (their memory goes back with them) and the models."""
+        """Drop every session (their memory goes back with them) and the models, and a
+        private cache directory."""
         self._sessions.clear()
         self._models.clear()
+        if self._private_cache is not None:
+            shutil.rmtree(self._private_cache, ignore_errors=True)
 
 
 class OnnxRuntime(OnnxPlanning):

@@ -36,8 +36,9 @@ class RuntimeRequest:
     """What a runtime is made from: the checkpoint's ``state_dicts`` (one per member),
     ``build_models`` that builds the ensemble from them (BatchNorm folded, eval mode, on the
     CPU), and ``reload_models`` that loads the same files again (their sha256 checked), for a
-    runtime that dropped its models and needs them later. The runtime keeps none of the
-    request: the state dicts are one model's memory each."""
+    runtime that dropped its models and needs them later: picklable, so that a child process
+    can run it. The runtime keeps none of the request but ``reload_models``: the state dicts
+    are one model's memory each."""
 
     state_dicts: Sequence[Mapping[str, torch.Tensor]]
     weights_sha256: tuple[str, ...]
