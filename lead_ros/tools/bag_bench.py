@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 
 from lead_ros.bag.sample_bag import CAMERA_RATE_HZ, JPEG_QUALITY, draw_camera, write_sample_bag
+from lead_ros.camera_layout import CAMERA_NAMES
 from lead_ros.observation import Command, Observation
 from lead_ros.planner import Planner
 
@@ -45,7 +46,7 @@ def bare_planner_fps(planner: Planner, frames: int) -> float:
     for i in range(frames):
         t = i / CAMERA_RATE_HZ
         cameras = []
-        for k in range(4):
+        for k in range(len(CAMERA_NAMES)):
             _, jpeg = cv2.imencode(".jpg", draw_camera(k, t)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             cameras.append(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
         observations.append(Observation(6.0, 1.0, Command.STRAIGHT, cameras=tuple(cameras), encoding="bgr8"))

@@ -63,9 +63,10 @@ def check_rig(rig: CameraRig, virtual_distortion: str, images: dict[str, np.ndar
     # First, as it checks each image against the rig's size.
     stitched = stitch_cameras([images[n] for n in CAMERA_NAMES], "rgb8", True, reprojection)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figure = plt.figure(figsize=(12, 17), dpi=80)
-    grid = figure.add_gridspec(5, 2, height_ratios=[1, 1, 1, 1, 0.6])
-    axes = [[figure.add_subplot(grid[row, column]) for column in range(2)] for row in range(4)]
+    rows = len(CAMERA_NAMES)
+    figure = plt.figure(figsize=(12, 3.4 * rows + 3.4), dpi=80)
+    grid = figure.add_gridspec(rows + 1, 2, height_ratios=[1] * rows + [0.6])
+    axes = [[figure.add_subplot(grid[row, column]) for column in range(2)] for row in range(rows)]
     try:
         for row, name in enumerate(CAMERA_NAMES):
             camera = reprojection.cameras[name]
@@ -78,7 +79,7 @@ def check_rig(rig: CameraRig, virtual_distortion: str, images: dict[str, np.ndar
             axes[row][0].set_title(f"{name}: input {width}x{height} ({camera.real.calibration.distortion_model})")
             axes[row][1].imshow(view)
             axes[row][1].set_title(f"{name}: as nuPlan's {name}, coverage {100 * camera.coverage:.1f}% (outline)")
-        bottom = figure.add_subplot(grid[4, :])
+        bottom = figure.add_subplot(grid[rows, :])
         bottom.imshow(stitched)
         bottom.set_title("model input (l0 | f0 | r0 | b0, 1920x270 after the JPEG step)")
         for axis in figure.axes:
