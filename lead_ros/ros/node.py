@@ -52,7 +52,9 @@ from lead_ros.ros.interfaces import qos_profile, topic_class
 from lead_ros.ros.outputs import (
     BEV_PREFIX,
     OBJECTS,
+    PATH,
     PATH_ODOM,
+    PLAN_KEYS,
     FrameNotPlanned,
     dispatch,
     perception_wanted,
@@ -487,18 +489,15 @@ class LeadPlannerNode(LifecycleNode):
             return
         if not self._active.is_set() or self._stop.is_set():  # deactivated or stopping meanwhile
             return
-        plan = result.plan
-        out = plan_messages(
-            plan, ready, self.config, wanted, untrained=self.planner.info.untrained, reprojection=reprojection
-        )
-        publish, messages = self.outputs, out.messages
-        publish["path"].publish(messages.pop("path"))
+        plan, publish = result.plan, self.outputs
+        first = plan_messages(plan, ready, self.config, wanted & set(PLAN_KEYS))
+        publish[PATH].publish(first.messages[PATH])
         self._publish_frame_status(_status(ready, PLANNED))
-        if out.path_odom_error is not None:  # counted: the base_link path of this frame is published
+        if first.path_odom_error is not None:  # counted: the base_link path of this frame is published
             self.stats.degraded_frame("path_odom_no_pose")
-            self.warnings.warn(("path_odom", "no_pose"), out.path_odom_error)
-        if PATH_ODOM in messages:
-            publish[PATH_ODOM].publish(messages.pop(PATH_ODOM))
+            self.warnings.warn(("path_odom", "no_pose"), first.path_odom_error)
+        if PATH_ODOM in first.messages:
+            publish[PATH_ODOM].publish(first.messages[PATH_ODOM])
         published = time.perf_counter()
         latency_ms = (self._now_ns() - frame.stamp_ns) / 1e6
         processing_ms = 1e3 * (published - item.synced_at)
@@ -512,7 +511,15 @@ class LeadPlannerNode(LifecycleNode):
         self.stats.cameras_filled(result.filled)
         publish["inference_time_ms"].publish(Float64(data=plan.timings.inference_ms))
         publish["pipeline_latency_ms"].publish(Float64(data=latency_ms))
-        for key, message in messages.items():
+        rest = plan_messages(
+            plan,
+            ready,
+            self.config,
+            wanted - set(PLAN_KEYS),
+            untrained=self.planner.info.untrained,
+            reprojection=reprojection,
+        )
+        for key, message in rest.messages.items():
             publish[key].publish(message)
 
     def _outputs_wanted(self) -> set[str]:

@@ -35,7 +35,10 @@ from lead_ros.ros.intake import BAD_INPUT, CORRUPT_IMAGE, Event, InputRejected, 
 from lead_ros.visualization import render_plan
 
 BEV_PREFIX = "bev/"
-OBJECTS, DEBUG_IMAGE, PATH_ODOM = "objects", "debug_image", "path_odom"
+PATH, PATH_ODOM, OBJECTS, DEBUG_IMAGE = "path", "path_odom", "objects", "debug_image"
+# The plan itself: published before anything else of a frame is built (the debug image takes
+# tens of milliseconds to draw).
+PLAN_KEYS = (PATH, PATH_ODOM)
 # Outputs that need the perception heads to run.
 PERCEPTION_KEYS = (OBJECTS,)
 
@@ -114,12 +117,13 @@ def plan_messages(
     untrained: bool = False,
     reprojection: Reprojection | None = None,
 ) -> PlanMessages:
-    """The messages of ``wanted`` output keys (``path`` always), stamped at the frame's anchor
-    stamp in ``frame_id`` (``path_odom``: in the odometry frame)."""
+    """The messages of the ``wanted`` output keys, stamped at the frame's anchor stamp in
+    ``frame_id`` (``path_odom``: in the odometry frame)."""
     frame, frame_id = ready.frame, config.frame_id
     stamp_ns = frame.stamp_ns
     out = PlanMessages()
-    out.messages["path"] = plan_to_path(plan, stamp_ns, frame_id, config.prepend_origin_pose)
+    if PATH in wanted:
+        out.messages[PATH] = plan_to_path(plan, stamp_ns, frame_id, config.prepend_origin_pose)
     if PATH_ODOM in wanted:
         if frame.pose is None:
             out.path_odom_error = f"~/output/path_odom not published: {frame.pose_error}"
