@@ -50,13 +50,12 @@ from lead_ros.ros.frame_status import DROPPED, PLANNED, SKIPPED, FrameStatus
 from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.interfaces import qos_profile, topic_class
 from lead_ros.ros.outputs import (
-    BEV_PREFIX,
-    OBJECTS,
     PATH,
     PATH_ODOM,
     PLAN_KEYS,
     FrameNotPlanned,
     dispatch,
+    is_perception_output,
     perception_wanted,
     plan_frame,
     plan_messages,
@@ -529,7 +528,7 @@ class LeadPlannerNode(LifecycleNode):
         for the debug image."""
         wanted = set()
         for key, publisher in self.outputs.items():
-            perception = key == OBJECTS or key.startswith(BEV_PREFIX)
+            perception = is_perception_output(key)
             on_demand = key in ON_DEMAND_OUTPUTS or (perception and not self.config.publish_perception)
             if not on_demand or publisher.get_subscription_count():
                 wanted.add(key)

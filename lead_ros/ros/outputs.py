@@ -39,8 +39,6 @@ PATH, PATH_ODOM, OBJECTS, DEBUG_IMAGE = "path", "path_odom", "objects", "debug_i
 # The plan itself: published before anything else of a frame is built (the debug image takes
 # tens of milliseconds to draw).
 PLAN_KEYS = (PATH, PATH_ODOM)
-# Outputs that need the perception heads to run.
-PERCEPTION_KEYS = (OBJECTS,)
 
 
 class FrameHandler(Protocol):
@@ -92,9 +90,14 @@ def plan_frame(
     return PlannedFrame(plan, filled)
 
 
+def is_perception_output(key: str) -> bool:
+    """Whether an output is what the model perceived (the BEV grids, the boxes)."""
+    return key == OBJECTS or key.startswith(BEV_PREFIX)
+
+
 def perception_wanted(wanted: Collection[str]) -> bool:
     """Whether outputs in ``wanted`` need the perception heads (the debug image draws them)."""
-    return any(k.startswith(BEV_PREFIX) or k in (*PERCEPTION_KEYS, DEBUG_IMAGE) for k in wanted)
+    return any(is_perception_output(key) or key == DEBUG_IMAGE for key in wanted)
 
 
 @dataclass
