@@ -15,6 +15,7 @@ from lead_ros.inputs.sync import (
     STALE_INPUT,
     STAMP_BACKWARDS,
     STAMP_IN_FUTURE,
+    SUPERSEDED,
     FrameSynchronizer,
     SyncedFrame,
     SyncFailure,
@@ -242,3 +243,33 @@ def test_side_camera_buffers_are_bounded_by_age_when_the_anchor_is_dead():
             sync.add_camera(name, T0 + k * 100 * MS, "payload", NOW)
     # Within 50 ms tolerance + 500 ms of the newest: 6 messages (was 16).
     assert [len(buffer) for buffer in sync._cameras.values()] == [6, 6, 6]
+
+
+def test_an_anchor_whose_side_image_was_replaced_before_it_was_taken_is_superseded_not_missing():
+    """The live node takes images only when the planner can use a frame; DDS replaced l0's
+    image of frame T0 by the next one (a gap in l0's publication numbers): frame T0 is
+    superseded by the frame planned instead, never reported as a camera that sent nothing."""
+    sync = _sync()
+    _odometry(sync, [(T0 - 10 * MS, 1.0), (T0 + 210 * MS, 1.0)])
+    sync.add_camera("l0", T0 - 100 * MS, "l0 before", NOW)
+    assert _cameras(sync, T0, skip=("l0",)) == []
+    # l0's next image taken is T0 + 100 ms, with its T0 image never taken before it.
+    (failure,) = sync.add_camera("l0", T0 + 100 * MS, "l0 after", NOW, unseen_before=True)
+    assert failure.reason == SUPERSEDED and "camera l0" in failure.detail and "replaced" in failure.detail
+    # The same frame when l0 sent nothing at T0 (no gap): camera_missing, as before.
+    sync = _sync()
+    _odometry(sync, [(T0 - 10 * MS, 1.0), (T0 + 210 * MS, 1.0)])
+    sync.add_camera("l0", T0 - 100 * MS, "l0 before", NOW)
+    _cameras(sync, T0, skip=("l0",))
+    (failure,) = sync.add_camera("l0", T0 + 100 * MS, "l0 after", NOW)
+    assert failure.reason == CAMERA_MISSING
+
+
+def test_images_never_taken_far_from_the_anchor_do_not_excuse_a_missing_camera():
+    sync = _sync()
+    _odometry(sync, [(T0 - 10 * MS, 1.0), (T0 + 510 * MS, 1.0)])
+    sync.add_camera("l0", T0 - 400 * MS, "old", NOW)
+    sync.add_camera("l0", T0 - 200 * MS, "gap ended long before the frame", NOW, unseen_before=True)
+    _cameras(sync, T0, skip=("l0",))
+    (failure,) = sync.add_camera("l0", T0 + 300 * MS, "late", NOW)
+    assert failure.reason == CAMERA_MISSING

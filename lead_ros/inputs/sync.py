@@ -10,6 +10,11 @@ are planned.
 A pending anchor completes as soon as every input is decided; it is resolved with what is
 there when a newer anchor arrives or ``flush`` passes its deadline (arrival + tolerance +
 a grace period for transport latency).
+
+The live node takes camera images only when the planner can use a frame, so DDS may replace
+one by a newer image before it is taken. A camera message can say so (``unseen_before``):
+a frame whose image of that camera may have been one of them is ``superseded`` (a newer
+frame was planned instead), not ``camera_missing`` (the camera sent nothing in time).
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ STAMP_IN_FUTURE = "stamp_in_future"
 DUPLICATE_STAMP = "duplicate_stamp"
 STALE_INPUT = "stale_input"
 REVERSING = "reversing"
+# Not planned because a newer frame was planned instead: replaced in the planner's queue, or
+# an image of it replaced in DDS before the node took it.
+SUPERSEDED = "superseded"
 # Longitudinal velocity below this (m/s) is reversing: LTFv6 has no reverse, and a plan made
 # with the speed's magnitude would be a forward plan, so such frames are skipped. Smaller
 # negative values (standstill jitter) are planned with the planar speed.
@@ -123,6 +131,11 @@ class FrameSynchronizer:
         self._cameras: dict[str, deque[tuple[int, Any]]] = {
             name: deque(maxlen=_CAMERA_BUFFER) for name in policy.side_cameras
         }
+        # Per side camera: (previous stamp, stamp) around images that were never taken.
+        self._unseen: dict[str, deque[tuple[int, int]]] = {
+            name: deque(maxlen=_CAMERA_BUFFER) for name in policy.side_cameras
+        }
+        self._last_side_stamp: dict[str, int] = {}
         self._pending: deque[_Pending] = deque()
         self._last_anchor_ns: int | None = None
 
@@ -138,16 +151,27 @@ class FrameSynchronizer:
         self.poses.clear()
         for buffer in self._cameras.values():
             buffer.clear()
+        for spans in self._unseen.values():
+            spans.clear()
+        self._last_side_stamp.clear()
         self._pending.clear()
         self._last_anchor_ns = None
 
     # --- inputs -----------------------------------------------------------------------------
 
-    def add_camera(self, name: str, stamp_ns: int, payload: Any, now_ns: int) -> list[SyncedFrame | SyncFailure]:
+    def add_camera(
+        self, name: str, stamp_ns: int, payload: Any, now_ns: int, unseen_before: bool = False
+    ) -> list[SyncedFrame | SyncFailure]:
+        """A camera message; ``unseen_before``: images of this camera published since its
+        previous message were never taken (replaced in DDS by newer ones)."""
         if name == self.policy.anchor:
             return self._add_anchor(stamp_ns, payload, now_ns)
         if name not in self._cameras:
             raise ValueError(f"camera {name!r} is not an input in camera mode {self.policy.camera_mode}")
+        previous = self._last_side_stamp.get(name)
+        if unseen_before and previous is not None:
+            self._unseen[name].append((previous, stamp_ns))
+        self._last_side_stamp[name] = stamp_ns
         self._cameras[name].append((stamp_ns, payload))
         results = self._resolve_ready()
         self._drop_unusable_side_messages()
@@ -269,6 +293,11 @@ class FrameSynchronizer:
         distance, _, payload = min(candidates, key=lambda c: c[0])
         return payload if distance <= self.policy.tolerance_ns else None
 
+    def _may_have_been_replaced(self, name: str, stamp_ns: int) -> bool:
+        """An image of ``name`` within the tolerance of ``stamp_ns`` may have been one never taken."""
+        low, high = stamp_ns - self.policy.tolerance_ns, stamp_ns + self.policy.tolerance_ns
+        return any(before < high and after > low for before, after in self._unseen[name])
+
     def _resolve(self, pending: _Pending) -> SyncedFrame | SyncFailure:
         t, tolerance = pending.stamp_ns, self.policy.tolerance_ns
         cameras = {self.policy.anchor: pending.payload}
@@ -278,6 +307,14 @@ class FrameSynchronizer:
             cameras[name] = match
             if match is None:
                 missing.append(name)
+        replaced = [name for name in missing if self._may_have_been_replaced(name, t)]
+        if replaced:
+            return SyncFailure(
+                t,
+                SUPERSEDED,
+                f"camera {', '.join(replaced)}: its image for this frame was replaced by a newer one before the "
+                "node took it (the planner was busy; a newer frame is planned instead)",
+            )
         if missing and not self.policy.fill_missing_cameras:
             return SyncFailure(
                 t,

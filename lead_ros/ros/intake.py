@@ -101,8 +101,9 @@ class InputIntake:
     def camera_names(self) -> tuple[str, ...]:
         return (self.policy.anchor, *self.policy.side_cameras)
 
-    def camera(self, name: str, camera: CameraView, now_ns: int) -> list[Event]:
-        """A camera message's view (``decoding.CameraView``): checked, then synchronized."""
+    def camera(self, name: str, camera: CameraView, now_ns: int, unseen_before: bool = False) -> list[Event]:
+        """A camera message's view (``decoding.CameraView``): checked, then synchronized;
+        ``unseen_before``: images of this camera before it were never taken (live node)."""
         stamp_ns, encoding = camera.stamp_ns, camera.encoding
         if stamp_ns <= 0:
             return [
@@ -114,7 +115,7 @@ class InputIntake:
             self._check_size(name, camera)
         except ImageInputError as error:
             return [self._bad_camera(name, error, stamp_ns)]
-        return self._wrap(self.sync.add_camera(name, stamp_ns, camera, now_ns))
+        return self._wrap(self.sync.add_camera(name, stamp_ns, camera, now_ns, unseen_before))
 
     def _check_size(self, name: str, camera: CameraView) -> None:
         """Geometry at intake, from the message fields or the JPEG/PNG header (no decoding),
@@ -159,13 +160,15 @@ class InputIntake:
             return [InputRejected(label, BAD_INPUT, f"{error}; keeping the calibration in force", False)]
         return []
 
-    def serialized_camera(self, name: str, data: bytes, message_type: type, now_ns: int) -> list[Event]:
+    def serialized_camera(
+        self, name: str, data: bytes, message_type: type, now_ns: int, unseen_before: bool = False
+    ) -> list[Event]:
         """A camera message as CDR bytes (``raw=True`` subscriptions): deserialized only if planned."""
         try:
             camera = CameraView.of_serialized(data, message_type, f"camera {name}")
         except ImageInputError as error:
             return [self._bad_camera(name, error)]
-        return self.camera(name, camera, now_ns)
+        return self.camera(name, camera, now_ns, unseen_before)
 
     @staticmethod
     def _unequal_sizes(frame: SyncedFrame) -> str | None:
