@@ -162,6 +162,7 @@ DISTRO_MODULES = {
     "test_background_spin",
     "test_node_clock",
     "test_serialized_camera",
+    "test_on_demand",
 }
 DISTRO_FIXTURES = {"bag_version"}
 DISTRO_TESTS = {"test/test_bags.py::test_metadata_that_disagrees_with_storage_is_reported"}
@@ -247,13 +248,14 @@ def ros_context():
 
 @pytest.fixture
 def harness(ros_context, planner):
-    """Makes in-process lead_planner harnesses (``ros_harness.Harness``) and closes them."""
+    """Makes in-process lead_planner harnesses (``ros_harness.Harness``) and closes them;
+    ``stand_in``: a planner in place of the session's."""
     from ros_harness import Harness
 
     made = []
 
-    def make(**params):
-        made.append(Harness(ros_context, planner, **params))
+    def make(stand_in=None, **params):
+        made.append(Harness(ros_context, stand_in or planner, **params))
         return made[-1]
 
     yield make

@@ -116,6 +116,15 @@ class Harness:
         if any(s.name.startswith(self.node.get_fully_qualified_name() + ":") for s in msg.status):
             self.diagnostics.append(msg)
 
+    def latest_status(self, suffix: str) -> DiagnosticStatus | None:
+        """The newest /diagnostics status ``<node>: <suffix>`` received, if any."""
+        name = f"{self.node.get_fully_qualified_name()}: {suffix}"
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if status.name == name:
+                    return status
+        return None
+
     def now_ns(self) -> int:
         return self.driver.get_clock().now().nanoseconds
 

@@ -674,11 +674,15 @@ def test_real_time_replay_plans_a_subset_that_equals_offline(ros_context, tmp_pa
     planned = snapshot["planned"]
     assert queue.put_count == planned + queue.dropped_count  # frames in = processed + dropped, exactly
     assert 1 <= planned < 30, snapshot
-    # Every anchor image that reached the node is accounted for: planned, dropped in the
-    # queue, skipped by synchronization (counted by reason), or still waiting for inputs.
-    anchors = snapshot["inputs"]["f0"][0]
+    # Every anchor image the node took is accounted for: planned, superseded (in the queue,
+    # or for an image replaced in DDS before it was taken), skipped by synchronization
+    # (counted by reason), or still waiting for inputs; and every one published was taken
+    # or counted as never taken.
+    anchors = snapshot["inputs"]["f0"]
     skipped = sum(snapshot["failures"].values())
-    assert anchors == planned + queue.dropped_count + skipped + node.intake.sync.pending, snapshot
+    superseded_taken = snapshot["superseded"] - snapshot["never_taken"]
+    assert anchors.taken == planned + superseded_taken + skipped + node.intake.sync.pending, snapshot
+    assert anchors.published == anchors.taken + snapshot["never_taken"] == anchors.taken + anchors.not_taken
     live = read_paths(recorded, OUTPUT_PATH_TOPIC)
     offline = read_paths(sample_evaluation / "output_bag", OUTPUT_PATH_TOPIC)
     comparison = compare_paths(live, offline)

@@ -308,7 +308,7 @@ def test_diagnostics_report_model_inputs_processing_and_levels(harness):
     h.wait_for(lambda: (s := _status(h, "processing")) is not None and _level(s) == 2, what="ERROR after 2 failures")
     processing = {kv.key: kv.value for kv in _status(h, "processing").values}
     assert processing["failed bad_input"] == "2" and processing["planned"] == "1"
-    assert {"dropped_frames", "p95_latency_ms", "last_latency_ms"} <= set(processing)
+    assert {"superseded_frames", "p95_latency_ms", "last_latency_ms"} <= set(processing)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ signal can go to the group and the second to the process, as under launch.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -520,3 +521,35 @@ def test_a_signal_during_a_child_export_ends_everything(ros_context, exported_na
     assert code == 0 and stopped_s < STOP_WITHIN_S, f"took {stopped_s:.1f} s:\n{output}"
     for exporter in exporters:
         _wait_gone(exporter, "the graph exporter of a node that left")
+
+
+def test_bench_node_prints_only_json_accounting_for_every_frame_per_transport(ros_context, exported_navsim_weights):
+    """``lead-ros bench-node`` (a benchmark; its figures are not checked here, only that it
+    reports them): stdout is the JSON alone, one run per transport, CPU in named buckets, and
+    planned plus skipped-by-reason frames sum to the frames published within 2 %."""
+    arguments = ["--device", "cpu", "--rates", "10", "--durations-s", "6", "--transports", "raw", "jpeg"]
+    result = subprocess.run(
+        [
+            str(EXECUTABLE.with_name("lead-ros")),
+            "bench-node",
+            "--weights",
+            str(exported_navsim_weights),
+            *arguments,
+            "--publisher",
+            "inline",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads(result.stdout)
+    assert [run["transport"] for run in runs] == ["raw", "jpeg"]
+    for run in runs:
+        buckets = [run[f"{name}_cores"] for name in ("input", "dds", "inference", "other", "publisher")]
+        assert all(value >= 0 for value in buckets), run
+        assert run["frames_published"] > 0 and run["processed"] >= 1, run
+        assert run["frames_accounted"] == run["processed"] + sum(run["skipped"].values()), run
+        assert abs(run["unaccounted_fraction"]) <= 0.02, run
+        assert run["skipped"]["superseded"] == run["superseded"] >= run["superseded_never_taken"], run
+        assert {"inference_vs_quiet", "worker_cores", "rss_timeline_mib", "queue_wait_ms"} <= set(run)

@@ -149,7 +149,7 @@ def test_outputs_follow_the_configuration():
     ]
 
 
-def test_qos_profiles_are_those_the_node_had():
+def test_qos_profiles_are_those_the_node_had_with_cameras_kept_two_deep():
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
     from lead_ros.ros.interfaces import qos_profile
@@ -159,8 +159,12 @@ def test_qos_profiles_are_those_the_node_had():
 
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     assert spec("command") == spec("route") == latched
-    assert spec("f0") == spec("imu") == spec("f0_camera_info") == qos_profile_sensor_data
-    assert spec("f0", camera_qos="reliable") == QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+    assert spec("imu") == spec("f0_camera_info") == qos_profile_sensor_data
+    # Cameras: the sensor-data profile (or reliable), keeping only the newest two images in DDS
+    # until the node takes them (ros.input_pump).
+    sensor_data_camera = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT)
+    assert spec("f0") == sensor_data_camera and sensor_data_camera.durability == qos_profile_sensor_data.durability
+    assert spec("f0", camera_qos="reliable") == QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
     assert spec("f0_camera_info", camera_info_qos="transient_local") == latched
     assert spec("odometry") == QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     assert spec("path") == spec("markers") == QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)

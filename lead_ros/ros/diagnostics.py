@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -12,6 +13,7 @@ from std_msgs.msg import Header
 
 from lead_ros.cameras.calibrations import RigCalibrations
 from lead_ros.cameras.reprojection import COVERAGE_ERROR, COVERAGE_WARN
+from lead_ros.inputs.arrivals import PublisherSequence
 from lead_ros.inputs.command import CommandState
 from lead_ros.planner import PlannerInfo
 
@@ -19,7 +21,6 @@ OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.E
 INPUT_STALE_S = 1.0
 # A rig camera's CameraInfo not received this long after configure: the cameras status is ERROR.
 CAMERA_INFO_WAIT_S = 5.0
-_RATE_WINDOW = 20
 _LATENCY_WINDOW = 200
 _TIMING_WINDOW = 5000
 MAX_MESSAGE_CHARS = 300
@@ -37,14 +38,21 @@ class FrameTiming:
 
 @dataclass
 class InputStats:
-    stamps_ns: deque = field(default_factory=lambda: deque(maxlen=_RATE_WINDOW))
-    count: int = 0
+    sequence: PublisherSequence = field(default_factory=PublisherSequence)
+    last_ns: int | None = None  # node clock when the newest message taken was received
     rejected: int = 0
 
-    def rate_hz(self) -> float:
-        if len(self.stamps_ns) < 2 or self.stamps_ns[-1] == self.stamps_ns[0]:
-            return 0.0
-        return (len(self.stamps_ns) - 1) * 1e9 / (self.stamps_ns[-1] - self.stamps_ns[0])
+
+class InputSnapshot(NamedTuple):
+    """One input's figures (``PipelineStats.snapshot``)."""
+
+    taken: int
+    rejected: int
+    rate_hz: float  # the publishers' rate where it can be derived, else the rate taken
+    last_ns: int | None
+    rate_source: str  # "published" or "taken"
+    published: int  # by the publishers' numbers since the first message taken
+    not_taken: int  # of those, replaced in DDS by newer ones before the node took them
 
 
 class PipelineStats:
@@ -56,6 +64,8 @@ class PipelineStats:
         self.failures: Counter[str] = Counter()
         self.consecutive_failures = 0
         self.planned = 0
+        self.superseded = 0  # frames not planned because a newer one was (all ways)
+        self.never_taken = 0  # of those: anchor images replaced in DDS before they were taken
         self.over_budget = 0
         self.latencies_ms: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self.last_latency_ms: float | None = None
@@ -73,11 +83,20 @@ class PipelineStats:
         with self._lock:
             self.inputs.setdefault(name, InputStats())
 
-    def received(self, name: str, now_ns: int) -> None:
+    def received(self, name: str, clock_ns: int, sequence: int | None = None, publisher=None) -> int:
+        """A message taken, received at ``clock_ns`` (node clock); returns how many of its
+        publisher's messages before it were never taken."""
         with self._lock:
             stats = self.inputs[name]
-            stats.stamps_ns.append(now_ns)
-            stats.count += 1
+            stats.last_ns = clock_ns
+            return stats.sequence.observe(sequence, clock_ns, publisher)
+
+    def frames_superseded(self, count: int = 1, never_taken: bool = False) -> None:
+        """Frames not planned because a newer one was; ``never_taken``: their anchor image was
+        replaced in DDS before the node took it."""
+        with self._lock:
+            self.superseded += count
+            self.never_taken += count if never_taken else 0
 
     def rejected(self, name: str) -> None:
         with self._lock:
@@ -124,16 +143,15 @@ class PipelineStats:
 
     def received_total(self) -> int:
         with self._lock:
-            return sum(s.count for s in self.inputs.values())
+            return sum(s.sequence.taken for s in self.inputs.values())
 
     def snapshot(self) -> dict:
         with self._lock:
             latencies = list(self.latencies_ms)
             return {
-                "inputs": {
-                    n: (s.count, s.rejected, s.rate_hz(), s.stamps_ns[-1] if s.stamps_ns else None)
-                    for n, s in self.inputs.items()
-                },
+                "inputs": {name: self._input_snapshot(stats) for name, stats in self.inputs.items()},
+                "superseded": self.superseded,
+                "never_taken": self.never_taken,
                 "failures": dict(self.failures),
                 "consecutive_failures": self.consecutive_failures,
                 "planned": self.planned,
@@ -148,6 +166,21 @@ class PipelineStats:
                 "exceptions": dict(self.exceptions),
                 "last_exception": self.last_exception,
             }
+
+    @staticmethod
+    def _input_snapshot(stats: InputStats) -> InputSnapshot:
+        sequence = stats.sequence
+        rate = sequence.rate()
+        published = rate.published_hz is not None
+        return InputSnapshot(
+            sequence.taken,
+            stats.rejected,
+            rate.published_hz if rate.published_hz is not None else rate.taken_hz,
+            stats.last_ns,
+            "published" if published else "taken",
+            sequence.published,
+            sequence.unseen,
+        )
 
 
 def _kv(values: dict) -> list[KeyValue]:
@@ -239,12 +272,15 @@ def build_diagnostics(
         )
 
     input_values, stale = {}, []
-    for input_name, (count, rejected, rate, last_ns) in snapshot["inputs"].items():
+    for input_name, figures in snapshot["inputs"].items():
+        last_ns = figures.last_ns
         age = None if last_ns is None else (now_ns - last_ns) / 1e9
-        input_values[f"{input_name} rate_hz"] = f"{rate:.2f}"
+        input_values[f"{input_name} rate_hz"] = f"{figures.rate_hz:.2f}"
+        input_values[f"{input_name} rate_source"] = figures.rate_source
         input_values[f"{input_name} age_s"] = "never received" if age is None else f"{age:.2f}"
-        input_values[f"{input_name} received"] = count
-        input_values[f"{input_name} rejected"] = rejected
+        input_values[f"{input_name} taken"] = figures.taken
+        input_values[f"{input_name} not_taken"] = figures.not_taken
+        input_values[f"{input_name} rejected"] = figures.rejected
         # The command (route) and CameraInfo are held until replaced, so their age is no fault
         # (the command and the cameras have their own status).
         held = input_name in ("command", "route") or input_name.endswith("_camera_info")
@@ -281,7 +317,8 @@ def build_diagnostics(
         message,
         {
             "planned": snapshot["planned"],
-            "dropped_frames": queue["dropped"],
+            "superseded_frames": snapshot["superseded"],
+            "superseded_never_taken": snapshot["never_taken"],
             "queued_frames": queue["put"],
             "sync_and_input_failures": sum(failures.values()),
             **{f"failed {reason}": n for reason, n in sorted(failures.items())},

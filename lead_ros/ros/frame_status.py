@@ -1,7 +1,7 @@
 """One message per anchor frame saying what the node did with it: ``~/debug/frame_status``.
 
 Paths exist only for planned frames, so a path topic cannot tell a tool that a frame was
-skipped (and why) or dropped. Every anchor frame the active node decides gets exactly one
+skipped (and why: ``superseded`` when a newer frame was planned instead). Every anchor frame the active node decides gets exactly one
 ``diagnostic_msgs/DiagnosticStatus`` here: planned, or skipped with the reason diagnostics
 counts it under. Lockstep replay waits for it (an answer for every frame, skipped ones too)
 and ``make demo`` explains a live/offline difference with it. The keys are those of
@@ -16,8 +16,6 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 PLANNED = "planned"
 SKIPPED = "skipped"
-# The reason of a synchronized frame replaced in the worker's size-one queue by a newer one.
-DROPPED = "dropped"
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ A managed (lifecycle) node: **configure** loads the weights and creates the topi
 in the constructor and fixed for the node's life. The process around it (signals,
 autostart) is ``lead_ros.ros.process``.
 
-Callbacks only buffer and synchronize; a worker thread plans on the newest synchronized
-frame (size-one queue, older frames dropped and counted), so a slow model never blocks
-message intake. All stamps are header stamps and the node clock, so ``use_sim_time`` works.
+Callbacks only take, buffer and synchronize (``ros.input_pump``: camera images are taken
+only when the planner can use a frame, every input in the order received); a worker thread
+plans on the newest synchronized frame (size-one queue; a frame replaced there is
+``superseded``), so a slow model never blocks message intake. All stamps are header stamps
+and the node clock, so ``use_sim_time`` works.
 """
 
 from __future__ import annotations
@@ -24,21 +26,18 @@ from pathlib import Path
 
 import torch
 from diagnostic_msgs.msg import DiagnosticStatus
-from nav_msgs.msg import Odometry
-from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import CameraInfo, Imu
-from std_msgs.msg import Float64, UInt8
+from std_msgs.msg import Float64
 
 from lead_ros.cameras.calibrations import RigCalibrations
 from lead_ros.inputs.frame_queue import LatestFrameQueue
-from lead_ros.inputs.sync import SyncFailure
+from lead_ros.inputs.sync import SUPERSEDED, SyncFailure
 from lead_ros.node_config import PARAMETERS, NodeConfig, ParamSpec
 from lead_ros.planner import Planner
 from lead_ros.ros.diagnostics import (
+    INPUT_STALE_S,
     ClockWatch,
     DiagnosticsContext,
     FrameTiming,
@@ -46,7 +45,8 @@ from lead_ros.ros.diagnostics import (
     build_diagnostics,
 )
 from lead_ros.ros.distro import answer_invalid_transitions
-from lead_ros.ros.frame_status import DROPPED, PLANNED, SKIPPED, FrameStatus
+from lead_ros.ros.frame_status import PLANNED, SKIPPED, FrameStatus
+from lead_ros.ros.input_pump import InputPump
 from lead_ros.ros.intake import InputIntake, InputRejected, ReadyFrame
 from lead_ros.ros.interfaces import qos_profile, topic_class
 from lead_ros.ros.outputs import (
@@ -168,10 +168,15 @@ class LeadPlannerNode(LifecycleNode):
         inputs += ("imu",) if imu else ()
         self.stats = PipelineStats(inputs)
         self._diagnostics_context = self._make_diagnostics_context(self.config.processing_budget_ms)
-        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._active = threading.Event()
+        self.pump = InputPump(
+            self.intake, self.stats, self._active, self._handle, self._now_ns, self._simulated_time, self._guarded
+        )
+        self._input_group = self.pump.group
+        drain = self.create_guard_condition(self._guarded("input drain", self.pump.drain), self._input_group)
+        self.pump.drain_request = drain.trigger
         self._inputs: list = []  # subscriptions, made by configure
         self.outputs: dict = {}  # lifecycle publishers by topic key (ros.topics), made by configure
-        self._active = threading.Event()
         self._in_flight = threading.Lock()  # held by the worker while it plans and publishes one frame
         # /diagnostics reports every lifecycle state, so it lives outside configure/cleanup.
         context = TopicContext(self.config)
@@ -221,9 +226,8 @@ class LeadPlannerNode(LifecycleNode):
 
     def _create_interfaces(self, calibrations: RigCalibrations | None) -> None:
         """The subscriptions and lifecycle publishers of the topic table (``ros.topics``), in
-        its order: the order in which rclpy's executor serves subscriptions that are ready
-        together, which keeps live planning equal to offline evaluation. Cameras arrive
-        serialized (raw=True) and are deserialized only for planned frames."""
+        its order. Cameras arrive serialized (raw=True) and are deserialized only for planned
+        frames; the input pump orders every input by reception."""
         context = TopicContext(self.config, calibrations.from_topics if calibrations is not None else ())
         for topic in active_topics(context):
             if not topic.managed:
@@ -233,34 +237,32 @@ class LeadPlannerNode(LifecycleNode):
                 self._inputs.append(self._subscribe(topic, kind, qos))
             else:
                 self.outputs[topic.key] = self.create_lifecycle_publisher(kind, topic.name, qos)
-        self._camera_type = topic_class(BY_KEY[self.intake.policy.anchor], context)
+        self.pump.camera_type = topic_class(BY_KEY[self.intake.policy.anchor], context)
         # Pending anchors are resolved on their deadline even when no further message comes.
         self._flush_timer = self.create_timer(
-            0.05, self._guarded("flush timer", self._on_flush_timer), callback_group=self._input_group
+            0.05, self._guarded("flush timer", self.pump.tick), callback_group=self._input_group
         )
 
     def _subscribe(self, topic: Topic, kind: type, qos):
-        """One input's subscription, its callback guarded and counted under the topic's key."""
-        group = self._input_group
+        """One input's subscription, its callback guarded and counted under the topic's key
+        (a camera's is served only while the worker waits for a frame: ``ros.input_pump``)."""
         if topic.key.endswith(CAMERA_INFO_SUFFIX):
             self.stats.track(topic.key)
-            name = topic.camera
-            callback = self._guarded(f"{name} camera_info", lambda msg, n=name: self._on_camera_info(n, msg))
-            return self.create_subscription(kind, topic.name, callback, qos, callback_group=group)
-        if topic.camera is not None:
-            name = topic.camera
-            callback = self._guarded(f"camera {name}", lambda data, n=name: self._on_camera(n, data))
-            return self.create_subscription(kind, topic.name, callback, qos, callback_group=group, raw=True)
-        handler = {
-            "route": self._on_route,
-            "command": self._on_command,
-            "odometry": self._on_odometry,
-            "imu": self._on_imu,
-        }[topic.key]
-        return self.create_subscription(kind, topic.name, self._guarded(topic.key, handler), qos, callback_group=group)
+        camera = topic.camera is not None and not topic.key.endswith(CAMERA_INFO_SUFFIX)
+        place = f"camera {topic.key}" if camera else topic.key
+        guarded = self._guarded(place, lambda data, info, key=topic.key: self.pump.arrived(key, data, info))
+
+        def callback(data, info) -> None:  # two arguments: rclpy passes the message info
+            guarded(data, info)
+
+        subscription = self.create_subscription(
+            kind, topic.name, callback, qos, callback_group=self._input_group, raw=camera
+        )
+        self.pump.add(topic.key, subscription, camera)
+        return subscription
 
     def _destroy_interfaces(self) -> None:
-        for subscription in self._inputs:
+        for subscription in self.pump.remove_all():
             self.destroy_subscription(subscription)
         for publisher in self.outputs.values():
             self.destroy_lifecycle_publisher(publisher)
@@ -302,9 +304,11 @@ class LeadPlannerNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Plan from fresh messages: whatever arrived while inactive is forgotten."""
-        self.intake.reset_frames()
-        self.queue.clear()
-        self._active.set()
+        with self.pump.lock:
+            self.intake.reset_frames()
+            self.queue.clear()
+            self.pump.activate()
+            self._active.set()
         self.get_logger().info("active: planning")
         return super().on_activate(state)  # enables the lifecycle publishers
 
@@ -344,8 +348,10 @@ class LeadPlannerNode(LifecycleNode):
         return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
     def _stop_planning(self) -> None:
-        self._active.clear()
-        self.queue.clear()
+        with self.pump.lock:  # after a drain in progress, before the next
+            self._active.clear()
+            self.pump.deactivate()
+            self.queue.clear()
         with self._in_flight:  # wait for the frame in flight; it sees the flag and is not published
             pass
 
@@ -388,45 +394,18 @@ class LeadPlannerNode(LifecycleNode):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _on_camera(self, name: str, data: bytes) -> None:
-        now = self._now_ns()
-        self.stats.received(name, now)
-        if self._active.is_set():  # inactive: nothing is buffered, so nothing is planned later
-            self._handle(self.intake.serialized_camera(name, data, self._camera_type, now))
-
-    def _on_camera_info(self, name: str, msg: CameraInfo) -> None:
-        self.stats.received(f"{name}_camera_info", self._now_ns())
-        self._handle(self.intake.camera_info(name, msg))
-
-    def _on_odometry(self, msg: Odometry) -> None:
-        self.stats.received("odometry", self._now_ns())
-        if self._active.is_set():
-            self._handle(self.intake.odometry(msg))
-
-    def _on_imu(self, msg: Imu) -> None:
-        self.stats.received("imu", self._now_ns())
-        if self._active.is_set():
-            self._handle(self.intake.imu(msg))
-
-    def _on_command(self, msg: UInt8) -> None:
-        now = self._now_ns()
-        self.stats.received("command", now)
-        self._handle(self.intake.command(msg, now))
-
-    def _on_route(self, msg: PathMsg) -> None:
-        now = self._now_ns()
-        self.stats.received("route", now)
-        self._handle(self.intake.route_message(msg, now))
-
-    def _on_flush_timer(self) -> None:
-        if self._active.is_set():
-            self._handle(self.intake.flush(self._now_ns()))
+    def _simulated_time(self) -> bool:
+        return self.get_clock().ros_time_is_active
 
     def _handle(self, events: list) -> None:
         dispatch(events, self)
 
     def frame_failed(self, failure: SyncFailure) -> None:
-        self._fail(failure.reason, failure.detail, "sync", FrameStatus(failure.stamp_ns, SKIPPED))
+        status = FrameStatus(failure.stamp_ns, SKIPPED)
+        if failure.reason == SUPERSEDED:
+            self._supersede(status, failure.detail)
+        else:
+            self._fail(failure.reason, failure.detail, "sync", status)
 
     def input_rejected(self, rejected: InputRejected) -> None:
         self.stats.rejected(rejected.input.removeprefix("camera "))
@@ -447,9 +426,15 @@ class LeadPlannerNode(LifecycleNode):
                 f"command: using default {ready.command.name.lower()} ({ready.command_source})",
             )
         displaced = self.queue.put(QueuedFrame(ready, time.perf_counter()))
-        if displaced is not None:  # counted by the queue
+        self.pump.frame_queued()
+        if displaced is not None:
             detail = "a newer frame was synchronized before the planner was free"
-            self._publish_frame_status(_status(displaced.ready, SKIPPED, DROPPED, detail))
+            self._supersede(_status(displaced.ready, SKIPPED), detail)
+
+    def _supersede(self, status: FrameStatus, detail: str) -> None:
+        """A frame not planned because a newer one is: counted apart from failures."""
+        self.stats.frames_superseded()
+        self._publish_frame_status(replace(status, reason=SUPERSEDED, detail=detail))
 
     def _fail(self, reason: str, detail: str, source: str, status: FrameStatus) -> None:
         """A frame not planned: counted, warned about (throttled) and answered on frame_status."""
@@ -464,14 +449,24 @@ class LeadPlannerNode(LifecycleNode):
     # --- worker -------------------------------------------------------------------------------
 
     def _work(self) -> None:
+        """Free, ask the input pump for the newest frame (its cameras are taken now), then
+        plan it. Inactive, wait."""
         name_os_thread(WORKER_THREAD_NAME)
         process = self._guarded("inference worker", self._process)
         while not self._stop.is_set():
-            item = self.queue.get(timeout=0.1)
+            if not self._active.wait(timeout=0.1):
+                continue
+            self.pump.request_frame(lambda: self.queue.pending > 0, self._planning)
+            item = None
+            while item is None and self._planning():
+                item = self.queue.get(timeout=0.1)
             if item is not None:
                 with self._in_flight:
                     if self._active.is_set():
                         process(item)
+
+    def _planning(self) -> bool:
+        return self._active.is_set() and not self._stop.is_set()
 
     def _process(self, item: QueuedFrame) -> None:
         picked = time.perf_counter()
@@ -537,9 +532,11 @@ class LeadPlannerNode(LifecycleNode):
     # --- diagnostics and shutdown -----------------------------------------------------------
 
     def _on_diagnostics_timer(self) -> None:
+        self.pump.drain_if_idle_for(INPUT_STALE_S / 2)  # a camera's age is then true, however busy the planner
         now = self.get_clock().now()
-        state = self.intake.command_state(now.nanoseconds)
-        queue = {"put": self.queue.put_count, "dropped": self.queue.dropped_count}
+        with self.pump.lock:
+            state = self.intake.command_state(now.nanoseconds)
+        queue = {"put": self.queue.put_count}
         planner = self.planner
         diagnostics = build_diagnostics(
             self._diagnostics_context,

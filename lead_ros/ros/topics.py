@@ -51,14 +51,18 @@ class QosSpec:
 
 # rclpy's qos_profile_sensor_data: what camera and IMU drivers publish with.
 SENSOR_DATA = QosSpec("best_effort", 5)
-RELIABLE_CAMERA = QosSpec("reliable", 5)
+# Cameras: the node takes images only when the planner can use a frame (``ros.on_demand``);
+# meanwhile DDS keeps each camera's newest two (one to pair with an anchor that came late).
+CAMERA_DEPTH = 2
+SENSOR_DATA_CAMERA = QosSpec("best_effort", CAMERA_DEPTH)
+RELIABLE_CAMERA = QosSpec("reliable", CAMERA_DEPTH)
 ODOMETRY = QosSpec("reliable", 50)
 # The latest route or command, also to a node that starts after it was published.
 LATCHED = QosSpec("reliable", 1, "transient_local")
 PLAN_OUTPUT = QosSpec("reliable", 5)
 PERCEPTION_OUTPUT = QosSpec("reliable", 1)  # volatile: only the newest matters
 DIAGNOSTICS = QosSpec("reliable", 10)
-CAMERA_QOS = {"sensor_data": SENSOR_DATA, "reliable": RELIABLE_CAMERA}
+CAMERA_QOS = {"sensor_data": SENSOR_DATA_CAMERA, "reliable": RELIABLE_CAMERA}
 # CameraInfo: best effort + volatile matches every publisher (reliable or not); transient_local
 # (reliable) also gets the one a latched publisher sent before the node subscribed.
 CAMERA_INFO_QOS = {"sensor_data": SENSOR_DATA, "transient_local": LATCHED}

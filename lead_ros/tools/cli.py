@@ -692,6 +692,13 @@ def add_bench_node_arguments(parser: argparse.ArgumentParser) -> None:
         default="process",
         help="camera stream from a separate process (default, as on a robot) or a thread of the benchmark",
     )
+    parser.add_argument(
+        "--transports",
+        choices=["raw", "jpeg"],
+        nargs="+",
+        default=["raw"],
+        help="camera messages: raw rgb8 Image, JPEG CompressedImage, or each in turn (every rate runs per transport)",
+    )
 
 
 def cmd_bench_node(args: argparse.Namespace) -> int:
@@ -699,7 +706,11 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
 
     if len(args.rates) != len(args.durations_s):
         raise ValueError("--rates and --durations-s need the same number of values")
-    runs = list(zip(args.rates, args.durations_s, strict=True))
+    runs = [
+        (transport, rate, seconds)
+        for transport in args.transports
+        for rate, seconds in zip(args.rates, args.durations_s, strict=True)
+    ]
     reports = run(
         args.weights,
         args.device,

@@ -1,12 +1,20 @@
 """``lead-ros bench-node``: the node in-process under a camera stream (a benchmark, never a
 timed test).
 
-A publisher (by default in a separate process, as on a robot) sends four 1080x1920 rgb8
-cameras at each requested rate plus 50 Hz odometry; the figures are the node's own per-frame
-timings: pipeline latency (anchor stamp -> path published), queue wait (sync complete ->
-worker pickup), node overhead (pickup -> publish minus inference: conversion, preprocessing,
-path building), inference, the CPU time of the inference worker and its torch threads per
-planned frame, drop accounting, and RSS after warm-up vs at the end of the run.
+A publisher (by default in a separate process, as on a robot) sends four 1080x1920 cameras,
+rgb8 ``Image`` or JPEG ``CompressedImage`` (``transport``), at each requested rate plus 50 Hz
+odometry; the figures are the node's own per-frame timings: pipeline latency (anchor stamp
+-> path published), queue wait (sync complete -> worker pickup), node overhead (pickup ->
+publish minus inference: conversion, preprocessing, path building), inference, the CPU time
+of the inference worker and its threads per planned frame, where every frame published went
+(planned, or skipped by reason), CPU cores by thread bucket, and RSS after warm-up vs at the
+end of the run.
+
+CPU buckets (CPU-seconds per wall second over the measured window, from ``/proc`` per
+thread): ``input_cores`` the thread that spins the node (every callback, and the drains that
+take camera images), ``dds_cores`` Fast DDS's threads (``dds.*``), ``inference_cores`` the
+worker (``lead_infer``) and the threads the planner started when it was made (ONNX Runtime's
+pool), ``other_cores`` the rest of the node's process, ``publisher_cores`` the publisher.
 """
 
 from __future__ import annotations
@@ -17,11 +25,13 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
 import psutil
 import rclpy
 from nav_msgs.msg import Odometry
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import UInt8
 
 from lead_ros.camera_layout import ANCHOR_CAMERA, CAMERA_NAMES, SIDE_CAMERAS
@@ -39,6 +49,9 @@ MODEL_HEIGHT = 270  # four 16:9 cameras stitch and resize to 270 x 1920
 QUIET_RUNS = 10
 WARMUP_S = 10.0
 RSS_SAMPLE_S = 10.0
+MATCH_TIMEOUT_S = 30.0
+SETTLE_S = 4.0  # after the stream: the frame in flight and the last pending anchor are decided
+TRANSPORTS = {"raw": "raw", "jpeg": "compressed"}  # bench name -> the node's image_transport
 
 
 def _stats(values: list[float]) -> dict:
@@ -52,11 +65,23 @@ def _stats(values: list[float]) -> dict:
 class RateReport:
     rate_hz: float
     duration_s: float
+    transport: str  # raw (rgb8 Image) or jpeg (CompressedImage)
     frames_published: int
     frames_in: int  # synchronized frames offered to the worker
     processed: int
-    dropped: int
+    dropped: int  # frames replaced in the worker's queue (part of superseded)
     sync_failures: dict
+    # Every frame published, by what became of it (whole run, after the stream settled):
+    superseded: int  # a newer frame was planned instead (queue, or an image replaced in DDS)
+    superseded_never_taken: int  # of those: the anchor image itself was never taken
+    skipped: dict  # reason -> frames (superseded included)
+    frames_accounted: int  # planned + skipped
+    unaccounted_fraction: float  # (published - accounted) / published
+    planned_vs_capacity: float  # frames planned in the window x median inference / window length
+    input_cores: float
+    dds_cores: float
+    inference_cores: float
+    other_cores: float
     pipeline_latency_ms: dict
     queue_wait_ms: dict
     node_overhead_ms: dict
@@ -71,19 +96,39 @@ class RateReport:
     inference_vs_quiet: float  # p50 inference in the node / quiet p50
     cpu_vs_quiet: float  # worker CPU per planned frame / quiet CPU per inference
     node_other_cores: float
-    publisher_cores: float | None
+    publisher_cores: float
     publisher: str  # "process" or "inline"
     rss_after_warmup_mib: float
     rss_end_mib: float
     rss_timeline_mib: list  # every RSS_SAMPLE_S after warm-up
 
 
-def _publish_stream(driver, stop: threading.Event, rate_hz: float, counter: list[int]) -> None:
-    cameras = {n: array_to_image(img, 0, f"cam_{n}") for n, img in zip(CAMERA_NAMES, reference_cameras(), strict=True)}
+def _camera_messages(transport: str) -> dict:
+    """The reference cameras as the messages a driver sends (JPEG encoded once)."""
+    messages = {}
+    for name, image in zip(CAMERA_NAMES, reference_cameras(), strict=True):
+        if transport == "jpeg":
+            ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]))
+            assert ok, "JPEG encoding failed"
+            messages[name] = CompressedImage(format="jpeg", data=data.tobytes())
+        else:
+            messages[name] = array_to_image(image, 0, f"cam_{name}")
+    return messages
+
+
+def _publish_stream(driver, stop, rate_hz: float, counter: list[int], transport: str) -> None:
+    """Odometry at 50 Hz and the four cameras at ``rate_hz``, once every subscription matched
+    (nothing published is lost to discovery: each frame published is accounted for)."""
+    cameras = _camera_messages(transport)
     topics = default_topics()
     publishers = {n: driver.create_publisher(type(m), topics[n], 5) for n, m in cameras.items()}
     odometry = driver.create_publisher(Odometry, topics["odometry"], 50)
     driver.create_publisher(UInt8, topics["command"], qos_profile(LATCHED)).publish(UInt8(data=1))
+    deadline = time.monotonic() + MATCH_TIMEOUT_S
+    while any(p.get_subscription_count() == 0 for p in (*publishers.values(), odometry)):
+        if time.monotonic() > deadline or stop.is_set():
+            raise RuntimeError(f"bench-node: the node's subscriptions did not match in {MATCH_TIMEOUT_S:g} s")
+        time.sleep(0.05)
     period, odom_period = 1.0 / rate_hz, 1.0 / ODOMETRY_RATE_HZ
     next_frame = next_odom = time.monotonic()
     while not stop.is_set():
@@ -104,32 +149,48 @@ def _publish_stream(driver, stop: threading.Event, rate_hz: float, counter: list
         time.sleep(max(0.0, min(next_odom, next_frame) - time.monotonic()))
 
 
-def _publisher_process(rate_hz: float, stop, published) -> None:
+def _publisher_process(rate_hz: float, stop, published, transport: str) -> None:
     """The camera/odometry stream in a process of its own (spawned; same DDS environment)."""
     context = rclpy.Context()
     rclpy.init(context=context)
     driver = rclpy.create_node("bench_publisher", context=context)
     counter = [0]
     try:
-        _publish_stream(driver, stop, rate_hz, counter)
+        _publish_stream(driver, stop, rate_hz, counter, transport)
     finally:
         published.value = counter[0]
         driver.destroy_node()
         context.try_shutdown()
 
 
-def _worker_cpu_s() -> float:
-    """CPU seconds of the threads named like the inference worker (the torch/OpenMP threads
-    it starts inherit its name)."""
-    total = 0.0
+def _thread_ids() -> set[int]:
+    return {thread.id for thread in psutil.Process().threads()}
+
+
+def _buckets_cpu_s(input_threads: set[int], inference_threads: set[int]) -> dict[str, float]:
+    """CPU seconds so far of this process's threads by bucket (see the module doc): the
+    worker's and its children's by their OS name, Fast DDS's by theirs (``dds.*``)."""
+    totals = dict.fromkeys(("input", "dds", "inference", "other"), 0.0)
     for thread in psutil.Process().threads():
         try:
             with open(f"/proc/self/task/{thread.id}/comm") as comm:
-                if comm.read().strip() == WORKER_THREAD_NAME:
-                    total += thread.user_time + thread.system_time
+                name = comm.read().strip()
         except OSError:  # the thread ended meanwhile
             continue
-    return total
+        if thread.id in input_threads:
+            bucket = "input"
+        elif name == WORKER_THREAD_NAME or thread.id in inference_threads:
+            bucket = "inference"
+        elif name.startswith("dds."):
+            bucket = "dds"
+        else:
+            bucket = "other"
+        totals[bucket] += thread.user_time + thread.system_time
+    return totals
+
+
+def _threads_cpu_s(ids: set[int]) -> float:
+    return sum(t.user_time + t.system_time for t in psutil.Process().threads() if t.id in ids)
 
 
 def _cpu_s(process: psutil.Process) -> float:
@@ -138,14 +199,21 @@ def _cpu_s(process: psutil.Process) -> float:
 
 
 def bench_rate(
-    context, planner: Planner, rate_hz: float, duration_s: float, separate_publisher: bool = True
+    context,
+    planner: Planner,
+    rate_hz: float,
+    duration_s: float,
+    separate_publisher: bool = True,
+    transport: str = "raw",
+    inference_threads: frozenset[int] = frozenset(),
 ) -> RateReport:
+    """One run; ``inference_threads``: the threads the planner started when it was made."""
     process = psutil.Process()
     # Reliable cameras: best effort (the default, sensor_data) loses most raw 1080p images in
     # transport here (a plain subscriber received 24-64 of 96 per camera), which left the
     # node almost nothing to plan; reliable delivers every one the node can take.
-    reliable = [Parameter("camera_qos", value="reliable")]
-    node = LeadPlannerNode(planner=planner, context=context, parameter_overrides=reliable)
+    parameters = [Parameter("camera_qos", value="reliable"), Parameter("image_transport", value=TRANSPORTS[transport])]
+    node = LeadPlannerNode(planner=planner, context=context, parameter_overrides=parameters)
     node.bring_up()
     driver = rclpy.create_node("bench_driver", context=context)
     # The shipped process spins the node with a SingleThreadedExecutor; so does the benchmark
@@ -154,10 +222,12 @@ def bench_rate(
     if separate_publisher:
         spawn = multiprocessing.get_context("spawn")
         stop, published = spawn.Event(), spawn.Value("i", 0)
-        publisher = spawn.Process(target=_publisher_process, args=(rate_hz, stop, published), daemon=True)
+        publisher = spawn.Process(target=_publisher_process, args=(rate_hz, stop, published, transport), daemon=True)
     else:
         stop, counter = threading.Event(), [0]
-        publisher = threading.Thread(target=_publish_stream, args=(driver, stop, rate_hz, counter), daemon=True)
+        publisher = threading.Thread(
+            target=_publish_stream, args=(driver, stop, rate_hz, counter, transport), daemon=True
+        )
     quiet = run_bench(planner, iters=QUIET_RUNS, heights=(MODEL_HEIGHT,), warmup=1)
     quiet_ms, quiet_cpu_s = (
         quiet.inference_by_height[MODEL_HEIGHT].p50_ms,
@@ -167,34 +237,64 @@ def bench_rate(
     time.sleep(min(WARMUP_S, duration_s / 2))
     rss_warm = process.memory_info().rss / 2**20
     publisher_process = psutil.Process(publisher.pid) if separate_publisher else None
+    input_threads, inference = {spin.thread.native_id}, set(inference_threads)
+    publisher_thread = set() if separate_publisher else {publisher.native_id}
+
+    def publisher_cpu_s() -> float:
+        return _cpu_s(publisher_process) if publisher_process else _threads_cpu_s(publisher_thread)
+
     window_start = time.monotonic()
-    cpu_warm, planned_warm = _worker_cpu_s(), node.stats.snapshot()["planned"]
+    buckets_warm = _buckets_cpu_s(input_threads, inference)
+    cpu_warm, planned_warm = buckets_warm["inference"], node.stats.snapshot()["planned"]
     process_warm = _cpu_s(process)
-    publisher_warm = _cpu_s(publisher_process) if publisher_process else 0.0
+    publisher_warm = publisher_cpu_s()
     timeline, end = [], time.monotonic() + max(0.0, duration_s - WARMUP_S)
     while time.monotonic() < end:
         time.sleep(min(RSS_SAMPLE_S, max(0.0, end - time.monotonic())))
         timeline.append(round(process.memory_info().rss / 2**20, 1))
-    cpu_end, planned_end = _worker_cpu_s(), node.stats.snapshot()["planned"]
+    buckets_end = _buckets_cpu_s(input_threads, inference)
+    cpu_end, planned_end = buckets_end["inference"], node.stats.snapshot()["planned"]
     process_end = _cpu_s(process)
-    publisher_end = _cpu_s(publisher_process) if publisher_process else 0.0
+    publisher_end = publisher_cpu_s()
     window = max(1e-9, time.monotonic() - window_start)
+    if not separate_publisher:  # its thread is in this process's buckets: out of "other"
+        buckets_warm["other"] -= publisher_warm
+        buckets_end["other"] -= publisher_end
     stop.set()
     publisher.join()
-    time.sleep(2.0)  # let the frame in flight finish
+    time.sleep(SETTLE_S)  # the frame in flight and the last pending anchor are decided
     spin.close()
     node.close()
     rss_end = process.memory_info().rss / 2**20
     snapshot = node.stats.snapshot()
     timings = node.stats.timing_samples()
+    frames_published = published.value if separate_publisher else counter[0]
+    skipped = {**snapshot["failures"], "superseded": snapshot["superseded"]}
+    accounted = snapshot["planned"] + sum(skipped.values())
+    median_inference_s = float(np.median([t.inference_ms for t in timings])) / 1e3 if timings else 0.0
+
+    def cores(bucket: str) -> float:
+        return round((buckets_end[bucket] - buckets_warm[bucket]) / window, 3)
+
     report = RateReport(
         rate_hz=rate_hz,
         duration_s=duration_s,
-        frames_published=published.value if separate_publisher else counter[0],
+        transport=transport,
+        frames_published=frames_published,
         frames_in=node.queue.put_count,
         processed=snapshot["planned"],
         dropped=node.queue.dropped_count,
         sync_failures=snapshot["failures"],
+        superseded=snapshot["superseded"],
+        superseded_never_taken=snapshot["never_taken"],
+        skipped=skipped,
+        frames_accounted=accounted,
+        unaccounted_fraction=round((frames_published - accounted) / max(1, frames_published), 4),
+        planned_vs_capacity=round((planned_end - planned_warm) * median_inference_s / window, 3),
+        input_cores=cores("input"),
+        dds_cores=cores("dds"),
+        inference_cores=cores("inference"),
+        other_cores=cores("other"),
         pipeline_latency_ms=_stats([t.pipeline_latency_ms for t in timings]),
         queue_wait_ms=_stats([t.queue_wait_ms for t in timings]),
         node_overhead_ms=_stats([t.node_overhead_ms for t in timings]),
@@ -206,7 +306,7 @@ def bench_rate(
         inference_vs_quiet=round(float(np.median([t.inference_ms for t in timings])) / quiet_ms, 3) if timings else 0.0,
         cpu_vs_quiet=round((cpu_end - cpu_warm) / max(1, planned_end - planned_warm) / quiet_cpu_s, 3),
         node_other_cores=round((process_end - process_warm - (cpu_end - cpu_warm)) / window, 3),
-        publisher_cores=round((publisher_end - publisher_warm) / window, 3) if publisher_process else None,
+        publisher_cores=round((publisher_end - publisher_warm) / window, 3),
         publisher="process" if separate_publisher else "inline",
         rss_after_warmup_mib=round(rss_warm, 1),
         rss_end_mib=round(rss_end, 1),
@@ -221,15 +321,21 @@ def run(
     weights: str,
     device: str,
     precision: str,
-    runs: list[tuple[float, float]],
+    runs: list[tuple[str, float, float]],
     separate_publisher: bool = True,
     runtime: str = "auto",
 ) -> list[dict]:
+    """``runs``: (transport, rate Hz, seconds) each."""
+    before = _thread_ids()
     planner = Planner(weights, device, precision, runtime=runtime)
+    started = frozenset(_thread_ids() - before)  # the runtime's thread pool
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        return [asdict(bench_rate(context, planner, rate, duration, separate_publisher)) for rate, duration in runs]
+        return [
+            asdict(bench_rate(context, planner, rate, duration, separate_publisher, transport, started))
+            for transport, rate, duration in runs
+        ]
     finally:
         context.try_shutdown()
         planner.close()
