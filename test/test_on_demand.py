@@ -60,6 +60,8 @@ def test_take_waiting_takes_what_a_closed_gate_left_in_dds_and_an_open_gate_lets
         for _ in range(5):
             executor.spin_once(timeout_sec=0.02)
         assert served == []  # closed: left in DDS
+        # Its QoS event handlers are out of the wait set too (each message woke the executor).
+        assert subscription.event_handlers and not any(group.can_execute(h) for h in subscription.event_handlers)
         taken = take_waiting(subscription)
         assert [message.data.data for message in taken] == [3, 4]  # KEEP_LAST: the newest two
         assert [message.sequence for message in taken] == [4, 5]

@@ -273,3 +273,23 @@ def test_images_never_taken_far_from_the_anchor_do_not_excuse_a_missing_camera()
     _cameras(sync, T0, skip=("l0",))
     (failure,) = sync.add_camera("l0", T0 + 300 * MS, "late", NOW)
     assert failure.reason == CAMERA_MISSING
+
+
+def test_a_side_image_still_on_its_way_when_the_next_anchor_comes_is_superseded_a_dead_camera_is_missing():
+    """Transport delays differ per camera: l0's image of a frame may come after f0's of the
+    next frame. Such a frame is superseded (the newer one is planned instead) while l0 still
+    delivers; once l0's newest image is more than the tolerance + 0.5 s older than a frame, l0
+    has stopped and the frame is camera_missing."""
+    sync = _sync()
+    _odometry(sync, [(T0 - 10 * MS, 1.0), (T0 + 10 * MS, 1.0)])
+    (planned,) = _cameras(sync, T0)
+    assert isinstance(planned, SyncedFrame)
+    _odometry(sync, [(T0 + k * 100 * MS + 20 * MS, 1.0) for k in range(1, 12)])
+    assert _cameras(sync, T0 + 100 * MS, skip=("l0",)) == []  # l0's image of it still on its way
+    reasons = {}
+    for k in range(2, 11):
+        (resolved,) = _cameras(sync, T0 + k * 100 * MS, skip=("l0",))
+        reasons[(resolved.stamp_ns - T0) // MS] = resolved.reason
+        assert "camera l0" in resolved.detail
+    # l0's newest image is T0: frames up to 550 ms after it wait for l0, later ones miss it.
+    assert reasons == {100 * k: SUPERSEDED if k <= 5 else CAMERA_MISSING for k in range(1, 10)}

@@ -20,7 +20,7 @@ frame was planned instead), not ``camera_missing`` (the camera sent nothing in t
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -116,7 +116,6 @@ class _Pending:
     stamp_ns: int
     payload: Any
     arrived_ns: int
-    matched: dict[str, Any] = field(default_factory=dict)
 
 
 class FrameSynchronizer:
@@ -243,7 +242,7 @@ class FrameSynchronizer:
             ]
         self._last_anchor_ns = stamp_ns
         while self._pending:
-            results.append(self._resolve(self._pending.popleft()))
+            results.append(self._resolve(self._pending.popleft(), newer_anchor=True))
         self._pending.append(_Pending(stamp_ns, payload, now_ns))
         results += self._resolve_ready()
         self._drop_unusable_side_messages()
@@ -293,12 +292,25 @@ class FrameSynchronizer:
         distance, _, payload = min(candidates, key=lambda c: c[0])
         return payload if distance <= self.policy.tolerance_ns else None
 
+    def _in_transit(self, name: str, stamp_ns: int) -> bool:
+        """``name``'s image for the frame at ``stamp_ns`` may still be on its way: the camera
+        delivers (its newest image is at most the tolerance + 0.5 s older than the frame, the
+        bound of a camera's buffer) but has delivered none at or after the frame yet. Raw
+        1080p images sent over shared memory arrived up to ~0.3 s after the next frame's
+        anchor here (``docs/benchmarks.md``); a camera that stops is missing 0.55 s later."""
+        buffer = self._cameras[name]
+        newest = self._last_side_stamp.get(name)
+        if newest is None or (buffer and buffer[-1][0] >= stamp_ns):
+            return False
+        return newest >= stamp_ns - self.policy.tolerance_ns - _SIDE_CAMERA_KEEP_NS
+
     def _may_have_been_replaced(self, name: str, stamp_ns: int) -> bool:
         """An image of ``name`` within the tolerance of ``stamp_ns`` may have been one never taken."""
         low, high = stamp_ns - self.policy.tolerance_ns, stamp_ns + self.policy.tolerance_ns
         return any(before < high and after > low for before, after in self._unseen[name])
 
-    def _resolve(self, pending: _Pending) -> SyncedFrame | SyncFailure:
+    def _resolve(self, pending: _Pending, newer_anchor: bool = False) -> SyncedFrame | SyncFailure:
+        """``newer_anchor``: resolved because a newer anchor came before its inputs were all in."""
         t, tolerance = pending.stamp_ns, self.policy.tolerance_ns
         cameras = {self.policy.anchor: pending.payload}
         missing = []
@@ -314,6 +326,14 @@ class FrameSynchronizer:
                 SUPERSEDED,
                 f"camera {', '.join(replaced)}: its image for this frame was replaced by a newer one before the "
                 "node took it (the planner was busy; a newer frame is planned instead)",
+            )
+        late = [name for name in missing if newer_anchor and self._in_transit(name, t)]
+        if late:
+            return SyncFailure(
+                t,
+                SUPERSEDED,
+                f"camera {', '.join(late)}: a newer frame's anchor arrived before this frame's image (the newer "
+                "frame is planned instead)",
             )
         if missing and not self.policy.fill_missing_cameras:
             return SyncFailure(

@@ -1,11 +1,12 @@
 """One message per anchor frame saying what the node did with it: ``~/debug/frame_status``.
 
 Paths exist only for planned frames, so a path topic cannot tell a tool that a frame was
-skipped (and why: ``superseded`` when a newer frame was planned instead). Every anchor frame the active node decides gets exactly one
-``diagnostic_msgs/DiagnosticStatus`` here: planned, or skipped with the reason diagnostics
-counts it under. Lockstep replay waits for it (an answer for every frame, skipped ones too)
-and ``make demo`` explains a live/offline difference with it. The keys are those of
-``evaluate-bag``'s ``frames.jsonl`` records, so both sides read the same way.
+skipped, and why (``superseded`` when a newer frame was planned instead). Every anchor frame
+the active node decides gets exactly one ``diagnostic_msgs/DiagnosticStatus`` here: planned,
+or skipped with the reason diagnostics counts it under. Lockstep replay waits for it (an
+answer for every frame, skipped ones too) and ``make demo`` explains a live/offline
+difference with it. The keys are those of ``evaluate-bag``'s ``frames.jsonl`` records, so
+both sides read the same way.
 """
 
 from __future__ import annotations

@@ -75,11 +75,17 @@ class GatedCallbackGroup(MutuallyExclusiveCallbackGroup):
         self.open = False
         self._gated: set[int] = set()
 
-    def gate(self, entity) -> None:
-        self._gated.add(id(entity))
+    def gate(self, subscription) -> None:
+        """Serve ``subscription`` only while open; its QoS event handlers too: left in the
+        wait set, they wake the executor for every message that reaches the subscription
+        (rmw_fastrtps notifies their shared condition), ~1000 empty wake-ups a second under
+        four 30 Hz cameras."""
+        for entity in (subscription, *getattr(subscription, "event_handlers", ())):
+            self._gated.add(id(entity))
 
-    def ungate(self, entity) -> None:
-        self._gated.discard(id(entity))
+    def ungate(self, subscription) -> None:
+        for entity in (subscription, *getattr(subscription, "event_handlers", ())):
+            self._gated.discard(id(entity))
 
     def _closed_for(self, entity) -> bool:
         return not self.open and id(entity) in self._gated
