@@ -23,7 +23,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import default_signal_disposition
+from conftest import dds_settings_problems, default_signal_disposition
 from lead_ros.ros.dds_segments import owned_segments
 from lead_ros.ros.encoding import array_to_image, ns_to_stamp
 
@@ -523,10 +523,11 @@ def test_a_signal_during_a_child_export_ends_everything(ros_context, exported_na
         _wait_gone(exporter, "the graph exporter of a node that left")
 
 
-def test_bench_node_prints_only_json_accounting_for_every_frame_per_transport(ros_context, exported_navsim_weights):
+def test_bench_node_prints_only_json_accounting_for_every_frame_per_transport(exported_navsim_weights):
     """``lead-ros bench-node`` (a benchmark; its figures are not checked here, only that it
     reports them): stdout is the JSON alone, one run per transport, CPU in named buckets, and
     planned plus skipped-by-reason frames sum to the frames published within 2 %."""
+    assert not dds_settings_problems(), dds_settings_problems()
     arguments = ["--device", "cpu", "--rates", "10", "--durations-s", "6", "--transports", "raw", "jpeg"]
     result = subprocess.run(
         [

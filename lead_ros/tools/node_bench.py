@@ -117,74 +117,75 @@ def _camera_messages(transport: str) -> dict:
 
 
 class _Drivers:
-    """The stream's publishers, one DDS participant per camera and one for odometry and the
-    command, as separate drivers on a robot are. (One participant for all: Fast DDS's shared
-    memory segment of 32 MiB, config/fastdds_loopback.xml, fills with four 6 MB images, and
-    odometry sent behind them waited for DDS's repair, p50 0.3 s, p90 0.8 s: a loaded
-    transport, not the node.)"""
+    """The stream's publishers of ``parts`` (cameras, odometry), one DDS participant. By
+    default the benchmark runs the cameras and odometry (with the command) in a process each,
+    as separate drivers on a robot: in one participant, odometry sent behind four 6 MB images
+    waited for Fast DDS's repair (source to reception p50 0.3 s, p90 0.8 s), a loaded
+    transport rather than the node. (Several participants in one process: now and then one
+    never matched the node's subscriptions in 30 s; not used.)"""
 
-    def __init__(self, transport: str) -> None:
-        self.contexts, self.nodes = [], []
+    def __init__(self, transport: str, parts: tuple[str, ...]) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"bench_{'_'.join(parts)}", context=self.context)
         topics = default_topics()
-        self.cameras = _camera_messages(transport)
+        self.cameras = _camera_messages(transport) if "cameras" in parts else {}
         self.camera_publishers = {
-            name: self._node(f"bench_camera_{name}").create_publisher(type(message), topics[name], 5)
-            for name, message in self.cameras.items()
+            name: self.node.create_publisher(type(message), topics[name], 5) for name, message in self.cameras.items()
         }
-        self.clock = self._node("bench_odometry")
-        self.odometry = self.clock.create_publisher(Odometry, topics["odometry"], 50)
-        self.clock.create_publisher(UInt8, topics["command"], qos_profile(LATCHED)).publish(UInt8(data=1))
-
-    def _node(self, name: str):
-        context = rclpy.Context()
-        rclpy.init(context=context)
-        self.contexts.append(context)
-        self.nodes.append(rclpy.create_node(name, context=context))
-        return self.nodes[-1]
+        self.odometry = None
+        if "odometry" in parts:
+            self.odometry = self.node.create_publisher(Odometry, topics["odometry"], 50)
+            self.node.create_publisher(UInt8, topics["command"], qos_profile(LATCHED)).publish(UInt8(data=1))
 
     def close(self) -> None:
-        for node in self.nodes:
-            node.destroy_node()
-        for context in self.contexts:
-            context.try_shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
 
 
-def _publish_stream(stop, rate_hz: float, counter, transport: str) -> None:
-    """Odometry at 50 Hz and the four cameras at ``rate_hz``, once every subscription matched
-    (nothing published is lost to discovery: each frame published is accounted for);
-    ``counter.value``: frames published."""
-    drivers = _Drivers(transport)
+def _publish_stream(stop, streaming, rate_hz: float, counter, transport: str, parts: tuple[str, ...]) -> None:
+    """Odometry at 50 Hz and/or the four cameras at ``rate_hz`` (``parts``), once every
+    subscription matched (then ``streaming`` is set; nothing published is lost to discovery:
+    each frame published is accounted for); ``counter.value``: frames published."""
+    drivers = _Drivers(transport, parts)
     try:
-        _stream(drivers, stop, rate_hz, counter)
+        _stream(drivers, stop, streaming, rate_hz, counter)
     finally:
         drivers.close()
 
 
-def _stream(drivers: _Drivers, stop, rate_hz: float, counter) -> None:
+def _stream(drivers: _Drivers, stop, streaming, rate_hz: float, counter) -> None:
     publishers, odometry, cameras = drivers.camera_publishers, drivers.odometry, drivers.cameras
     deadline = time.monotonic() + MATCH_TIMEOUT_S
-    while any(p.get_subscription_count() == 0 for p in (*publishers.values(), odometry)):
+    matched = [*publishers.values(), *([odometry] if odometry is not None else [])]
+
+    def unmatched() -> list[str]:
+        return [p.topic_name for p in matched if p.get_subscription_count() == 0]
+
+    while unmatched():
         if time.monotonic() > deadline or stop.is_set():
-            raise RuntimeError(f"bench-node: the node's subscriptions did not match in {MATCH_TIMEOUT_S:g} s")
+            raise RuntimeError(f"bench-node: no subscription matched {', '.join(unmatched())} in {MATCH_TIMEOUT_S:g} s")
         time.sleep(0.05)
+    streaming.set()
     period, odom_period = 1.0 / rate_hz, 1.0 / ODOMETRY_RATE_HZ
     next_frame = next_odom = time.monotonic()
     while not stop.is_set():
         now = time.monotonic()
-        if now >= next_odom:
+        if odometry is not None and now >= next_odom:
             msg = Odometry()
-            msg.header.stamp = drivers.clock.get_clock().now().to_msg()
+            msg.header.stamp = drivers.node.get_clock().now().to_msg()
             msg.twist.twist.linear.x = 8.0
             odometry.publish(msg)
             next_odom += odom_period
-        if now >= next_frame:
-            stamp = ns_to_stamp(drivers.clock.get_clock().now().nanoseconds)
+        if cameras and now >= next_frame:
+            stamp = ns_to_stamp(drivers.node.get_clock().now().nanoseconds)
             for name in (*SIDE_CAMERAS, ANCHOR_CAMERA):  # the anchor last: a frame completes
                 cameras[name].header.stamp = stamp
                 publishers[name].publish(cameras[name])
             counter.value += 1
             next_frame += period
-        time.sleep(max(0.0, min(next_odom, next_frame) - time.monotonic()))
+        due = [t for t, on in ((next_odom, odometry is not None), (next_frame, bool(cameras))) if on]
+        time.sleep(max(0.0, min(due) - time.monotonic()))
 
 
 @dataclass
@@ -249,27 +250,42 @@ def bench_rate(
     # The shipped process spins the node with a SingleThreadedExecutor; so does the benchmark
     # (rclpy's MultiThreadedExecutor busy-loops while a mutually exclusive group is busy).
     spin = BackgroundSpin(node)
-    if separate_publisher:
+    if separate_publisher:  # cameras and odometry from a process each
         spawn = multiprocessing.get_context("spawn")
         stop, published = spawn.Event(), spawn.Value("i", 0)
-        publisher = spawn.Process(target=_publish_stream, args=(stop, rate_hz, published, transport), daemon=True)
-    else:
-        stop, published = threading.Event(), _Count()
-        publisher = threading.Thread(target=_publish_stream, args=(stop, rate_hz, published, transport), daemon=True)
+        streams = [(("cameras",), published, spawn.Event()), (("odometry",), spawn.Value("i", 0), spawn.Event())]
+        publishers = [
+            spawn.Process(target=_publish_stream, args=(stop, ready, rate_hz, count, transport, parts), daemon=True)
+            for parts, count, ready in streams
+        ]
+    else:  # one thread, one participant
+        stop, published, ready = threading.Event(), _Count(), threading.Event()
+        streams = [(("cameras", "odometry"), published, ready)]
+        publishers = [
+            threading.Thread(
+                target=_publish_stream, args=(stop, ready, rate_hz, published, transport, streams[0][0]), daemon=True
+            )
+        ]
     quiet = run_bench(planner, iters=QUIET_RUNS, heights=(MODEL_HEIGHT,), warmup=1)
     quiet_ms, quiet_cpu_s = (
         quiet.inference_by_height[MODEL_HEIGHT].p50_ms,
         quiet.inference_cpu_s_by_height[MODEL_HEIGHT],
     )
-    publisher.start()
+    for publisher in publishers:
+        publisher.start()
+    for _, _, ready in streams:
+        if not ready.wait(MATCH_TIMEOUT_S + 30.0):  # the drivers' participants discovered (seconds)
+            raise RuntimeError("bench-node: the camera stream did not start")
     time.sleep(min(WARMUP_S, duration_s / 2))
     rss_warm = process.memory_info().rss / 2**20
-    publisher_process = psutil.Process(publisher.pid) if separate_publisher else None
+    publisher_processes = [psutil.Process(p.pid) for p in publishers] if separate_publisher else []
     input_threads, inference = {spin.thread.native_id}, set(inference_threads)
-    publisher_thread = set() if separate_publisher else {publisher.native_id}
+    publisher_thread = set() if separate_publisher else {publishers[0].native_id}
 
     def publisher_cpu_s() -> float:
-        return _cpu_s(publisher_process) if publisher_process else _threads_cpu_s(publisher_thread)
+        if publisher_processes:
+            return sum(_cpu_s(p) for p in publisher_processes)
+        return _threads_cpu_s(publisher_thread)
 
     window_start = time.monotonic()
     buckets_warm = _buckets_cpu_s(input_threads, inference)
@@ -289,7 +305,8 @@ def bench_rate(
         buckets_warm["other"] -= publisher_warm
         buckets_end["other"] -= publisher_end
     stop.set()
-    publisher.join()
+    for publisher in publishers:
+        publisher.join()
     time.sleep(SETTLE_S)  # the frame in flight and the last pending anchor are decided
     spin.close()
     node.close()
