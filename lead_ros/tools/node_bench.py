@@ -20,6 +20,7 @@ pool), ``other_cores`` the rest of the node's process, ``publisher_cores`` the p
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import threading
 import time
@@ -117,19 +118,21 @@ def _camera_messages(transport: str) -> dict:
 
 
 class _Drivers:
-    """The stream's publishers of ``parts`` (cameras, odometry), one DDS participant. By
-    default the benchmark runs the cameras and odometry (with the command) in a process each,
-    as separate drivers on a robot: in one participant, odometry sent behind four 6 MB images
-    waited for Fast DDS's repair (source to reception p50 0.3 s, p90 0.8 s), a loaded
-    transport rather than the node. (Several participants in one process: now and then one
-    never matched the node's subscriptions in 30 s; not used.)"""
+    """The stream's publishers of ``parts`` (camera names, "odometry"), one DDS participant.
+    By default each camera and the odometry (with the command) publish from a process of
+    their own, as separate drivers on a robot, on a shared schedule (frame slots on the wall
+    clock, so the four cameras of a frame carry the same stamp). With all in one
+    participant, odometry sent behind four 6 MB images waited for Fast DDS's repair (source
+    to reception p50 0.3 s, p90 0.8 s) and so did images of the cameras sharing it; with
+    several participants in one process, now and then one never matched the node's
+    subscriptions in 30 s."""
 
     def __init__(self, transport: str, parts: tuple[str, ...]) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(f"bench_{'_'.join(parts)}", context=self.context)
         topics = default_topics()
-        self.cameras = _camera_messages(transport) if "cameras" in parts else {}
+        self.cameras = {name: m for name, m in _camera_messages(transport).items() if name in parts}
         self.camera_publishers = {
             name: self.node.create_publisher(type(message), topics[name], 5) for name, message in self.cameras.items()
         }
@@ -168,9 +171,12 @@ def _stream(drivers: _Drivers, stop, streaming, rate_hz: float, counter) -> None
         time.sleep(0.05)
     streaming.set()
     period, odom_period = 1.0 / rate_hz, 1.0 / ODOMETRY_RATE_HZ
-    next_frame = next_odom = time.monotonic()
+    # Frame slots on the wall clock: every camera's process publishes slot k at the same
+    # moment with the same stamp (the node clock is the system clock here).
+    next_frame = math.ceil(time.time() / period) * period
+    next_odom = time.time()
     while not stop.is_set():
-        now = time.monotonic()
+        now = time.time()
         if odometry is not None and now >= next_odom:
             msg = Odometry()
             msg.header.stamp = drivers.node.get_clock().now().to_msg()
@@ -178,14 +184,15 @@ def _stream(drivers: _Drivers, stop, streaming, rate_hz: float, counter) -> None
             odometry.publish(msg)
             next_odom += odom_period
         if cameras and now >= next_frame:
-            stamp = ns_to_stamp(drivers.node.get_clock().now().nanoseconds)
+            stamp = ns_to_stamp(round(next_frame * 1e9))
             for name in (*SIDE_CAMERAS, ANCHOR_CAMERA):  # the anchor last: a frame completes
-                cameras[name].header.stamp = stamp
-                publishers[name].publish(cameras[name])
+                if name in cameras:
+                    cameras[name].header.stamp = stamp
+                    publishers[name].publish(cameras[name])
             counter.value += 1
             next_frame += period
         due = [t for t, on in ((next_odom, odometry is not None), (next_frame, bool(cameras))) if on]
-        time.sleep(max(0.0, min(due) - time.monotonic()))
+        time.sleep(max(0.0, min(due) - time.time()))
 
 
 @dataclass
@@ -250,17 +257,20 @@ def bench_rate(
     # The shipped process spins the node with a SingleThreadedExecutor; so does the benchmark
     # (rclpy's MultiThreadedExecutor busy-loops while a mutually exclusive group is busy).
     spin = BackgroundSpin(node)
-    if separate_publisher:  # cameras and odometry from a process each
+    if separate_publisher:  # each camera and the odometry from a process of its own
         spawn = multiprocessing.get_context("spawn")
-        stop, published = spawn.Event(), spawn.Value("i", 0)
-        streams = [(("cameras",), published, spawn.Event()), (("odometry",), spawn.Value("i", 0), spawn.Event())]
+        stop, published = spawn.Event(), spawn.Value("i", 0)  # frames: the anchor camera's count
+        streams = [
+            ((name,), published if name == ANCHOR_CAMERA else spawn.Value("i", 0), spawn.Event())
+            for name in (*CAMERA_NAMES, "odometry")
+        ]
         publishers = [
             spawn.Process(target=_publish_stream, args=(stop, ready, rate_hz, count, transport, parts), daemon=True)
             for parts, count, ready in streams
         ]
     else:  # one thread, one participant
         stop, published, ready = threading.Event(), _Count(), threading.Event()
-        streams = [(("cameras", "odometry"), published, ready)]
+        streams = [((*CAMERA_NAMES, "odometry"), published, ready)]
         publishers = [
             threading.Thread(
                 target=_publish_stream, args=(stop, ready, rate_hz, published, transport, streams[0][0]), daemon=True
