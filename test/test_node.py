@@ -270,12 +270,7 @@ def _level(status) -> int:
 
 
 def _status(h, suffix):
-    name = f"{h.node.get_fully_qualified_name()}: {suffix}"
-    for array in reversed(h.diagnostics):
-        for status in array.status:
-            if status.name == name:
-                return status
-    return None
+    return h.latest_status(suffix)
 
 
 def test_diagnostics_report_model_inputs_processing_and_levels(harness):
